@@ -1,0 +1,51 @@
+// COCO.annToRLE: polygons -> frPyObjects + merge, counts -> frPyObjects,
+// string -> as is.
+#include "pasteflow/mask/coco_mask.hpp"
+
+#include <string>
+#include <vector>
+
+namespace pasteflow::mask {
+
+namespace {
+
+[[noreturn]] void rethrow_with_context(const Error& e, const io::CocoDataset& ds,
+                                       const io::AnnotationRecord& ann) {
+  Location loc = e.where();
+  if (loc.file.empty()) loc.file = ds.source_path;
+  if (loc.record.empty()) loc.record = "annotation id " + std::to_string(ann.id);
+  throw InputError(e.reason(), e.detail(), loc);
+}
+
+Rle build(const io::CocoDataset& ds, const io::AnnotationRecord& ann, uint32_t img_h, uint32_t img_w) {
+  switch (ann.seg_kind) {
+    case io::SegmentationKind::kPolygons: {
+      const size_t n = ds.num_parts(ann);
+      if (n == 0) throw InputError("empty_segmentation", "segmentation is an empty polygon list");
+      std::vector<Span<const double>> parts;
+      parts.reserve(n);
+      for (size_t k = 0; k < n; ++k) parts.push_back(ds.polygon(ann, k));
+      return from_polygons(parts, img_h, img_w);
+    }
+    case io::SegmentationKind::kRleCounts:
+      return from_counts(ds.counts(ann), ann.rle_height, ann.rle_width);
+    case io::SegmentationKind::kRleString:
+      return from_string(ds.rle_string(ann), ann.rle_height, ann.rle_width);
+    case io::SegmentationKind::kNone:
+      break;
+  }
+  throw InputError("no_segmentation", "annotation has no segmentation");
+}
+
+}  // namespace
+
+Rle annotation_rle(const io::CocoDataset& ds, const io::AnnotationRecord& ann, uint32_t img_h,
+                   uint32_t img_w) {
+  try {
+    return build(ds, ann, img_h, img_w);
+  } catch (const Error& e) {
+    rethrow_with_context(e, ds, ann);
+  }
+}
+
+}  // namespace pasteflow::mask

@@ -1,0 +1,152 @@
+// Epoch sampler: which images a training epoch visits, how many times, in
+// which order, on which rank, and which copies get paste augmentation.
+//
+// It combines the paper's oversampling of images that contain small objects
+// (Kisantal et al., sec. 4-5: 2x/3x/4x, and the augmentation settings
+// "replace", "aug+oversample" and "original+aug") with detectron2's
+// category-frequency repeat factor (RepeatFactorTrainingSampler). It knows
+// nothing about the dataset type: it is given one ImageInfo per image.
+//
+// Definitions (N images, i an image index, c a copy number):
+//
+//   oversample-eligible(i)  info.has_<class> for any class in
+//                           SamplerConfig::oversample_classes
+//   augment-eligible(i)     info.has_small (the paper augments only images
+//                           with small objects; other images never are)
+//
+//   r_size(i) = oversample if oversample-eligible(i), else 1;
+//               in aug_mode "aug_oversample" and "original_aug", an
+//               augment-eligible image has r_size(i) = max(r_size(i), 2)
+//               (those settings are defined by the paper as 2x).
+//   f(c)      = (images whose category_ids contain c) / N
+//   r_cat(i)  = max(1, max over c in i of sqrt(t / f(c))) when
+//               t = repeat_threshold > 0, else 1 (1 for an image without
+//               categories)
+//   r(i)      = max(r_size, r_cat)   (combine "max")
+//             = r_size * r_cat       (combine "product")
+//
+// One epoch e (seed s = SamplerConfig::seed):
+//   1. copies n_i = floor(r(i)) + [u < frac(r(i))], u = Rng(s, {e, i}).uniform()
+//      (stochastic rounding: E[n_i] = r(i); integral r(i) gives exactly r(i)).
+//   2. the expanded list holds (i, c) for c in [0, n_i), sorted by (i, c);
+//      when shuffle, it is permuted by Fisher-Yates driven by Rng(s, {e}).
+//      The list is the same on every rank (ranks share the seed).
+//   3. sharding like torch.utils.data.DistributedSampler: with M entries and
+//      W = world_size, the list is padded by wrapping around to its start
+//      (entry M + j repeats entry j mod M) up to ceil(M / W) * W entries, or,
+//      with drop_last, cut to floor(M / W) * W entries. Rank r takes the
+//      entries at positions r, r + W, r + 2W, ... so every shard has the same
+//      size, the shards are disjoint, and their union is the (padded or cut)
+//      list. Padding entries are flagged `padding`.
+//   4. augment flag of copy c of image i:
+//        not augment-eligible(i) or aug_mode "none"  -> false
+//        "replace", "aug_oversample"                  -> true (every copy)
+//        "original_aug", aug_probability == 0.5       -> c is odd: copies
+//            alternate original (c = 0, 2, ...) / augmented (c = 1, 3, ...),
+//            so at 2 copies exactly one original and one augmented (paper)
+//        "original_aug", other aug_probability p      -> independent
+//            Rng(s, {e, i, c, kAugmentStream}).bernoulli(p) per copy
+//      A padding entry keeps the flag of the entry it repeats.
+//
+// The offline mode the paper used ("we create multiple copies of images with
+// small objects offline") is materialise(): the multiset of epoch 0 under the
+// given seed, unshuffled and unsharded, which for integral repeat factors is
+// exactly r(i) copies of every image with no randomness at all.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pasteflow::stages {
+
+/// What the sampler needs to know about one image (computed elsewhere from
+/// the annotations: which COCO size classes occur in it, and its categories).
+struct ImageInfo {
+  bool has_small = false;
+  bool has_medium = false;
+  bool has_large = false;
+  std::vector<int64_t> category_ids;  ///< categories annotated in the image (duplicates allowed)
+};
+
+struct SamplerConfig {
+  uint64_t seed = 0;  ///< shared by every rank
+  /// Oversampling factor k (>= 1, fractional allowed) for images containing
+  /// at least one object of `oversample_classes`. The paper used 2, 3 and 4.
+  double oversample = 1.0;
+  std::vector<std::string> oversample_classes = {"small"};  ///< of "small", "medium", "large"
+  /// Threshold t of the category-frequency repeat factor (detectron2 /
+  /// LVIS); 0 turns it off.
+  double repeat_threshold = 0.0;
+  std::string combine = "max";  ///< "max" or "product" of r_size and r_cat
+  bool shuffle = true;
+  uint32_t rank = 0;
+  uint32_t world_size = 1;
+  /// The paper's augmentation settings: "none", "replace", "aug_oversample",
+  /// "original_aug" (see the header comment for the exact rules).
+  std::string aug_mode = "none";
+  double aug_probability = 0.5;  ///< used by "original_aug" only, in [0, 1]
+  /// Cut the epoch to a multiple of world_size instead of padding it.
+  bool drop_last = false;
+};
+
+/// One entry of a rank's epoch: what the source stage turns into a Sample.
+struct SampleTicket {
+  uint64_t seq = 0;       ///< position in this rank's shard, 0 .. epoch_size - 1 (order key)
+  uint64_t epoch = 0;
+  uint32_t image_index = 0;
+  uint32_t copy = 0;      ///< c: the copy number of this image within the epoch
+  bool augment = false;
+  uint64_t position = 0;  ///< position in the whole (padded) epoch list: seq * world_size + rank
+  bool padding = false;   ///< a wrap-around repeat added to even out the shards
+};
+
+class Sampler {
+ public:
+  /// Id mixed into the per-copy augmentation stream (see header comment).
+  static constexpr uint64_t kAugmentStream = 0x5a3d1e5f0a9c2b71ULL;
+
+  /// Validates the config (ConfigError with key "sampler.<field>") and
+  /// computes every image's repeat factor.
+  Sampler(SamplerConfig config, std::vector<ImageInfo> infos);
+
+  /// This rank's tickets of epoch `epoch`, in order (seq = 0, 1, ...).
+  std::vector<SampleTicket> epoch(uint64_t epoch) const;
+  /// Number of tickets epoch(epoch) returns (same on every rank).
+  std::size_t epoch_size(uint64_t epoch) const;
+  /// Entries of the epoch before padding or cutting (sum of n_i).
+  std::size_t expanded_size(uint64_t epoch) const;
+
+  /// Offline mode: every image index repeated n_i times (copies adjacent,
+  /// images in index order), n_i rounded as in epoch 0 with `seed`; exactly
+  /// r(i) copies when r(i) is integral.
+  std::vector<uint32_t> materialise(uint64_t seed) const;
+  /// The same list as tickets (epoch 0, seq = position = list index), with
+  /// the augment flags of epoch 0 under `seed`, for export.
+  std::vector<SampleTicket> materialise_tickets(uint64_t seed) const;
+
+  /// r(i) of every image.
+  const std::vector<double>& repeat_factors() const noexcept { return repeat_; }
+  double repeat_factor(std::size_t image_index) const { return repeat_.at(image_index); }
+  bool augment_eligible(std::size_t image_index) const;
+  const SamplerConfig& config() const noexcept { return config_; }
+  std::size_t num_images() const noexcept { return infos_.size(); }
+
+  /// detectron2's category-level factor r(c) = max(1, sqrt(t / f)).
+  static double category_repeat_factor(double threshold, double frequency);
+  /// r_cat(i) of every image under threshold t (1 everywhere when t == 0).
+  static std::vector<double> category_repeat_factors(const std::vector<ImageInfo>& infos,
+                                                     double threshold);
+
+ private:
+  /// n_i of every image for `epoch` under `seed`.
+  std::vector<uint32_t> copies(uint64_t seed, uint64_t epoch) const;
+  bool augment_flag(uint64_t seed, uint64_t epoch, uint32_t image, uint32_t copy) const;
+
+  SamplerConfig config_;
+  std::vector<ImageInfo> infos_;
+  std::vector<double> repeat_;
+};
+
+}  // namespace pasteflow::stages

@@ -108,8 +108,8 @@ Rle from_string(std::string_view s, uint32_t h, uint32_t w) {
 void decode_into(const Rle& rle, uint8_t* rowmajor, size_t stride) {
   detail::check_sum(rle, "decode");
   const uint32_t h = rle.h, w = rle.w;
-  for (uint32_t y = 0; y < h; ++y) std::memset(rowmajor + y * stride, 0, w);
   if (h == 0 || w == 0) return;
+  for (uint32_t y = 0; y < h; ++y) std::memset(rowmajor + y * stride, 0, w);
   uint64_t pos = 0;  // column-major linear index
   bool value = false;
   for (uint32_t c : rle.counts) {
@@ -138,35 +138,75 @@ std::vector<uint8_t> decode(const Rle& rle) {
   return out;
 }
 
+namespace {
+
+// High bit of each byte set where the byte is nonzero.
+inline uint64_t nonzero_bytes(uint64_t v) {
+  constexpr uint64_t k7f = 0x7f7f7f7f7f7f7f7fULL, k80 = 0x8080808080808080ULL;
+  return (((v & k7f) + k7f) | v) & k80;
+}
+
+struct Transition {
+  uint32_t x, y;
+};
+
+}  // namespace
+
 Rle encode(const uint8_t* rowmajor, uint32_t h, uint32_t w, size_t stride) {
+  // Same runs as rleEncode over the column-major order, found without
+  // transposing: a run starts at (x, y) where the pixel differs from the one
+  // before it in column-major order, i.e. from (x, y-1), or for y = 0 from
+  // (x-1, h-1). Rows are compared 8 bytes at a time; the transitions are
+  // then bucketed by column (counting sort, rows already in order).
   Rle r;
   r.h = h;
   r.w = w;
-  // rleEncode walks the column-major order; read the row-major buffer in
-  // blocks of columns so that every row read is contiguous.
-  constexpr uint32_t kBlock = 64;
-  thread_local std::vector<uint8_t> block;
-  block.resize(static_cast<size_t>(kBlock) * h);
-  uint8_t prev = 0;
-  uint32_t run = 0;
-  for (uint32_t x0 = 0; x0 < w; x0 += kBlock) {
-    const uint32_t bw = std::min(kBlock, w - x0);
-    for (uint32_t y = 0; y < h; ++y) {
-      const uint8_t* row = rowmajor + y * stride + x0;
-      for (uint32_t i = 0; i < bw; ++i) block[static_cast<size_t>(i) * h + y] = row[i] != 0;
-    }
-    const uint8_t* col = block.data();
-    const size_t n = static_cast<size_t>(bw) * h;
-    for (size_t j = 0; j < n; ++j) {
-      if (col[j] != prev) {
-        r.counts.push_back(run);
-        run = 0;
-        prev = col[j];
+  if (h == 0 || w == 0) {
+    r.counts.push_back(0);
+    return r;
+  }
+  thread_local std::vector<Transition> found;
+  thread_local std::vector<uint32_t> column_start;
+  found.clear();
+  const uint8_t* last = rowmajor + static_cast<size_t>(h - 1) * stride;
+  if ((rowmajor[0] != 0)) found.push_back({0, 0});
+  for (uint32_t x = 1; x < w; ++x) {
+    if ((rowmajor[x] != 0) != (last[x - 1] != 0)) found.push_back({x, 0});
+  }
+  for (uint32_t y = 1; y < h; ++y) {
+    const uint8_t* cur = rowmajor + static_cast<size_t>(y) * stride;
+    const uint8_t* prev = cur - stride;
+    uint32_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+      uint64_t a, b;
+      std::memcpy(&a, cur + x, 8);
+      std::memcpy(&b, prev + x, 8);
+      uint64_t d = nonzero_bytes(a) ^ nonzero_bytes(b);
+      while (d) {
+        found.push_back({x + static_cast<uint32_t>(__builtin_ctzll(d) >> 3), y});
+        d &= d - 1;
       }
-      ++run;
+    }
+    for (; x < w; ++x) {
+      if ((cur[x] != 0) != (prev[x] != 0)) found.push_back({x, y});
     }
   }
-  r.counts.push_back(run);
+  // Bucket by column.
+  column_start.assign(static_cast<size_t>(w) + 1, 0);
+  for (const Transition& t : found) ++column_start[t.x + 1];
+  for (uint32_t x = 0; x < w; ++x) column_start[x + 1] += column_start[x];
+  r.counts.resize(found.size() + 1);
+  // Place the start positions, then turn them into run lengths in place.
+  for (const Transition& t : found) {
+    r.counts[column_start[t.x]++] = static_cast<uint32_t>(static_cast<uint64_t>(t.x) * h + t.y);
+  }
+  uint32_t before = 0;
+  for (size_t i = 0; i + 1 < r.counts.size(); ++i) {
+    const uint32_t at = r.counts[i];
+    r.counts[i] = at - before;
+    before = at;
+  }
+  r.counts.back() = static_cast<uint32_t>(static_cast<uint64_t>(h) * w - before);
   return r;
 }
 

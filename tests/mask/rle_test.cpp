@@ -166,7 +166,8 @@ TEST(MaskRle, DecodeIntoStridedBuffer) {
       for (size_t x = im.w; x < stride; ++x) ASSERT_EQ(buf[y * stride + x], 0xAB);  // padding kept
     }
     // encode reads through the stride too, and treats any nonzero as 1.
-    for (auto& b : buf) b = b ? static_cast<uint8_t>(b * 3) : 0;
+    std::uniform_int_distribution<int> nonzero(1, 255);
+    for (auto& b : buf) b = b ? static_cast<uint8_t>(nonzero(rng)) : 0;
     EXPECT_EQ(pm::encode(buf.data(), im.h, im.w, stride), r);
   }
 }

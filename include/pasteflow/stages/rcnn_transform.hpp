@@ -1,0 +1,100 @@
+// The input transform of torchvision's Mask R-CNN, GeneralizedRCNNTransform
+// (torchvision 0.14, torchvision/models/detection/transform.py), written
+// with the same LibTorch operations in the same order so that the results are
+// the same as torchvision's. The data loader (stages/batch.hpp) and the
+// LibTorch model share this one implementation.
+//
+// torchvision's forward() per image:   normalize -> resize (image, masks,
+// boxes); then batch_images (zero padding to a multiple of size_divisible).
+// postprocess() maps predicted boxes back with resize_boxes.
+//
+// Layout: images are float32 [C, H, W]; masks uint8 [N, H, W]; boxes
+// float32 [N, 4] as x1, y1, x2, y2 in pixels; sizes are {height, width}.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <opencv2/core.hpp>
+
+#include "pasteflow/core/random.hpp"
+
+namespace pasteflow::stages::rcnn {
+
+using Size2 = std::array<int64_t, 2>;  ///< {height, width}
+
+/// The ImageNet statistics torchvision's detection models use.
+inline const std::vector<double>& imagenet_mean() {
+  static const std::vector<double> v{0.485, 0.456, 0.406};
+  return v;
+}
+inline const std::vector<double>& imagenet_std() {
+  static const std::vector<double> v{0.229, 0.224, 0.225};
+  return v;
+}
+
+/// A decoded image (8-bit or 16-bit, 1 or 3 channels, channel order kept) as
+/// a contiguous float32 [3, H, W] tensor in [0, 1], like torchvision's
+/// convert_image_dtype: value / 255 (8-bit) or value / 65535 (16-bit), done
+/// as a float32 tensor division. Grey images are repeated to 3 channels (as
+/// PIL's convert("RGB")). Throws InputError "bad_image" for other depths or
+/// channel counts, or an empty image.
+at::Tensor image_to_tensor(const cv::Mat& image);
+
+/// GeneralizedRCNNTransform.normalize: (image - mean[:, None, None]) /
+/// std[:, None, None] with mean and std as tensors of image's dtype. Throws
+/// ConfigError "bad_normalization" when mean/std do not have one value per
+/// channel or std has a zero; InputError "bad_image" for a non-floating image.
+at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
+                     const std::vector<double>& std);
+
+/// The scale factor _resize_image_and_masks computes for an h x w image:
+/// min(self_min_size / min(h, w), self_max_size / max(h, w)), evaluated as
+/// torchvision does it, on float32 0-dim tensors (a Python scalar divided by
+/// a tensor is reciprocal(tensor) * scalar), then widened to double.
+double resize_scale(int64_t h, int64_t w, double self_min_size, double self_max_size);
+
+/// The size interpolate(scale_factor=s, recompute_scale_factor=True)
+/// produces: floor(double(h) * s), floor(double(w) * s).
+Size2 resized_size(int64_t h, int64_t w, double self_min_size, double self_max_size);
+
+struct Resized {
+  at::Tensor image;  ///< float [C, h', w']
+  at::Tensor masks;  ///< uint8 [N, h', w'], undefined when no masks were given
+};
+
+/// _resize_image_and_masks (fixed_size = None): the image is interpolated
+/// bilinearly (align_corners = False, recompute_scale_factor = True); the
+/// masks with mode "nearest" and the same scale factor. torchvision runs the
+/// masks through float32 and back to uint8; nearest interpolation only copies
+/// values, so the masks are interpolated as uint8 directly (the same source
+/// index for every output pixel, a quarter of the memory).
+/// `masks` may be undefined (boxes-only datasets) or [N, H, W] uint8.
+Resized resize_image_and_masks(const at::Tensor& image, double self_min_size,
+                               double self_max_size, const at::Tensor& masks = at::Tensor());
+
+/// resize_boxes: x scaled by float32(new_w) / float32(orig_w), y likewise.
+at::Tensor resize_boxes(const at::Tensor& boxes, Size2 original_size, Size2 new_size);
+
+/// batch_images: zero-filled [N, C, ceil(maxH / d) * d, ceil(maxW / d) * d]
+/// with image i copied to the top-left corner. Throws InputError
+/// "bad_image" on an empty list or channel counts that differ.
+at::Tensor batch_images(const std::vector<at::Tensor>& images, int64_t size_divisible = 32);
+
+/// The padded size batch_images gives for images up to max_h x max_w.
+Size2 padded_size(int64_t max_h, int64_t max_w, int64_t size_divisible = 32);
+
+/// postprocess for boxes: predictions in the resized frame `image_size` back
+/// to `original_size` (resize_boxes with the sizes swapped). Pasting
+/// predicted masks into the image (paste_masks_in_image) belongs to the model.
+at::Tensor postprocess_boxes(const at::Tensor& boxes, Size2 image_size, Size2 original_size);
+
+/// GeneralizedRCNNTransform.resize's choice of the shorter-side size: in
+/// training torch_choice(min_sizes), i.e. min_sizes[floor(uniform(0, n))],
+/// drawn here from `rng` as min_sizes[rng.below(n)]; in evaluation the last
+/// one. Throws ConfigError "bad_min_size" for an empty list or sizes <= 0.
+int choose_min_size(const std::vector<int>& min_sizes, bool training, Rng& rng);
+
+}  // namespace pasteflow::stages::rcnn

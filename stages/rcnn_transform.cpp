@@ -1,0 +1,189 @@
+// torchvision 0.14 GeneralizedRCNNTransform, op for op (see the header).
+#include "pasteflow/stages/rcnn_transform.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/upsampling.h>
+
+#include "pasteflow/core/error.hpp"
+
+namespace pasteflow::stages::rcnn {
+
+namespace F = torch::nn::functional;
+
+at::Tensor image_to_tensor(const cv::Mat& image) {
+  if (image.empty() || image.dims != 2) {
+    throw InputError("bad_image", "image_to_tensor: empty image");
+  }
+  const int channels = image.channels();
+  const int depth = image.depth();
+  if ((channels != 1 && channels != 3) || (depth != CV_8U && depth != CV_16U)) {
+    throw InputError("bad_image", "image_to_tensor: expected 1 or 3 channels of 8 or 16 bits, got " +
+                                      std::to_string(channels) + " channels of depth " +
+                                      std::to_string(depth));
+  }
+  const int64_t h = image.rows;
+  const int64_t w = image.cols;
+  at::Tensor hwc;
+  double max_value = 255.0;
+  if (depth == CV_8U) {
+    // A view of the Mat's bytes (any row step); the conversion below copies.
+    hwc = at::from_blob(image.data, {h, w, channels},
+                        {static_cast<int64_t>(image.step[0]), channels, 1},
+                        at::TensorOptions().dtype(at::kByte));
+  } else {
+    // LibTorch 1.13 has no uint16: widen to int32 first (exact).
+    cv::Mat wide;
+    image.convertTo(wide, CV_MAKETYPE(CV_32S, channels));
+    hwc = at::from_blob(wide.data, {h, w, channels}, at::TensorOptions().dtype(at::kInt)).clone();
+    max_value = 65535.0;
+  }
+  // convert_image_dtype(uint8 -> float32): image.to(float32) / max_value.
+  at::Tensor chw = hwc.permute({2, 0, 1}).to(at::kFloat).contiguous().div(max_value);
+  if (channels == 1) chw = chw.expand({3, h, w}).contiguous();
+  return chw;
+}
+
+at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
+                     const std::vector<double>& std) {
+  if (!image.defined() || !image.is_floating_point() || image.dim() != 3) {
+    throw InputError("bad_image", "normalize: expected a floating point [C, H, W] tensor");
+  }
+  const auto channels = static_cast<size_t>(image.size(0));
+  if (mean.size() != channels || std.size() != channels) {
+    throw ConfigError("bad_normalization", "normalize: mean and std need " + std::to_string(channels) +
+                                               " values (one per channel)");
+  }
+  for (double s : std) {
+    if (!(s != 0.0) || !std::isfinite(s)) {
+      throw ConfigError("bad_normalization", "normalize: std values must be finite and nonzero");
+    }
+  }
+  // torch.as_tensor(list, dtype=image.dtype, device=image.device)
+  const auto opts = image.options();
+  const at::Tensor m = at::tensor(mean, at::TensorOptions().dtype(at::kDouble)).to(opts);
+  const at::Tensor s = at::tensor(std, at::TensorOptions().dtype(at::kDouble)).to(opts);
+  return (image - m.view({-1, 1, 1})) / s.view({-1, 1, 1});
+}
+
+double resize_scale(int64_t h, int64_t w, double self_min_size, double self_max_size) {
+  if (h <= 0 || w <= 0) {
+    throw InputError("bad_image", "resize: empty image " + std::to_string(h) + "x" + std::to_string(w));
+  }
+  // im_shape = torch.tensor(image.shape[-2:])  (int64)
+  const at::Tensor im_shape = at::tensor(std::vector<int64_t>{h, w}, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor min_size = at::min(im_shape).to(at::kFloat);
+  const at::Tensor max_size = at::max(im_shape).to(at::kFloat);
+  // self_min_size / min_size  ==  Tensor.__rtruediv__ == min_size.reciprocal() * self_min_size
+  const at::Tensor scale =
+      at::min(min_size.reciprocal() * self_min_size, max_size.reciprocal() * self_max_size);
+  return scale.item<double>();
+}
+
+Size2 resized_size(int64_t h, int64_t w, double self_min_size, double self_max_size) {
+  const double s = resize_scale(h, w, self_min_size, self_max_size);
+  // torch.nn.functional.interpolate with recompute_scale_factor=True
+  return {static_cast<int64_t>(std::floor(static_cast<double>(h) * s)),
+          static_cast<int64_t>(std::floor(static_cast<double>(w) * s))};
+}
+
+Resized resize_image_and_masks(const at::Tensor& image, double self_min_size, double self_max_size,
+                               const at::Tensor& masks) {
+  if (!image.defined() || image.dim() != 3) {
+    throw InputError("bad_image", "resize_image_and_masks: expected a [C, H, W] image tensor");
+  }
+  const double s = resize_scale(image.size(1), image.size(2), self_min_size, self_max_size);
+  Resized out;
+  out.image = F::interpolate(image.unsqueeze(0), F::InterpolateFuncOptions()
+                                                     .scale_factor(std::vector<double>{s, s})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false)
+                                                     .recompute_scale_factor(true))
+                  .select(0, 0);
+  if (!masks.defined()) return out;
+  if (masks.dim() != 3 || masks.size(1) != image.size(1) || masks.size(2) != image.size(2)) {
+    throw InputError("mask_size_mismatch", "resize_image_and_masks: masks must be [N, " +
+                                               std::to_string(image.size(1)) + ", " +
+                                               std::to_string(image.size(2)) + "]");
+  }
+  const auto nearest = F::InterpolateFuncOptions()
+                           .scale_factor(std::vector<double>{s, s})
+                           .mode(torch::kNearest)
+                           .recompute_scale_factor(true);
+  if (masks.size(0) == 0) {
+    out.masks = at::empty({0, out.image.size(1), out.image.size(2)}, masks.options().dtype(at::kByte));
+  } else if (masks.is_cpu() && masks.scalar_type() == at::kByte) {
+    // Same kernel and source indices as the float path, without the 4x copy.
+    out.masks = F::interpolate(masks.unsqueeze(1), nearest).select(1, 0);
+  } else {
+    // mask[:, None].float() -> interpolate -> [:, 0].byte(), literally.
+    out.masks = F::interpolate(masks.unsqueeze(1).to(at::kFloat), nearest).select(1, 0).to(at::kByte);
+  }
+  return out;
+}
+
+at::Tensor resize_boxes(const at::Tensor& boxes, Size2 original_size, Size2 new_size) {
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(boxes.device());
+  // ratios = torch.tensor(s, float32) / torch.tensor(s_orig, float32)
+  const at::Tensor ratio_height = at::scalar_tensor(static_cast<double>(new_size[0]), opts) /
+                                  at::scalar_tensor(static_cast<double>(original_size[0]), opts);
+  const at::Tensor ratio_width = at::scalar_tensor(static_cast<double>(new_size[1]), opts) /
+                                 at::scalar_tensor(static_cast<double>(original_size[1]), opts);
+  const std::vector<at::Tensor> c = boxes.unbind(1);
+  const at::Tensor xmin = c[0] * ratio_width;
+  const at::Tensor xmax = c[2] * ratio_width;
+  const at::Tensor ymin = c[1] * ratio_height;
+  const at::Tensor ymax = c[3] * ratio_height;
+  return at::stack({xmin, ymin, xmax, ymax}, 1);
+}
+
+Size2 padded_size(int64_t max_h, int64_t max_w, int64_t size_divisible) {
+  // int(math.ceil(float(max_size[1]) / stride) * stride)
+  const double stride = static_cast<double>(size_divisible);
+  return {static_cast<int64_t>(std::ceil(static_cast<double>(max_h) / stride) * stride),
+          static_cast<int64_t>(std::ceil(static_cast<double>(max_w) / stride) * stride)};
+}
+
+at::Tensor batch_images(const std::vector<at::Tensor>& images, int64_t size_divisible) {
+  if (images.empty()) throw InputError("bad_image", "batch_images: no images");
+  if (size_divisible <= 0) {
+    throw ConfigError("bad_size_divisible", "batch_images: size_divisible must be positive");
+  }
+  std::vector<int64_t> max_size = images[0].sizes().vec();
+  if (max_size.size() != 3) throw InputError("bad_image", "batch_images: expected [C, H, W] tensors");
+  for (const at::Tensor& img : images) {
+    if (img.dim() != 3) throw InputError("bad_image", "batch_images: expected [C, H, W] tensors");
+    for (size_t i = 0; i < 3; ++i) max_size[i] = std::max(max_size[i], img.size(static_cast<int64_t>(i)));
+  }
+  const Size2 padded = padded_size(max_size[1], max_size[2], size_divisible);
+  const std::vector<int64_t> batch_shape{static_cast<int64_t>(images.size()), max_size[0], padded[0],
+                                         padded[1]};
+  at::Tensor batched = at::zeros(batch_shape, images[0].options());  // images[0].new_full(shape, 0)
+  for (size_t i = 0; i < images.size(); ++i) {
+    const at::Tensor& img = images[i];
+    batched.select(0, static_cast<int64_t>(i))
+        .narrow(0, 0, img.size(0))
+        .narrow(1, 0, img.size(1))
+        .narrow(2, 0, img.size(2))
+        .copy_(img);
+  }
+  return batched;
+}
+
+at::Tensor postprocess_boxes(const at::Tensor& boxes, Size2 image_size, Size2 original_size) {
+  return resize_boxes(boxes, image_size, original_size);
+}
+
+int choose_min_size(const std::vector<int>& min_sizes, bool training, Rng& rng) {
+  if (min_sizes.empty()) throw ConfigError("bad_min_size", "min_size list is empty");
+  for (int s : min_sizes) {
+    if (s <= 0) throw ConfigError("bad_min_size", "min_size values must be positive");
+  }
+  if (!training) return min_sizes.back();  // "assume for now that testing uses the largest scale"
+  return min_sizes[static_cast<size_t>(rng.below(min_sizes.size()))];
+}
+
+}  // namespace pasteflow::stages::rcnn

@@ -1,0 +1,101 @@
+// Decode stage: image file -> pixels, refusing decompression bombs before
+// any pixel is decoded.
+//
+// Steps of Decoder::decode(path):
+//   1. read the file's bytes                      "missing_image" (no such file)
+//                                                 "unreadable_image" (a directory, no permission, I/O error)
+//   2. parse the header ourselves: JPEG SOFn, PNG IHDR, TIFF (classic and
+//      BigTIFF) first IFD -> width, height       "unsupported_image" (not JPEG/PNG/TIFF)
+//                                                 "corrupt_image" (header cut or malformed)
+//   3. width * height <= max_pixels              "pixel_limit" (names file and size)
+//   4. width, height equal the annotation's
+//      when given                                 "size_mismatch"
+//   5. the file is complete: a JPEG has an EOI marker after its frame header
+//      (libjpeg would otherwise pad a truncated scan with grey and succeed);
+//      a PNG's chunks chain intact up to IEND     "corrupt_image"
+//   6. cv::imdecode with IMREAD_ANYDEPTH | IMREAD_ANYCOLOR (or
+//      IMREAD_GRAYSCALE for color "grey") | IMREAD_IGNORE_ORIENTATION:
+//      annotations refer to the stored pixels, so EXIF orientation is never
+//      applied. An empty result, a cv::Exception, or a decoded size that
+//      differs from the header                    "corrupt_image"
+//   7. depth: CV_8U kept; CV_16U kept when keep_16bit, else scaled to 8 bit
+//      by 255/65535 (rounded); any other depth    "unsupported_image"
+//   8. channels: colour is converted BGR -> RGB (alpha dropped);
+//      color "rgb" expands grey to 3 channels, "grey" gives 1 channel,
+//      "keep" keeps a grey image 1-channel and a colour one 3-channel RGB.
+// Every error is a pasteflow::InputError whose Location names the file (and
+// the byte offset for header problems, the image id from a Sample).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "pasteflow/core/span.hpp"
+#include "pasteflow/stages/sample.hpp"
+
+namespace pasteflow::stages {
+
+struct DecodeConfig {
+  /// Largest width * height accepted (PIL's decompression-bomb error limit,
+  /// 2 * 89478485); 0 = no limit.
+  int64_t max_pixels = 178956970;
+  std::string color = "rgb";  ///< "rgb", "grey" or "keep"
+  bool keep_16bit = true;     ///< keep 16-bit images as CV_16U, else scale to 8 bit
+};
+
+enum class ImageFormat : uint8_t { kJpeg, kPng, kTiff };
+const char* to_string(ImageFormat format) noexcept;
+
+/// What the header of an image file says, read without decoding pixels.
+struct ImageHeader {
+  ImageFormat format = ImageFormat::kJpeg;
+  int64_t width = 0;
+  int64_t height = 0;
+  int channels = 0;    ///< components / samples per pixel as stored (0 when unknown)
+  int bit_depth = 0;   ///< bits per sample as stored (0 when unknown)
+  int64_t header_end = 0;  ///< byte offset just after the part that gave the size
+};
+
+/// Parses the header of a JPEG, PNG or TIFF held in `bytes`; `file` only
+/// names the input in errors. Throws InputError "unsupported_image" or
+/// "corrupt_image".
+ImageHeader parse_image_header(Span<const uint8_t> bytes, const std::string& file);
+
+/// Reads the file and parses its header (the whole file is read).
+ImageHeader read_image_header(const std::string& path);
+
+/// Reads a whole file; "missing_image" / "unreadable_image".
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+class Decoder {
+ public:
+  /// Validates the config: ConfigError with key "decode.<field>".
+  explicit Decoder(DecodeConfig config = {});
+
+  /// Decodes `path`. expected_width / expected_height (the annotation's
+  /// image size) are checked when both are > 0.
+  cv::Mat decode(const std::string& path, int64_t expected_width = 0,
+                 int64_t expected_height = 0) const;
+  /// Decodes an in-memory file; `name` names it in errors.
+  cv::Mat decode_bytes(Span<const uint8_t> bytes, const std::string& name,
+                       int64_t expected_width = 0, int64_t expected_height = 0) const;
+
+  /// Fills sample.image from sample.path. The size must equal every
+  /// instance mask's h x w (instances with has_mask).
+  void operator()(Sample& sample) const;
+  /// Same, and the size must equal (width, height) when both are > 0.
+  void operator()(Sample& sample, int64_t width, int64_t height) const;
+
+  const DecodeConfig& config() const noexcept { return config_; }
+
+ private:
+  cv::Mat decode_impl(Span<const uint8_t> bytes, const std::string& name, int64_t expected_width,
+                      int64_t expected_height, const std::string& record) const;
+
+  DecodeConfig config_;
+};
+
+}  // namespace pasteflow::stages

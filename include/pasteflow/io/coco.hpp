@@ -8,16 +8,22 @@
 //   - uncompressed RLE counts: `rle_counts`, an annotation owns
 //     rle_counts[seg_begin, seg_begin + seg_count).
 //   - strings (file names, compressed RLE strings, raw JSON of unknown
-//     fields): `strings`, addressed by (begin, size).
+//     fields): `strings`, addressed by (begin, size). Names and RLE strings
+//     are stored unescaped; extras are stored as raw JSON text.
 // `image_annotations` lists annotation indices grouped by image (in file
 // order within an image); ImageRecord::ann_begin/ann_count address it.
+//
+// Appending records by hand (augmentation export): push_back records, put
+// their variable data in the pools with add_string()/add_part()/add_counts(),
+// then call rebuild_index() (id lookups + image_index/category_index of every
+// annotation + image_annotations).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "pasteflow/core/error.hpp"
@@ -52,6 +58,7 @@ struct CategoryRecord {
   int64_t id = 0;
   StrRef name;
   StrRef supercategory;
+  bool has_supercategory = false;  ///< "supercategory" was a string
   StrRef extra;
 };
 
@@ -65,6 +72,7 @@ struct AnnotationRecord {
   std::array<double, 4> bbox{};  ///< the file's [x, y, w, h]
   bool has_area = false;
   bool has_bbox = false;
+  bool has_iscrowd = false;  ///< "iscrowd" present in the file (written back only then)
   uint8_t iscrowd = 0;
   SegmentationKind seg_kind = SegmentationKind::kNone;
   uint32_t rle_height = 0;  ///< "size"[0] of an RLE segmentation
@@ -82,6 +90,34 @@ struct LoadOptions {
   bool keep_extra_fields = false;
   /// Root that image file names resolve against (stored, not checked here).
   std::string image_root;
+  /// Bytes read per block. The file is streamed block by block; a record
+  /// larger than a block grows the buffer. Tests use tiny values to exercise
+  /// records split across blocks; results never depend on it.
+  size_t block_size = size_t(32) << 20;
+};
+
+/// Compressed RLE that replaces an annotation's segmentation when writing.
+struct CompressedRle {
+  uint32_t height = 0;
+  uint32_t width = 0;
+  std::string counts;  ///< pycocotools compressed counts string (unescaped)
+};
+
+class CocoDataset;
+
+/// Called once per annotation by the writer. Return true after filling `out`
+/// to write {"size":[h,w],"counts":"..."} instead of the stored segmentation;
+/// false to keep the stored one. `out` is reused between calls.
+using SegmentationOverride =
+    std::function<bool(const CocoDataset& dataset, size_t annotation_index, CompressedRle& out)>;
+
+struct WriteOptions {
+  /// Write the kept raw extras (record members and top-level info/licenses).
+  bool write_extra_fields = true;
+  /// Optional per-annotation segmentation replacement (see SegmentationOverride).
+  SegmentationOverride segmentation_override;
+  /// fsync the temporary file before renaming it over the target.
+  bool fsync = true;
 };
 
 class CocoDataset {
@@ -135,25 +171,53 @@ class CocoDataset {
   /// editing records by hand). Return -1 when absent.
   int64_t image_index(int64_t image_id) const;
   int64_t category_index(int64_t category_id) const;
+  /// Rebuilds the id -> index tables of images and categories. With
+  /// duplicate ids the first record wins.
   void build_index();
+  /// Recomputes every annotation's image_index/category_index from its ids
+  /// (throws InputError "unknown_image"/"unknown_category" when one is
+  /// absent) and rebuilds image_annotations and each image's ann_begin/count.
+  void rebuild_image_index();
+  /// build_index() followed by rebuild_image_index().
+  void rebuild_index() {
+    build_index();
+    rebuild_image_index();
+  }
 
   // --- building (used by the loader, tests and augmentation export) ---------
   StrRef add_string(std::string_view s);
   /// Appends one polygon part; returns its part index.
   uint64_t add_part(Span<const double> xy);
+  /// Appends uncompressed RLE counts; returns the index of the first one.
+  uint64_t add_counts(Span<const uint32_t> counts);
 
  private:
-  std::unordered_map<int64_t, uint32_t> image_by_id_;
-  std::unordered_map<int64_t, uint32_t> category_by_id_;
+  // Open-addressing tables of record indices + 1 (0 = empty slot), keyed by
+  // the record's id; sized to a power of two >= 2 x records.
+  std::vector<uint32_t> image_slots_;
+  std::vector<uint32_t> category_slots_;
 };
 
 /// Loads a COCO instances file. Throws InputError naming the file, the JSON
 /// path / byte offset and the record id for any problem (kStrict), or skips
 /// and counts bad records in `skipped` (kSkip). Problems that make the whole
 /// file unreadable (I/O error, malformed JSON) always throw.
+///
+/// Reason codes: "io_error", "malformed_json", "missing_field", "wrong_type",
+/// "bad_value", "duplicate_id", "duplicate_field", "unknown_image",
+/// "unknown_category", "odd_polygon", "short_polygon", "rle_sum".
 CocoDataset load_coco(const std::string& path, const LoadOptions& options = {});
 
 /// Parses COCO JSON from memory (`name` is used in error messages).
 CocoDataset parse_coco(std::string_view json, const std::string& name, const LoadOptions& options = {});
+
+/// Writes `dataset` as COCO JSON to `path` atomically: the text goes to
+/// path + ".tmp", is flushed (and fsync'ed), then renamed over `path`. On any
+/// error the temporary file is removed and Error "io_error" (or the
+/// exception thrown by the override callback) propagates.
+void write_coco(const CocoDataset& dataset, const std::string& path, const WriteOptions& options = {});
+
+/// Same output as write_coco, into a string.
+std::string write_coco_string(const CocoDataset& dataset, const WriteOptions& options = {});
 
 }  // namespace pasteflow::io

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -342,6 +343,48 @@ TEST(ImageHeaderParse, HandMadeTiffDirectories) {
   // Directory cut short.
   const std::vector<uint8_t> cut(mm.begin(), mm.begin() + 20);
   expect_input_error([&] { parse_image_header(cut, "cut.tif"); }, "corrupt_image");
+}
+
+TEST(ImageHeaderParse, PrefixesAndMutationsOnlyEverThrowInputError) {
+  // Robustness: every prefix and many byte mutations of real headers either
+  // parse or throw InputError (run under ASan to check the bounds).
+  std::vector<std::vector<uint8_t>> files = {read_file_bytes(kJpegA)};
+  cv::Mat small(7, 5, CV_16UC3, cv::Scalar(1, 2, 3));
+  for (const char* ext : {".png", ".tiff"}) {
+    std::vector<uint8_t> bytes;
+    ASSERT_TRUE(cv::imencode(ext, small, bytes));
+    files.push_back(bytes);
+  }
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>(state >> 33);
+  };
+  int parsed = 0, refused = 0;
+  for (const auto& file : files) {
+    const std::size_t limit = std::min<std::size_t>(file.size(), 700);
+    for (std::size_t n = 0; n <= limit; ++n) {
+      const std::vector<uint8_t> prefix(file.begin(), file.begin() + static_cast<long>(n));
+      try {
+        parse_image_header(prefix, "prefix");
+        ++parsed;
+      } catch (const InputError&) {
+        ++refused;
+      }
+    }
+    for (int trial = 0; trial < 3000; ++trial) {
+      std::vector<uint8_t> mutated = file;
+      for (int k = 0; k < 3; ++k) mutated[next() % limit] = static_cast<uint8_t>(next());
+      try {
+        parse_image_header(mutated, "mutated");
+        ++parsed;
+      } catch (const InputError&) {
+        ++refused;
+      }
+    }
+  }
+  EXPECT_GT(parsed, 0);
+  EXPECT_GT(refused, 0);
 }
 
 // ------------------------------------------------------------------ decompression bombs

@@ -1,0 +1,544 @@
+// The flow graph, built in one place (build_graph), and the consumer side.
+//
+//   tickets --> [entry: queue] --> [inflight: limiter] --> [load: decode + annotations]
+//       --> [augment: extract, transform, place, composite] --> [prepare: resize, flip, normalise]
+//       --> [order: sequencer by stream position] --> [batch: serial collate] --> ready queue
+//
+// The consumer thread feeds tickets a batch group at a time while fewer than
+// `prefetch` groups are outstanding, and takes batches from the ready queue.
+#include "pasteflow/pipeline/loader.hpp"
+
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+
+#include "pasteflow/stages/size_class.hpp"
+
+namespace pasteflow::pipeline {
+
+namespace flow = oneapi::tbb::flow;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// What flows through the graph: a ticket that becomes a sample, then a
+/// prepared image. A stage that fails leaves `error` set and the message
+/// passes through the remaining nodes untouched (a tombstone), so that the
+/// sequencer never waits for a position that will not come.
+struct Msg {
+  uint64_t order = 0;        ///< position in the whole stream (sequencer key)
+  bool group_last = false;   ///< last ticket of its batch group
+  bool epoch_last = false;   ///< last ticket of its epoch
+  stages::SampleTicket ticket;
+  std::shared_ptr<stages::Sample> sample;
+  std::shared_ptr<stages::PreparedImage> prepared;
+  std::exception_ptr error;
+  std::string error_stage;
+};
+
+/// One item of the ready queue: a batch group's result.
+struct Ready {
+  std::optional<stages::Batch> batch;
+  std::optional<stages::Sample> sample;
+  std::exception_ptr error;
+  std::string error_stage;
+  int64_t error_image_id = -1;
+  std::string error_path;
+  uint64_t epoch = 0;
+  bool epoch_last = false;
+};
+
+// Node roles.
+using EntryNode = flow::queue_node<Msg>;          // tickets waiting for an in-flight slot
+using LimiterNode = flow::limiter_node<Msg, int>;  // caps samples inside the graph
+using StageNode = flow::function_node<Msg, Msg>;  // one pipeline stage
+using OrderNode = flow::sequencer_node<Msg>;      // restores stream order
+using BatchNode = flow::function_node<Msg, flow::continue_msg>;  // collates groups (serial)
+
+struct StageCounter {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> ns{0};
+};
+
+size_t concurrency(int n) { return n <= 0 ? static_cast<size_t>(flow::unlimited) : static_cast<size_t>(n); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- Impl
+
+struct Loader::Impl {
+  const io::CocoDataset& dataset;
+  PipelineConfig config;
+  Output output;
+  TicketSource tickets;
+  ErrorPolicy policy;
+
+  // Stages: pure function objects, shared read-only by the node bodies.
+  stages::Sampler sampler;
+  stages::InstanceBuilder instances;
+  stages::Decoder decoder;
+  stages::Paster paster;
+  stages::CategoryMap categories;
+
+  // Graph.
+  oneapi::tbb::task_arena arena;
+  std::unique_ptr<flow::graph> graph;
+  std::unique_ptr<EntryNode> entry;
+  std::unique_ptr<LimiterNode> inflight;
+  std::unique_ptr<StageNode> load, augment, prepare;
+  std::unique_ptr<OrderNode> order;
+  std::unique_ptr<BatchNode> batcher;
+
+  // Counters.
+  StageCounter load_t, augment_t, prepare_t, batch_t;
+  std::atomic<int64_t> in_graph{0};
+  std::atomic<uint64_t> max_in_graph{0};
+  std::atomic<bool> stopping{false};
+
+  // Batcher state (touched by the serial batch node only).
+  std::vector<Msg> group;
+
+  // Shared between the batch node and the consumer.
+  mutable std::mutex mutex;
+  std::condition_variable ready_cv;
+  std::deque<Ready> ready;
+  uint64_t max_ready = 0;
+  SkipReport skipped;
+
+  // Consumer-side state.
+  uint64_t feed_epoch = 0;
+  std::vector<stages::SampleTicket> feed_tickets;
+  size_t feed_pos = 0;
+  bool feed_loaded = false;
+  bool feed_done = false;
+  uint64_t next_order = 0;
+  uint64_t groups_outstanding = 0;  ///< issued, not yet taken by the consumer
+  uint64_t consumer_epoch = 0;
+  bool epoch_finished = false;      ///< the last item of consumer_epoch was taken
+  std::exception_ptr failed;        ///< strict mode: the first error, rethrown on every call
+  double wait_s = 0;
+  uint64_t batches_out = 0, samples_out = 0;
+
+  Impl(const io::CocoDataset& ds, PipelineConfig cfg, Output out, TicketSource src)
+      : dataset(ds),
+        config(prepare_config(std::move(cfg))),
+        output(out),
+        tickets(std::move(src)),
+        policy(parse_error_policy(config.loader.on_error)),
+        sampler(config.sampler, image_infos(ds, config.size)),
+        instances(ds, config.size, config.instances),
+        decoder(config.decode),
+        paster(config.augment),
+        categories(category_ids(ds)),
+        arena(config.loader.threads > 0 ? config.loader.threads : oneapi::tbb::task_arena::automatic) {
+    if (!tickets) tickets = [this](uint64_t e) { return sampler.epoch(e); };
+    stages::validate(config.batch);
+    arena.execute([this] { build_graph(); });
+  }
+
+  ~Impl() {
+    stopping = true;
+    arena.execute([this] {
+      graph->cancel();
+      graph->wait_for_all();
+    });
+  }
+
+  static PipelineConfig prepare_config(PipelineConfig cfg) {
+    cfg.loader.validate();
+    cfg.propagate_seed();
+    return cfg;
+  }
+
+  static std::vector<int64_t> category_ids(const io::CocoDataset& ds) {
+    std::vector<int64_t> ids;
+    ids.reserve(ds.categories.size());
+    for (const auto& c : ds.categories) ids.push_back(c.id);
+    return ids;
+  }
+
+  size_t group_size() const { return output == Output::kBatches ? static_cast<size_t>(config.loader.batch_size) : 1; }
+
+  // ------------------------------------------------------------ the graph
+
+  /// Wraps a stage body: skips tombstones, times the call, turns exceptions
+  /// into tombstones.
+  template <typename Body>
+  auto stage(const char* name, StageCounter& counter, Body body) {
+    return [this, name, &counter, body](Msg msg) -> Msg {
+      if (msg.error || stopping.load(std::memory_order_relaxed)) return msg;
+      const auto t0 = Clock::now();
+      try {
+        body(msg);
+      } catch (...) {
+        msg.error = std::current_exception();
+        msg.error_stage = name;
+      }
+      counter.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      ++counter.calls;
+      return msg;
+    };
+  }
+
+  void build_graph() {
+    graph = std::make_unique<flow::graph>();
+    flow::graph& g = *graph;
+    const LoaderConfig& lc = config.loader;
+
+    entry = std::make_unique<EntryNode>(g);
+    inflight = std::make_unique<LimiterNode>(g, static_cast<size_t>(lc.inflight));
+
+    load = std::make_unique<StageNode>(g, concurrency(lc.decode_concurrency), stage("load", load_t, [this](Msg& m) {
+      note_entered();
+      auto s = std::make_shared<stages::Sample>();
+      s->seq = m.ticket.seq;
+      s->epoch = m.ticket.epoch;
+      s->image_index = m.ticket.image_index;
+      s->copy = m.ticket.copy;
+      s->augment = m.ticket.augment;
+      m.sample = s;  // set before the stages run, so errors can name the image
+      instances(*s);
+      const io::ImageRecord& im = dataset.images[s->image_index];
+      decoder(*s, im.width, im.height);
+    }));
+
+    augment = std::make_unique<StageNode>(g, concurrency(lc.augment_concurrency),
+                                          stage("augment", augment_t, [this](Msg& m) { paster(*m.sample); }));
+
+    prepare = std::make_unique<StageNode>(g, concurrency(lc.prepare_concurrency), stage("prepare", prepare_t, [this](Msg& m) {
+      if (output != Output::kBatches) return;
+      m.prepared = std::make_shared<stages::PreparedImage>(
+          stages::prepare(*m.sample, config.batch, categories, stages::batch_rng(config.seed, *m.sample)));
+      m.sample.reset();  // the decoded pixels are no longer needed
+    }));
+
+    order = std::make_unique<OrderNode>(g, [](const Msg& m) -> size_t { return static_cast<size_t>(m.order); });
+
+    batcher = std::make_unique<BatchNode>(g, flow::serial, [this](const Msg& m) {
+      const auto t0 = Clock::now();
+      note_left_graph(m);
+      group.push_back(m);
+      if (m.group_last) emit_group();
+      batch_t.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      ++batch_t.calls;
+      return flow::continue_msg();
+    });
+
+    flow::make_edge(*entry, *inflight);
+    flow::make_edge(*inflight, *load);
+    flow::make_edge(*load, *augment);
+    flow::make_edge(*augment, *prepare);
+    flow::make_edge(*prepare, *order);
+    flow::make_edge(*order, *batcher);
+  }
+
+  void note_entered() {
+    const int64_t n = ++in_graph;
+    uint64_t prev = max_in_graph.load();
+    while (static_cast<uint64_t>(n) > prev && !max_in_graph.compare_exchange_weak(prev, static_cast<uint64_t>(n))) {
+    }
+  }
+
+  void note_left_graph(const Msg& m) {
+    (void)m;
+    --in_graph;
+    inflight->decrementer().try_put(1);
+  }
+
+  /// Serial: turns the collected group into one ready item.
+  void emit_group() {
+    Ready item;
+    item.epoch = group.front().ticket.epoch;
+    item.epoch_last = group.back().epoch_last;
+    SkipReport local;
+    std::vector<stages::PreparedImage> images;
+    for (Msg& m : group) {
+      if (m.error) {
+        if (policy == ErrorPolicy::kSkip) {
+          count_skip(m, local);
+          continue;
+        }
+        if (!item.error) set_error(item, m.error, m.error_stage, m);
+        continue;
+      }
+      if (output == Output::kBatches) {
+        images.push_back(std::move(*m.prepared));
+      } else {
+        item.sample = std::move(*m.sample);
+      }
+    }
+    group.clear();
+    if (!item.error && !images.empty()) {
+      try {
+        item.batch = stages::collate(std::move(images), config.batch, 0);
+      } catch (...) {
+        if (policy == ErrorPolicy::kSkip) {
+          local.add("collate_error", describe(std::current_exception()));
+        } else {
+          item.error = std::current_exception();
+          item.error_stage = "batch";
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    skipped.merge(local);
+    ready.push_back(std::move(item));
+    max_ready = std::max<uint64_t>(max_ready, ready.size());
+    ready_cv.notify_one();
+  }
+
+  static std::string describe(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      return ex.what();
+    } catch (...) {
+      return "unknown exception";
+    }
+  }
+
+  void count_skip(const Msg& m, SkipReport& report) const {
+    try {
+      std::rethrow_exception(m.error);
+    } catch (const Error& e) {
+      report.add(e.reason(), e.what());
+    } catch (const std::exception& e) {
+      report.add("stage_error", e.what());
+    } catch (...) {
+      report.add("stage_error", "unknown exception");
+    }
+  }
+
+  void set_error(Ready& item, std::exception_ptr error, const std::string& stage_name, const Msg& m) const {
+    item.error = std::move(error);
+    item.error_stage = stage_name;
+    const io::ImageRecord& im = dataset.images[m.ticket.image_index];
+    item.error_image_id = im.id;
+    item.error_path = dataset.image_path(im);
+  }
+
+  // ------------------------------------------------------------ feeding
+
+  bool load_epoch_tickets() {
+    while (true) {
+      if (config.loader.max_epochs != 0 && feed_epoch >= config.loader.max_epochs) return false;
+      feed_tickets = tickets(feed_epoch);
+      feed_pos = 0;
+      if (config.loader.drop_last && output == Output::kBatches) {
+        feed_tickets.resize(feed_tickets.size() - feed_tickets.size() % group_size());
+      }
+      if (!feed_tickets.empty()) return true;
+      ++feed_epoch;  // an empty epoch: nothing to deliver
+      if (config.loader.max_epochs == 0) return false;  // avoid spinning on a sampler that yields nothing
+    }
+  }
+
+  /// Consumer thread: issues whole groups while fewer than `prefetch` are outstanding.
+  void top_up() {
+    std::vector<Msg> batch_msgs;
+    while (!feed_done) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (groups_outstanding >= static_cast<uint64_t>(config.loader.prefetch)) break;
+      }
+      if (!feed_loaded || feed_pos >= feed_tickets.size()) {
+        if (feed_loaded) ++feed_epoch;
+        feed_loaded = load_epoch_tickets();
+        if (!feed_loaded) {
+          feed_done = true;
+          break;
+        }
+      }
+      const size_t n = std::min(group_size(), feed_tickets.size() - feed_pos);
+      for (size_t i = 0; i < n; ++i) {
+        Msg m;
+        m.order = next_order++;
+        m.ticket = feed_tickets[feed_pos + i];
+        m.ticket.epoch = feed_epoch;
+        m.group_last = i + 1 == n;
+        m.epoch_last = m.group_last && feed_pos + n == feed_tickets.size();
+        batch_msgs.push_back(std::move(m));
+      }
+      feed_pos += n;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++groups_outstanding;
+      }
+    }
+    if (batch_msgs.empty()) return;
+    arena.execute([&] {
+      for (Msg& m : batch_msgs) entry->try_put(m);
+    });
+  }
+
+  /// Takes the next ready item; returns false at the end of the epoch.
+  bool take(Ready& out) {
+    if (failed) std::rethrow_exception(failed);
+    if (epoch_finished) {  // the previous call ended an epoch: this call starts the next one
+      epoch_finished = false;
+      ++consumer_epoch;
+    }
+    while (true) {
+      top_up();
+      std::unique_lock<std::mutex> lock(mutex);
+      if (ready.empty()) {
+        if (feed_done && groups_outstanding == 0) return false;
+        const auto t0 = Clock::now();
+        ready_cv.wait(lock, [this] { return !ready.empty(); });
+        wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+      Ready item = std::move(ready.front());
+      ready.pop_front();
+      --groups_outstanding;
+      lock.unlock();
+      if (item.error) {
+        failed = wrap_error(item);
+        std::rethrow_exception(failed);
+      }
+      const bool last = item.epoch_last;
+      const bool has_data = item.batch.has_value() || item.sample.has_value();
+      if (has_data) {
+        out = std::move(item);
+        if (last) epoch_finished = true;
+        return true;
+      }
+      if (last) {  // every sample of the epoch's last group was skipped
+        ++consumer_epoch;
+        return false;
+      }
+    }
+  }
+
+  std::exception_ptr wrap_error(const Ready& item) const {
+    Location where;
+    where.file = item.error_path;
+    where.record = "image id " + std::to_string(item.error_image_id);
+    std::string reason = "stage_error";
+    std::string message;
+    try {
+      std::rethrow_exception(item.error);
+    } catch (const Error& e) {
+      reason = e.reason();
+      message = e.what();
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "unknown exception";
+    }
+    return std::make_exception_ptr(
+        PipelineError(reason, "stage '" + item.error_stage + "' failed: " + message, where, item.error_image_id,
+                      item.error_stage));
+  }
+};
+
+// ---------------------------------------------------------------- Loader
+
+Loader::Loader(const io::CocoDataset& dataset, PipelineConfig config, Output output, TicketSource tickets)
+    : impl_(std::make_unique<Impl>(dataset, std::move(config), output, std::move(tickets))) {}
+
+Loader::~Loader() = default;
+
+std::optional<stages::Batch> Loader::next_batch() {
+  if (impl_->output != Output::kBatches) throw Error("wrong_output", "next_batch() on a loader built for samples");
+  Ready item;
+  if (!impl_->take(item)) return std::nullopt;
+  ++impl_->batches_out;
+  impl_->samples_out += item.batch->targets.size();
+  item.batch->epoch = item.epoch;
+  return std::move(item.batch);
+}
+
+std::optional<stages::Sample> Loader::next_sample() {
+  if (impl_->output != Output::kSamples) throw Error("wrong_output", "next_sample() on a loader built for batches");
+  Ready item;
+  if (!impl_->take(item)) return std::nullopt;
+  ++impl_->samples_out;
+  return std::move(item.sample);
+}
+
+Loader::Iterator Loader::begin() { return Iterator(this); }
+Loader::Iterator Loader::end() { return Iterator(); }
+
+uint64_t Loader::epoch() const noexcept { return impl_->consumer_epoch + (impl_->epoch_finished ? 1 : 0); }
+
+size_t Loader::epoch_size(uint64_t e) const { return impl_->tickets(e).size(); }
+
+size_t Loader::batches_per_epoch(uint64_t e) const {
+  const size_t n = epoch_size(e);
+  const size_t b = impl_->group_size();
+  return impl_->config.loader.drop_last ? n / b : (n + b - 1) / b;
+}
+
+StageTimes Loader::times() const {
+  StageTimes t;
+  auto add = [&t](const char* name, const StageCounter& c) {
+    t.stages.push_back({name, c.calls.load(), static_cast<double>(c.ns.load()) * 1e-9});
+  };
+  add("load", impl_->load_t);
+  add("augment", impl_->augment_t);
+  if (impl_->output == Output::kBatches) add("prepare", impl_->prepare_t);
+  add("batch", impl_->batch_t);
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  t.consumer_wait_s = impl_->wait_s;
+  t.batches = impl_->batches_out;
+  t.samples = impl_->samples_out;
+  t.max_ready = impl_->max_ready;
+  t.max_inflight = impl_->max_in_graph.load();
+  return t;
+}
+
+SkipReport Loader::skipped() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->skipped;
+}
+
+const stages::CategoryMap& Loader::categories() const noexcept { return impl_->categories; }
+const stages::Sampler& Loader::sampler() const noexcept { return impl_->sampler; }
+const PipelineConfig& Loader::config() const noexcept { return impl_->config; }
+
+// ---------------------------------------------------------------- helpers
+
+void LoaderConfig::validate() const {
+  auto bad = [](const std::string& key, const std::string& msg) {
+    Location where;
+    where.key = "loader." + key;
+    throw ConfigError("bad_value", msg, where);
+  };
+  if (threads < 0) bad("threads", "must be >= 0");
+  if (batch_size < 1) bad("batch_size", "must be >= 1");
+  if (prefetch < 1) bad("prefetch", "must be >= 1");
+  if (inflight < 1) bad("inflight", "must be >= 1");
+  if (on_error != "strict" && on_error != "skip") bad("on_error", "must be 'strict' or 'skip'");
+}
+
+void PipelineConfig::propagate_seed() {
+  sampler.seed = seed;
+  augment.seed = seed;
+}
+
+std::vector<stages::ImageInfo> image_infos(const io::CocoDataset& dataset, const stages::SizeClassConfig& size) {
+  const stages::SizeClassifier classify(size);
+  std::vector<stages::ImageInfo> infos(dataset.images.size());
+  for (size_t i = 0; i < dataset.images.size(); ++i) {
+    stages::ImageInfo& info = infos[i];
+    for (const uint32_t a : dataset.annotations_of(i)) {
+      const io::AnnotationRecord& ann = dataset.annotations[a];
+      if (ann.iscrowd) continue;
+      info.category_ids.push_back(ann.category_id);
+      switch (classify(dataset, ann)) {
+        case stages::SizeClass::kSmall: info.has_small = true; break;
+        case stages::SizeClass::kMedium: info.has_medium = true; break;
+        case stages::SizeClass::kLarge: info.has_large = true; break;
+      }
+    }
+  }
+  return infos;
+}
+
+}  // namespace pasteflow::pipeline

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "pasteflow/core/error.hpp"
@@ -54,11 +55,7 @@ ResizeInfo detection_resize(int64_t height, int64_t width, const ResizeConfig& c
 }
 
 BoxF coco_bbox_to_xyxy(double x, double y, double w, double h) {
-  const float fx = static_cast<float>(x);
-  const float fy = static_cast<float>(y);
-  const float fw = static_cast<float>(w);
-  const float fh = static_cast<float>(h);
-  return BoxF{fx, fy, fx + fw, fy + fh};
+  return BoxF{static_cast<float>(x), static_cast<float>(y), static_cast<float>(x + w), static_cast<float>(y + h)};
 }
 
 BoxF coco_bbox_to_xyxy(const double (&xywh)[4]) { return coco_bbox_to_xyxy(xywh[0], xywh[1], xywh[2], xywh[3]); }
@@ -283,6 +280,13 @@ void for_each_overlapping(const AnchorGrid& grid, const BoxF& g, Fn&& fn) {
 }  // namespace
 
 AnchorMatch Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt) const {
+  AnchorMatch out;
+  Workspace ws;
+  match(anchors, gt, out, ws);
+  return out;
+}
+
+void Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt, AnchorMatch& out, Workspace& ws) const {
   const size_t num_anchors = anchors.size();
   const size_t num_gt = gt.size();
   for (size_t g = 0; g < num_gt; ++g) {
@@ -292,21 +296,29 @@ AnchorMatch Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt) const
                                              " has no positive width and height");
     }
   }
-  AnchorMatch out;
+  if (num_anchors > static_cast<size_t>(UINT32_MAX)) {
+    throw Error("too_many_anchors", "more than 2^32 anchors in one image");
+  }
   out.matches.assign(num_anchors, kBelowLowThreshold);
   out.max_iou.assign(num_gt, 0.0f);
   out.matched_anchors.assign(num_gt, 0);
-  if (num_gt == 0) return out;
+  if (num_gt == 0) return;
 
   // Pass 1: per anchor the first gt of maximal IoU (anchors overlapping no
   // gt keep (0, gt 0), as torch's max over an all-zero column), per gt its
-  // maximal IoU. gts are visited in order, an anchor takes a later gt only
-  // on a strictly greater IoU: the first maximum, as torch.
-  std::vector<float> best(num_anchors, 0.0f);
-  std::vector<int32_t> best_gt(num_anchors, 0);
+  // maximal IoU and the anchors attaining it. gts are visited in order and an
+  // anchor takes a later gt only on a strictly greater IoU: the first
+  // maximum, as torch.
+  std::vector<float>& best = ws.best;
+  std::vector<int32_t>& best_gt = ws.best_gt;
+  best.assign(num_anchors, 0.0f);
+  best_gt.assign(num_anchors, 0);
+  ws.ties.clear();
+  ws.tie_offsets.assign(1, 0);
   for (size_t g = 0; g < num_gt; ++g) {
     const BoxF gb = gt[g];
     const int32_t gi = static_cast<int32_t>(g);
+    const size_t tie_begin = ws.ties.size();
     float highest = 0.0f;
     for_each_overlapping(anchors, gb, [&](size_t a, const BoxF& ab) {
       const float iou = box_iou(gb, ab);
@@ -314,9 +326,16 @@ AnchorMatch Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt) const
         best[a] = iou;
         best_gt[a] = gi;
       }
-      if (iou > highest) highest = iou;
+      if (iou > highest) {
+        highest = iou;
+        ws.ties.resize(tie_begin);
+        ws.ties.push_back(static_cast<uint32_t>(a));
+      } else if (iou == highest && iou > 0.0f) {
+        ws.ties.push_back(static_cast<uint32_t>(a));
+      }
     });
     out.max_iou[g] = highest;
+    ws.tie_offsets.push_back(ws.ties.size());
   }
   for (size_t a = 0; a < num_anchors; ++a) {
     const float v = best[a];
@@ -331,12 +350,11 @@ AnchorMatch Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt) const
   // Pass 2: anchors attaining a gt's maximum (ties included) get their best gt back.
   if (config_.allow_low_quality_matches) {
     for (size_t g = 0; g < num_gt; ++g) {
-      const BoxF gb = gt[g];
-      const float highest = out.max_iou[g];
-      if (highest > 0.0f) {
-        for_each_overlapping(anchors, gb, [&](size_t a, const BoxF& ab) {
-          if (box_iou(gb, ab) == highest) out.matches[a] = best_gt[a];
-        });
+      if (out.max_iou[g] > 0.0f) {
+        for (size_t k = ws.tie_offsets[g]; k < ws.tie_offsets[g + 1]; ++k) {
+          const uint32_t a = ws.ties[k];
+          out.matches[a] = best_gt[a];
+        }
       } else {
         // No anchor overlaps this gt: every anchor ties at IoU 0.
         for (size_t a = 0; a < num_anchors; ++a) out.matches[a] = best_gt[a];
@@ -347,7 +365,6 @@ AnchorMatch Matcher::match(const AnchorGrid& anchors, Span<const BoxF> gt) const
     const int32_t m = out.matches[a];
     if (m >= 0) ++out.matched_anchors[static_cast<size_t>(m)];
   }
-  return out;
 }
 
 }  // namespace pasteflow::stats

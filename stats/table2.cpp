@@ -25,6 +25,8 @@ Table2 compute_table2(const io::CocoDataset& dataset, const Table2Options& optio
   Table2 t;
   t.images.reserve(dataset.images.size());
   std::vector<BoxF> gt;
+  AnchorMatch m;
+  Matcher::Workspace workspace;
   for (size_t i = 0; i < dataset.images.size(); ++i) {
     const io::ImageRecord& im = dataset.images[i];
     ImageAnchorStats is;
@@ -72,7 +74,7 @@ Table2 compute_table2(const io::CocoDataset& dataset, const Table2Options& optio
 
     std::array<bool, kNumSizeClasses> has_class{};
     if (!gt.empty()) {
-      const AnchorMatch m = matcher.match(grid, gt);
+      matcher.match(grid, gt, m, workspace);
       for (size_t g = 0; g < gt.size(); ++g) {
         ObjectAnchorStats& os = t.objects[is.object_begin + g];
         os.matched_anchors = m.matched_anchors[g];

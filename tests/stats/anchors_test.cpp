@@ -94,8 +94,11 @@ TEST(Resize, BoxesScalePerAxisInFloat32) {
   const BoxF b = ps::resize_box(ps::coco_bbox_to_xyxy(10.5, 20.25, 30.1, 40.7), r);
   EXPECT_EQ(b.x1, 10.5f * (1213.0f / 640.0f));
   EXPECT_EQ(b.y1, 20.25f * (800.0f / 422.0f));
-  EXPECT_EQ(b.x2, (10.5f + 30.1f) * (1213.0f / 640.0f));
-  EXPECT_EQ(b.y2, (20.25f + 40.7f) * (800.0f / 422.0f));
+  // x2 = x + w in double, then float32 (the oracle's convention)
+  EXPECT_EQ(b.x2, static_cast<float>(10.5 + 30.1) * (1213.0f / 640.0f));
+  EXPECT_EQ(b.y2, static_cast<float>(20.25 + 40.7) * (800.0f / 422.0f));
+  // ... which differs from adding in float32 for e.g. y = 200.61, h = 40.68
+  EXPECT_NE(ps::coco_bbox_to_xyxy(0, 200.61, 1, 40.68).y2, 200.61f + 40.68f);
 }
 
 TEST(FpnGrid, LevelsAndStrides) {

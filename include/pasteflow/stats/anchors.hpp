@@ -81,9 +81,10 @@ inline BoxF resize_box(const BoxF& b, const ResizeInfo& r) {
   return BoxF{b.x1 * r.ratio_w, b.y1 * r.ratio_h, b.x2 * r.ratio_w, b.y2 * r.ratio_h};
 }
 
-/// COCO [x, y, w, h] to float32 xyxy the way torchvision's COCO reference
-/// loader does: the numbers become a float32 tensor, then x2 = x + w and
-/// y2 = y + h are added in float32.
+/// COCO [x, y, w, h] to float32 xyxy: x2 = x + w and y2 = y + h are added
+/// in double (Python floats), then all four become a float32 tensor. (Adding
+/// in float32 after the conversion, like torchvision's references/ loader,
+/// moves some IoUs by ~1e-6; the Table 2 oracle adds in double.)
 BoxF coco_bbox_to_xyxy(const double (&xywh)[4]);
 BoxF coco_bbox_to_xyxy(double x, double y, double w, double h);
 
@@ -203,6 +204,17 @@ class Matcher {
   /// Every gt box must have x2 > x1 and y2 > y1 (InputError
   /// "degenerate_box" otherwise; torchvision refuses them in training too).
   AnchorMatch match(const AnchorGrid& anchors, Span<const BoxF> gt) const;
+
+  /// Scratch buffers of match() (per-anchor best IoU and gt); reusing one
+  /// across images avoids reallocating a few MB per call.
+  struct Workspace {
+    std::vector<float> best;
+    std::vector<int32_t> best_gt;
+    std::vector<uint32_t> ties;         ///< anchors attaining each gt's maximum
+    std::vector<size_t> tie_offsets;
+  };
+  /// As above, writing into `out` and using `workspace` (both reused).
+  void match(const AnchorGrid& anchors, Span<const BoxF> gt, AnchorMatch& out, Workspace& workspace) const;
 
  private:
   MatcherConfig config_;

@@ -254,6 +254,7 @@ class Reader {
   void parse_rle(od::value& v, AnnotationRecord& a, Problem& p, const char* at);
   void reserve_estimate(uint64_t bytes_done);
   void resolve();
+  void compact_pools();
 
   // --- value helpers ---------------------------------------------------------
   bool read_int(od::value& v, int64_t& out, Problem& p, const char* field, const char* at);
@@ -497,6 +498,7 @@ void Reader::parse_image(od::value& v) {
   extra_.clear();
   int64_t w = 0, h = 0;
   unsigned seen = 0;
+  bool id_ok = false;
   od::object obj;
   if (v.get_object().get(obj) != simdjson::SUCCESS) {
     set_problem(p, "wrong_type", std::string("image must be an object, got ") + type_name(v), "", nullptr);
@@ -521,7 +523,7 @@ void Reader::parse_image(od::value& v) {
         seen |= 1u << which;
       }
       switch (which) {
-        case 0: read_int(val, im.id, p, "id", k - 1); break;
+        case 0: id_ok = read_int(val, im.id, p, "id", k - 1); break;
         case 1: read_int(val, w, p, "width", k - 1); break;
         case 2: read_int(val, h, p, "height", k - 1); break;
         case 3: {
@@ -553,7 +555,7 @@ void Reader::parse_image(od::value& v) {
                   ".height", nullptr);
     }
   }
-  if (finish(p, seen & 1u, im.id)) {
+  if (finish(p, id_ok, im.id)) {
     ds_.strings.resize(str_mark);
     return;
   }
@@ -570,6 +572,7 @@ void Reader::parse_category(od::value& v) {
   const size_t str_mark = ds_.strings.size();
   extra_.clear();
   unsigned seen = 0;
+  bool id_ok = false;
   od::object obj;
   if (v.get_object().get(obj) != simdjson::SUCCESS) {
     set_problem(p, "wrong_type", std::string("category must be an object, got ") + type_name(v), "", nullptr);
@@ -593,7 +596,7 @@ void Reader::parse_category(od::value& v) {
         seen |= 1u << which;
       }
       switch (which) {
-        case 0: read_int(val, c.id, p, "id", k - 1); break;
+        case 0: id_ok = read_int(val, c.id, p, "id", k - 1); break;
         case 1: {
           std::string_view s;
           if (read_string(val, s, p, "name", k - 1)) c.name = ds_.add_string(s);
@@ -619,7 +622,7 @@ void Reader::parse_category(od::value& v) {
     if (!(seen & 1u)) set_problem(p, "missing_field", "category lacks required field 'id'", "", nullptr);
     if (!(seen & 2u)) set_problem(p, "missing_field", "category lacks required field 'name'", "", nullptr);
   }
-  if (finish(p, seen & 1u, c.id)) {
+  if (finish(p, id_ok, c.id)) {
     ds_.strings.resize(str_mark);
     return;
   }
@@ -818,6 +821,7 @@ void Reader::parse_annotation(od::value& v) {
   const size_t counts_mark = ds_.rle_counts.size(), str_mark = ds_.strings.size();
   extra_.clear();
   unsigned seen = 0;
+  bool id_ok = false;
   od::object obj;
   if (v.get_object().get(obj) != simdjson::SUCCESS) {
     set_problem(p, "wrong_type", std::string("annotation must be an object, got ") + type_name(v), "", nullptr);
@@ -850,7 +854,7 @@ void Reader::parse_annotation(od::value& v) {
         seen |= 1u << which;
       }
       switch (which) {
-        case 0: read_int(val, a.id, p, "id", k - 1); break;
+        case 0: id_ok = read_int(val, a.id, p, "id", k - 1); break;
         case 1: read_int(val, a.image_id, p, "image_id", k - 1); break;
         case 2: read_int(val, a.category_id, p, "category_id", k - 1); break;
         case 3: parse_segmentation(val, a, p, k - 1); break;
@@ -913,7 +917,7 @@ void Reader::parse_annotation(od::value& v) {
       }
     }
   }
-  if (finish(p, seen & 1u, a.id)) {
+  if (finish(p, id_ok, a.id)) {
     ds_.coords.resize(coords_mark);
     ds_.part_offsets.resize(parts_mark);
     ds_.rle_counts.resize(counts_mark);
@@ -1118,8 +1122,48 @@ void Reader::resolve() {
     if (out != i) anns[out] = a;
     ++out;
   }
+  const bool dropped = out != anns.size();
   anns.resize(out);
+  if (dropped) compact_pools();
   detail::group_by_image(ds_);
+}
+
+// Removes the polygon parts and RLE counts of annotations dropped after
+// parsing (duplicate ids, unknown references). Pool order follows annotation
+// order, so moving the survivors' data down in place is safe.
+void Reader::compact_pools() {
+  std::vector<double>& coords = ds_.coords;
+  std::vector<uint64_t>& parts = ds_.part_offsets;
+  std::vector<uint32_t>& counts = ds_.rle_counts;
+  uint64_t next_part = 0, next_coord = 0, next_count = 0;
+  for (AnnotationRecord& a : ds_.annotations) {
+    if (a.seg_kind == SegmentationKind::kPolygons) {
+      const uint64_t p0 = a.seg_begin;
+      for (uint64_t k = 0; k < a.seg_count; ++k) {
+        const uint64_t b = parts[p0 + k], e = parts[p0 + k + 1];
+        if (next_coord != b) std::copy(coords.begin() + static_cast<ptrdiff_t>(b),
+                                       coords.begin() + static_cast<ptrdiff_t>(e),
+                                       coords.begin() + static_cast<ptrdiff_t>(next_coord));
+        parts[next_part + k] = next_coord;
+        next_coord += e - b;
+      }
+      a.seg_begin = next_part;
+      next_part += a.seg_count;
+      parts[next_part] = next_coord;
+    } else if (a.seg_kind == SegmentationKind::kRleCounts) {
+      if (next_count != a.seg_begin) {
+        std::copy(counts.begin() + static_cast<ptrdiff_t>(a.seg_begin),
+                  counts.begin() + static_cast<ptrdiff_t>(a.seg_begin + a.seg_count),
+                  counts.begin() + static_cast<ptrdiff_t>(next_count));
+      }
+      a.seg_begin = next_count;
+      next_count += a.seg_count;
+    }
+  }
+  parts[next_part] = next_coord;
+  parts.resize(next_part + 1);
+  coords.resize(next_coord);
+  counts.resize(next_count);
 }
 
 CocoDataset Reader::run() {

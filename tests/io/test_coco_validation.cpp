@@ -1,0 +1,278 @@
+// Validation of bad COCO input: reason codes, locations (file, JSON path,
+// byte offset, record id), the strict and skip policies.
+#include <gtest/gtest.h>
+
+#include "pasteflow/io/coco.hpp"
+
+using namespace pasteflow;
+using namespace pasteflow::io;
+
+namespace {
+
+const char* const kImage = R"({"id":1,"width":10,"height":10,"file_name":"a.jpg"})";
+const char* const kCategory = R"({"id":1,"name":"thing"})";
+const char* const kTri = "[[0,0,4,0,4,4]]";
+
+std::string doc(const std::string& annotations, const std::string& images = kImage,
+                const std::string& categories = kCategory) {
+  return R"({"images":[)" + images + R"(],"annotations":[)" + annotations + R"(],"categories":[)" + categories +
+         "]}";
+}
+
+std::string ann(int64_t id, const std::string& rest = std::string(",\"segmentation\":") + kTri) {
+  return "{\"id\":" + std::to_string(id) + ",\"image_id\":1,\"category_id\":1" + rest + "}";
+}
+
+/// Parses `json` strictly and returns the error it must raise.
+InputError strict_error(const std::string& json, LoadOptions opt = {}) {
+  opt.policy = ErrorPolicy::kStrict;
+  try {
+    parse_coco(json, "bad.json", opt);
+  } catch (const InputError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no InputError for: " << json;
+  return InputError("none", "none");
+}
+
+/// Checks reason, file name, JSON path and record id in the message, and
+/// the byte offset when `offset_of` is given (its first occurrence).
+void expect_problem(const std::string& json, const std::string& reason, const std::string& path,
+                    const std::string& record, const std::string& offset_of = "") {
+  SCOPED_TRACE(json);
+  const InputError e = strict_error(json);
+  EXPECT_EQ(e.reason(), reason) << e.what();
+  const std::string msg = e.what();
+  EXPECT_NE(msg.find("bad.json"), std::string::npos) << msg;
+  EXPECT_EQ(e.where().path, path) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  if (!record.empty()) {
+    EXPECT_EQ(e.where().record, record) << msg;
+    EXPECT_NE(msg.find(record), std::string::npos) << msg;
+  }
+  EXPECT_GE(e.where().byte_offset, 0) << msg;
+  if (!offset_of.empty()) {
+    EXPECT_EQ(e.where().byte_offset, static_cast<int64_t>(json.find(offset_of))) << msg;
+  }
+  EXPECT_NE(msg.find("byte " + std::to_string(e.where().byte_offset)), std::string::npos) << msg;
+}
+
+}  // namespace
+
+TEST(CocoValidation, GoodMinimalDocument) {
+  const CocoDataset ds = parse_coco(doc(ann(5)), "ok.json");
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_EQ(ds.polygon(ds.annotations[0], 0).size(), 6u);
+  EXPECT_FALSE(ds.annotations[0].has_area);
+  EXPECT_FALSE(ds.annotations[0].has_iscrowd);
+}
+
+TEST(CocoValidation, OddPolygon) {
+  const std::string j = doc(ann(7, R"(,"segmentation":[[0,0,4,0,4,4],[1,2,3,4,5,6,7]])"));
+  expect_problem(j, "odd_polygon", "annotations[0].segmentation[1]", "annotation id 7", "[1,2,3,4,5,6,7]");
+}
+
+TEST(CocoValidation, ShortPolygonOfFourNumbers) {
+  // The id comes after the segmentation (real COCO key order); still named.
+  const std::string j = doc(ann(1) + R"(,{"segmentation":[[1,2,3,4]],"image_id":1,"category_id":1,"id":12})");
+  expect_problem(j, "short_polygon", "annotations[1].segmentation[0]", "annotation id 12", "[1,2,3,4]");
+  EXPECT_NE(std::string(strict_error(j).what()).find("box"), std::string::npos);
+  expect_problem(doc(ann(3, R"(,"segmentation":[[]])")), "short_polygon", "annotations[0].segmentation[0]",
+                 "annotation id 3");
+}
+
+TEST(CocoValidation, WrongTypes) {
+  expect_problem(doc(ann(7, R"(,"image_id":"1")")), "duplicate_field", "annotations[0].image_id", "annotation id 7");
+  expect_problem(doc(R"({"id":7,"image_id":"1","category_id":1})"), "wrong_type", "annotations[0].image_id",
+                 "annotation id 7", "\"image_id\"");
+  expect_problem(doc(R"({"id":7.5,"image_id":1,"category_id":1})"), "wrong_type", "annotations[0].id", "");
+  expect_problem(doc(ann(8, R"(,"segmentation":"abc")")), "wrong_type", "annotations[0].segmentation",
+                 "annotation id 8");
+  expect_problem(doc(ann(8, R"(,"segmentation":[[0,0,"x",1,2,2]])")), "wrong_type",
+                 "annotations[0].segmentation[0][2]", "annotation id 8", "\"x\"");
+  expect_problem(doc(ann(8, R"(,"segmentation":[5])")), "wrong_type", "annotations[0].segmentation[0]",
+                 "annotation id 8");
+  expect_problem(doc(ann(9, R"(,"bbox":{"x":1})")), "wrong_type", "annotations[0].bbox", "annotation id 9");
+  expect_problem(doc(ann(9, R"(,"area":"big")")), "wrong_type", "annotations[0].area", "annotation id 9");
+  expect_problem(doc(ann(1), R"({"id":1,"width":10,"height":10,"file_name":3})"), "wrong_type",
+                 "images[0].file_name", "image id 1");
+  expect_problem(doc(ann(1), kImage, R"({"id":1,"name":["x"]})"), "wrong_type", "categories[0].name",
+                 "category id 1");
+  expect_problem(doc("5"), "wrong_type", "annotations[0]", "");
+  // Top level and arrays.
+  EXPECT_EQ(strict_error("[1,2]").reason(), "wrong_type");
+  EXPECT_EQ(strict_error(R"({"images":{},"annotations":[],"categories":[]})").reason(), "wrong_type");
+}
+
+TEST(CocoValidation, MissingFields) {
+  expect_problem(doc(ann(1), R"({"id":4,"width":10,"height":10})"), "missing_field", "images[0]", "image id 4");
+  expect_problem(doc(ann(1), R"({"width":10,"height":10,"file_name":"a"})"), "missing_field", "images[0]",
+                 "image without id");
+  expect_problem(doc(R"({"id":6,"image_id":1})"), "missing_field", "annotations[0]", "annotation id 6");
+  expect_problem(doc(ann(1), kImage, R"({"id":2})"), "missing_field", "categories[0]", "category id 2");
+  EXPECT_EQ(strict_error(R"({"images":[],"annotations":[]})").reason(), "missing_field");
+}
+
+TEST(CocoValidation, DuplicateIds) {
+  const std::string two_images = std::string(kImage) + "," + kImage;
+  expect_problem(doc(ann(1), two_images), "duplicate_id", "images[1]", "image id 1");
+  const std::string two_cats = std::string(kCategory) + ",{\"id\":1,\"name\":\"other\"}";
+  expect_problem(doc(ann(1), kImage, two_cats), "duplicate_id", "categories[1]", "category id 1");
+  const std::string j = doc(ann(3) + "," + ann(4) + "," + ann(3));
+  expect_problem(j, "duplicate_id", "annotations[2]", "annotation id 3");
+  // The byte offset is that of the second record with the id.
+  EXPECT_EQ(strict_error(j).where().byte_offset, static_cast<int64_t>(j.rfind(ann(3))));
+}
+
+TEST(CocoValidation, UnknownReferences) {
+  expect_problem(doc(ann(1) + R"(,{"id":2,"image_id":99,"category_id":1})"), "unknown_image", "annotations[1]",
+                 "annotation id 2", R"({"id":2,)");
+  expect_problem(doc(R"({"id":2,"image_id":1,"category_id":77})"), "unknown_category", "annotations[0]",
+                 "annotation id 2");
+}
+
+TEST(CocoValidation, RleChecks) {
+  const std::string good = R"(,"iscrowd":1,"segmentation":{"counts":[3,7,5,5],"size":[4,5]})";
+  const CocoDataset ds = parse_coco(doc(ann(1, good)), "rle.json");
+  ASSERT_EQ(ds.annotations[0].seg_kind, SegmentationKind::kRleCounts);
+  EXPECT_EQ(ds.annotations[0].rle_height, 4u);
+  EXPECT_EQ(ds.annotations[0].rle_width, 5u);
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":[3,7,5,6],"size":[4,5]})")), "rle_sum",
+                 "annotations[0].segmentation.counts", "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":"375O","size":[4,5]})")), "rle_sum",
+                 "annotations[0].segmentation.counts", "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":[20],"size":[-4,-5]})")), "bad_value",
+                 "annotations[0].segmentation.size", "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":[20],"size":[4,5,1]})")), "bad_value",
+                 "annotations[0].segmentation.size", "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":[20]})")), "missing_field", "annotations[0].segmentation",
+                 "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":[-1,21],"size":[4,5]})")), "bad_value",
+                 "annotations[0].segmentation.counts[0]", "annotation id 2");
+  expect_problem(doc(ann(2, R"(,"segmentation":{"counts":"37\u0001","size":[4,5]})")), "bad_value",
+                 "annotations[0].segmentation.counts", "annotation id 2");
+}
+
+// Compressed RLE: counts [3,7,5,5] on a 4x5 image encode (pycocotools
+// rleToString) as "375N" (the 4th count is stored as the difference -2).
+TEST(CocoValidation, CompressedRle) {
+  const CocoDataset ds = parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"375N"})")), "c.json");
+  const AnnotationRecord& a = ds.annotations[0];
+  ASSERT_EQ(a.seg_kind, SegmentationKind::kRleString);
+  EXPECT_EQ(ds.rle_string(a), "375N");
+  EXPECT_EQ(a.rle_height, 4u);
+  EXPECT_EQ(a.rle_width, 5u);
+  // Backslash is a legal RLE character (code 92): escaped in JSON, stored unescaped.
+  // "\\" = 44 = more bit + 12; "0" ends it: 12 | (0 << 5) = 12; then "8" = 8: 12 + 8 = 20 = 4 x 5.
+  const CocoDataset ds2 = parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"\\08"})")), "c.json");
+  EXPECT_EQ(ds2.rle_string(ds2.annotations[0]), "\\08");
+}
+
+TEST(CocoValidation, BadValues) {
+  expect_problem(doc(ann(3, R"(,"area":-1)")), "bad_value", "annotations[0].area", "annotation id 3", "\"area\"");
+  expect_problem(doc(ann(3, R"(,"area":1e400)")), "bad_value", "annotations[0].area", "annotation id 3");
+  expect_problem(doc(ann(3, R"(,"bbox":[0,0,-2,3])")), "bad_value", "annotations[0].bbox", "annotation id 3");
+  expect_problem(doc(ann(3, R"(,"bbox":[0,0,2])")), "bad_value", "annotations[0].bbox", "annotation id 3");
+  expect_problem(doc(ann(3, R"(,"iscrowd":2)")), "bad_value", "annotations[0].iscrowd", "annotation id 3");
+  expect_problem(doc(ann(1), R"({"id":1,"width":-10,"height":10,"file_name":"a"})"), "bad_value", "images[0].width",
+                 "image id 1");
+  expect_problem(doc(ann(1), R"({"id":1,"width":10,"height":1e3,"file_name":"a"})"), "wrong_type",
+                 "images[0].height", "image id 1");
+}
+
+TEST(CocoValidation, MalformedJsonAlwaysThrowsWithOffset) {
+  for (ErrorPolicy policy : {ErrorPolicy::kStrict, ErrorPolicy::kSkip}) {
+    LoadOptions opt;
+    opt.policy = policy;
+    const std::string missing_comma = doc(ann(1) + R"(,{"id":2 "image_id":1,"category_id":1})");
+    const std::string truncated = doc(ann(1)).substr(0, 60);
+    const std::string trailing = doc(ann(1)) + " x";
+    const std::string bad_sep = doc(ann(1) + " " + ann(2));
+    const std::string trailing_comma = doc(ann(1) + ",");
+    const std::string bad_number = doc(ann(1, R"(,"area":12abc)"));
+    const std::string bad_extra = doc(ann(1, R"(,"note":[1,,2])"));
+    const std::string bad_info = R"({"info":{"a":tru},)" + doc(ann(1)).substr(1);
+    for (const std::string& j :
+         {missing_comma, truncated, trailing, bad_sep, trailing_comma, bad_number, bad_extra, bad_info}) {
+      SCOPED_TRACE(j);
+      try {
+        parse_coco(j, "broken.json", opt);
+        ADD_FAILURE() << "no error";
+      } catch (const InputError& e) {
+        EXPECT_EQ(e.reason(), "malformed_json") << e.what();
+        EXPECT_GE(e.where().byte_offset, 0) << e.what();
+        EXPECT_LE(e.where().byte_offset, static_cast<int64_t>(j.size()));
+        EXPECT_NE(std::string(e.what()).find("broken.json"), std::string::npos);
+      }
+    }
+    // The offset points into the broken record.
+    try {
+      parse_coco(missing_comma, "broken.json", opt);
+    } catch (const InputError& e) {
+      EXPECT_GE(e.where().byte_offset, static_cast<int64_t>(missing_comma.find("{\"id\":2")));
+      EXPECT_EQ(e.where().path, "annotations[1]");
+    }
+  }
+}
+
+TEST(CocoValidation, KeysInAnyOrderAndUnknownFields) {
+  const std::string j = R"({"categories":[{"id":0,"name":"bg","color":[1,2,3]}],
+    "annotations":[{"id":1,"image_id":0,"category_id":0,"score":0.5,"attrs":{"a":[null,true,"x\"y"]},
+                    "bbox":[1,2,3,4],"area":12}],
+    "type":"instances",
+    "images":[{"id":0,"width":3,"height":4,"file_name":"sub/dir/x.png","date":null}],
+    "info":{"v":1}})";
+  const CocoDataset ds = parse_coco(j, "order.json");
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_EQ(ds.annotations[0].seg_kind, SegmentationKind::kNone);
+  EXPECT_EQ(ds.annotations[0].image_index, 0u);
+  EXPECT_EQ(ds.annotations[0].extra.size, 0u);
+  EXPECT_EQ(ds.top_level_extra.size, 0u);
+
+  LoadOptions keep;
+  keep.keep_extra_fields = true;
+  const CocoDataset kept = parse_coco(j, "order.json", keep);
+  EXPECT_EQ(kept.str(kept.annotations[0].extra), R"("score":0.5,"attrs":{"a":[null,true,"x\"y"]})");
+  EXPECT_EQ(kept.str(kept.images[0].extra), R"("date":null)");
+  EXPECT_EQ(kept.str(kept.categories[0].extra), R"("color":[1,2,3])");
+  EXPECT_EQ(kept.str(kept.top_level_extra), R"("type":"instances","info":{"v":1})");
+  // null segmentation = none.
+  const CocoDataset n = parse_coco(doc(ann(1, R"(,"segmentation":null)")), "n.json");
+  EXPECT_EQ(n.annotations[0].seg_kind, SegmentationKind::kNone);
+}
+
+TEST(CocoValidation, SkipPolicyCountsByReason) {
+  const std::string anns = ann(1) + "," +                                   // good
+                           ann(2, R"(,"segmentation":[[1,2,3,4,5]])") + "," +  // odd
+                           ann(3, R"(,"segmentation":[[1,2,3,4]])") + "," +    // short
+                           R"({"id":4,"image_id":99,"category_id":1})" + "," +  // unknown image
+                           R"({"id":5,"image_id":1,"category_id":99})" + "," +  // unknown category
+                           ann(1) + "," +                                       // duplicate id
+                           R"({"id":6,"image_id":2,"category_id":1})" + "," +   // image 2 was dropped
+                           R"({"id":7,"category_id":1})" + "," +                // missing image_id
+                           ann(8, R"(,"segmentation":[[0,0,1,0,1,1],[0,0,2,0,2,2]],"area":1)");  // good
+  const std::string images = std::string(kImage) + R"(,{"id":2,"width":-1,"height":3,"file_name":"b"})";
+  LoadOptions opt;
+  opt.policy = ErrorPolicy::kSkip;
+  const CocoDataset ds = parse_coco(doc(anns, images), "skip.json", opt);
+  ASSERT_EQ(ds.annotations.size(), 2u);
+  EXPECT_EQ(ds.annotations[0].id, 1);
+  EXPECT_EQ(ds.annotations[1].id, 8);
+  EXPECT_EQ(ds.images.size(), 1u);
+  EXPECT_EQ(ds.skipped.count("odd_polygon"), 1u);
+  EXPECT_EQ(ds.skipped.count("short_polygon"), 1u);
+  EXPECT_EQ(ds.skipped.count("unknown_image"), 2u);
+  EXPECT_EQ(ds.skipped.count("unknown_category"), 1u);
+  EXPECT_EQ(ds.skipped.count("duplicate_id"), 1u);
+  EXPECT_EQ(ds.skipped.count("missing_field"), 1u);
+  EXPECT_EQ(ds.skipped.count("bad_value"), 1u);
+  EXPECT_EQ(ds.skipped.total(), 8u);
+  EXPECT_NE(ds.skipped.first_messages().at("odd_polygon").find("annotations[1].segmentation[0]"), std::string::npos);
+  // Dropped records leave nothing behind in the pools.
+  const AnnotationRecord& a8 = ds.annotations[1];
+  ASSERT_EQ(ds.num_parts(a8), 2u);
+  EXPECT_EQ(ds.polygon(a8, 1)[4], 2.0);
+  EXPECT_EQ(ds.part_offsets.size(), 4u);
+  EXPECT_EQ(ds.coords.size(), 18u);
+  ASSERT_EQ(ds.annotations_of(0).size(), 2u);
+}

@@ -59,6 +59,11 @@ bool intersects(const cv::Rect& r, const std::array<double, 4>& b) {
   return ix > 0.0 && iy > 0.0;
 }
 
+/// remaining / reference; 0 for an empty reference (nothing left to see).
+double visible_fraction(uint64_t left, double reference) {
+  return reference > 0.0 ? static_cast<double>(left) / reference : 0.0;
+}
+
 }  // namespace
 
 void PlacementConfig::validate() const {
@@ -168,7 +173,7 @@ uint32_t Placer::occlude(std::vector<Instance>& instances, std::vector<uint64_t>
         mask::Rle trimmed = rle_subtract(inst.mask, placed);
         const uint64_t left = mask::area(trimmed);
         if (left != mask::area(inst.mask)) {
-          drop = left == 0 || static_cast<double>(left) < config_.min_visible * ref;
+          drop = left == 0 || visible_fraction(left, ref) < config_.min_visible;
           if (!drop) {
             inst.mask = std::move(trimmed);
             inst.bbox = mask::bbox(inst.mask);
@@ -182,7 +187,7 @@ uint32_t Placer::occlude(std::vector<Instance>& instances, std::vector<uint64_t>
         const uint64_t covered = mask::area(window);
         if (covered > 0) {
           const uint64_t left = static_cast<uint64_t>(r.area()) - covered;
-          drop = left == 0 || static_cast<double>(left) < config_.min_visible * ref;
+          drop = left == 0 || visible_fraction(left, ref) < config_.min_visible;
         }
       }
     }

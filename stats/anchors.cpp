@@ -42,7 +42,14 @@ ResizeInfo detection_resize(int64_t height, int64_t width, const ResizeConfig& c
   const double min_side = static_cast<double>(std::min(height, width));
   const double max_side = static_cast<double>(std::max(height, width));
   // _resize_image_and_masks: scale = min(self_min_size / min_size, self_max_size / max_size)
-  r.scale = std::min(config.min_size / min_side, config.max_size / max_side);
+  if (config.arithmetic == ResizeArithmetic::kDouble) {
+    r.scale = std::min(config.min_size / min_side, config.max_size / max_side);
+  } else {
+    // float32 tensors; Tensor.__rtruediv__ is reciprocal() * other
+    const float a = (1.0f / static_cast<float>(min_side)) * static_cast<float>(config.min_size);
+    const float b = (1.0f / static_cast<float>(max_side)) * static_cast<float>(config.max_size);
+    r.scale = static_cast<double>(std::min(a, b));  // scale.item()
+  }
   // F.interpolate(scale_factor=scale, recompute_scale_factor=True): floor(size * scale) in double
   r.height = static_cast<int64_t>(std::floor(static_cast<double>(height) * r.scale));
   r.width = static_cast<int64_t>(std::floor(static_cast<double>(width) * r.scale));

@@ -119,6 +119,8 @@ std::string table2_to_json(const Table2& table, const Table2Options& options, bo
   w.field("resize_min_size", options.resize.min_size);
   w.field("resize_max_size", options.resize.max_size);
   w.field("size_divisible", options.resize.size_divisible);
+  w.field("resize_arithmetic",
+          options.resize.arithmetic == ResizeArithmetic::kDouble ? "double" : "torchvision_float32");
   w.field("matcher_high_threshold", options.matcher.high_threshold);
   w.field("matcher_low_threshold", options.matcher.low_threshold);
   w.field("allow_low_quality_matches", options.matcher.allow_low_quality_matches);

@@ -89,6 +89,27 @@ TEST(Resize, ShorterSide800LongerAtMost1333) {
   EXPECT_EQ(ps::pad_to_multiple(801, 32), 832);
 }
 
+TEST(Resize, TorchvisionFloat32Arithmetic) {
+  // Sizes printed by torchvision 0.14.1 / torch 1.13 _resize_image_and_masks(img, 800.0, 1333.0):
+  // the scale is float32 (reciprocal then multiply), and often lands one pixel short of kDouble.
+  struct Case {
+    int64_t h, w, rh, rw;
+  };
+  const Case cases[] = {{427, 640, 799, 1199}, {899, 333, 1332, 493}, {899, 1999, 599, 1333},
+                        {97, 120, 799, 989},   {90, 612, 196, 1333},  {1, 1, 800, 800}};
+  ps::ResizeConfig tv;
+  tv.arithmetic = ps::ResizeArithmetic::kTorchvisionFloat32;
+  for (const Case& c : cases) {
+    const ps::ResizeInfo r = ps::detection_resize(c.h, c.w, tv);
+    EXPECT_EQ(r.height, c.rh) << c.h << "x" << c.w;
+    EXPECT_EQ(r.width, c.rw) << c.h << "x" << c.w;
+    EXPECT_EQ(r.scale, static_cast<double>(static_cast<float>(r.scale)));  // a float32 value
+  }
+  // the oracle's double definition gives 800 for the short side of 427 x 640
+  EXPECT_EQ(ps::detection_resize(427, 640).height, 800);
+  EXPECT_EQ(ps::detection_resize(899, 333).height, 1333);
+}
+
 TEST(Resize, BoxesScalePerAxisInFloat32) {
   const ps::ResizeInfo r = ps::detection_resize(422, 640);
   const BoxF b = ps::resize_box(ps::coco_bbox_to_xyxy(10.5, 20.25, 30.1, 40.7), r);

@@ -285,6 +285,7 @@ class Reader {
   std::string extra_;          // raw members of the current record
   std::string top_extra_;
   bool reserved_ = false;
+  size_t batch_bytes_ = size_t(1) << 20;  // bytes per On-Demand iterate() call
 
   std::vector<RecordSource> src_images_, src_categories_, src_annotations_;
 };
@@ -1005,10 +1006,14 @@ void Reader::stream_array(size_t& pos) {
   uint32_t index = 0;
   const uint64_t array_start = offset_of(buf() + pos);
   while (true) {
-    bool done = false;
+    bool done = false, batch_full = false;
     ranges_.clear();
     while (true) {
       char* b = buf();
+      if (!ranges_.empty() && ranges_.back().second - ranges_.front().first >= batch_bytes_) {
+        batch_full = true;
+        break;
+      }
       while (pos < len_ && is_json_ws(b[pos])) ++pos;
       if (pos >= len_) break;
       const char c = b[pos];
@@ -1052,6 +1057,7 @@ void Reader::stream_array(size_t& pos) {
       if (kind_ == Kind::kAnnotations) reserve_estimate(offset_of(buf() + pos) - array_start);
     }
     if (done) return;
+    if (batch_full) continue;
     size_t shift;
     if (!refill(pos - 1, shift)) {
       malformed(std::string("unexpected end of file inside '") + kArrayName[static_cast<int>(kind_)] + "'",
@@ -1172,6 +1178,7 @@ CocoDataset Reader::run() {
   // No bigger than the input (+1 so that the first read sees the end).
   cap_ = static_cast<size_t>(std::min<uint64_t>(opt_.block_size, src_.size() + 1));
   cap_ = std::max<size_t>(cap_, 16);
+  batch_bytes_ = std::max<size_t>(std::min(opt_.batch_size, cap_), 1);
   buf_.reset(new char[cap_ + kPad]);
   size_t pos = 0, shift = 0;
   refill(0, shift);

@@ -95,6 +95,17 @@ inline uint64_t prefix_xor(uint64_t x) {
   return x;
 }
 
+inline int popcount64(uint64_t x) {
+#if defined(__POPCNT__)
+  return __builtin_popcountll(x);
+#else
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+
 /// `p` points at '{' or '['. Returns one past the matching close bracket, or
 /// nullptr when it is not within [p, end).
 inline const char* match_container(const char* p, const char* end) {
@@ -113,8 +124,9 @@ inline const char* match_container(const char* p, const char* end) {
     const uint64_t op = m.open & valid & ~in_string;
     const uint64_t cl = m.close & valid & ~in_string;
     // Fast path: this chunk cannot bring the depth back to zero.
-    if (__builtin_popcountll(cl) < depth) {
-      depth += __builtin_popcountll(op) - __builtin_popcountll(cl);
+    const int n_close = popcount64(cl);
+    if (n_close < depth) {
+      depth += popcount64(op) - n_close;
       continue;
     }
     uint64_t br = op | cl;

@@ -94,6 +94,9 @@ struct LoadOptions {
   /// larger than a block grows the buffer. Tests use tiny values to exercise
   /// records split across blocks; results never depend on it.
   size_t block_size = size_t(32) << 20;
+  /// Bytes of complete records handed to one simdjson On-Demand iterate()
+  /// call (smaller batches stay in the CPU caches). Results never depend on it.
+  size_t batch_size = size_t(1) << 20;
 };
 
 /// Compressed RLE that replaces an annotation's segmentation when writing.

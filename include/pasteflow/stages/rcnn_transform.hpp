@@ -68,9 +68,10 @@ struct Resized {
 /// _resize_image_and_masks (fixed_size = None): the image is interpolated
 /// bilinearly (align_corners = False, recompute_scale_factor = True); the
 /// masks with mode "nearest" and the same scale factor. torchvision runs the
-/// masks through float32 and back to uint8; nearest interpolation only copies
-/// values, so the masks are interpolated as uint8 directly (the same source
-/// index for every output pixel, a quarter of the memory).
+/// masks through float32 as [N, 1, H, W] and back to uint8; nearest
+/// interpolation only copies values, so CPU uint8 masks are interpolated as
+/// uint8 [1, N, H, W] (the same source index for every output pixel, a
+/// quarter of the memory, ~5x faster); other masks take torchvision's path.
 /// `masks` may be undefined (boxes-only datasets) or [N, H, W] uint8.
 Resized resize_image_and_masks(const at::Tensor& image, double self_min_size,
                                double self_max_size, const at::Tensor& masks = at::Tensor());

@@ -88,10 +88,10 @@ void Occupancy::add(const cv::Mat& mask, cv::Point tl) {
   CV_Assert(mask.type() == CV_8UC1);
   const cv::Rect dst = cv::Rect(tl, mask.size()) & cv::Rect(0, 0, map_.cols, map_.rows);
   for (int y = dst.y; y < dst.y + dst.height; ++y) {
-    const uint8_t* m = mask.ptr<uint8_t>(y - tl.y) - tl.x;
+    const uint8_t* m = mask.ptr<uint8_t>(y - tl.y);
     uint8_t* o = map_.ptr<uint8_t>(y);
     for (int x = dst.x; x < dst.x + dst.width; ++x)
-      if (m[x]) o[x] = 1;
+      if (m[x - tl.x]) o[x] = 1;
   }
 }
 

@@ -1183,6 +1183,7 @@ CocoDataset Reader::run() {
   size_t pos = 0, shift = 0;
   refill(0, shift);
 
+  if (len_ >= 3 && std::memcmp(buf(), "\xEF\xBB\xBF", 3) == 0) pos = 3;  // UTF-8 byte order mark
   char c = skip_ws(pos);
   if (c == 0) malformed("empty document", offset_of(buf() + pos));
   if (c != '{') {

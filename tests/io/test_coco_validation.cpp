@@ -276,3 +276,27 @@ TEST(CocoValidation, SkipPolicyCountsByReason) {
   EXPECT_EQ(ds.coords.size(), 18u);
   ASSERT_EQ(ds.annotations_of(0).size(), 2u);
 }
+
+TEST(CocoValidation, EmptyArraysWhitespaceAndBom) {
+  const CocoDataset e = parse_coco(" {\"images\" : [ ] ,\"annotations\":[],\"categories\":[\n]}\n", "e.json");
+  EXPECT_TRUE(e.images.empty());
+  EXPECT_TRUE(e.annotations.empty());
+  EXPECT_TRUE(e.image_annotations.empty());
+  const std::string pretty =
+      "\xEF\xBB\xBF{\r\n\t\"categories\": [\r\n\t\t{ \"id\" : 3 , \"name\" : \"a\" }\r\n\t],\r\n"
+      "\t\"annotations\": [\r\n\t\t{\r\n\t\t\t\"segmentation\": [\r\n\t\t\t\t[ 1.5, 2,\r\n 3, 4e0, 5E-1, -0 ]\r\n"
+      "\t\t\t],\r\n\t\t\t\"id\": 9, \"image_id\": 4, \"category_id\": 3\r\n\t\t}\r\n\t],\r\n"
+      "\t\"images\": [ { \"id\": 4, \"width\": 2, \"height\": 2, \"file_name\": \"x.png\" } ]\r\n}\r\n";
+  for (size_t block : {16u, 29u, 1u << 20}) {
+    LoadOptions opt;
+    opt.block_size = block;
+    const CocoDataset ds = parse_coco(pretty, "pretty.json", opt);
+    ASSERT_EQ(ds.annotations.size(), 1u);
+    const Span<const double> p = ds.polygon(ds.annotations[0], 0);
+    ASSERT_EQ(p.size(), 6u);
+    EXPECT_EQ(p[0], 1.5);
+    EXPECT_EQ(p[3], 4.0);
+    EXPECT_EQ(p[4], 0.5);
+    EXPECT_EQ(ds.annotations[0].category_index, 0u);
+  }
+}

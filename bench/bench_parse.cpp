@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
       return a == "--help" ? 0 : 2;
     }
   }
-  if (blocks_mb.empty()) blocks_mb = {32};
-  if (batches_kb.empty()) batches_kb = {256, 1024, 8192};
+  if (blocks_mb.empty()) blocks_mb = {8, 32};
+  if (batches_kb.empty()) batches_kb = {512, 4096};
 
   if (file.empty()) {
     SyntheticCocoOptions opt;

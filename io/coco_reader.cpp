@@ -285,7 +285,7 @@ class Reader {
   std::string extra_;          // raw members of the current record
   std::string top_extra_;
   bool reserved_ = false;
-  size_t batch_bytes_ = size_t(1) << 20;  // bytes per On-Demand iterate() call
+  size_t batch_bytes_ = 0;  // bytes per On-Demand iterate() call (set by run())
 
   std::vector<RecordSource> src_images_, src_categories_, src_annotations_;
 };
@@ -476,9 +476,10 @@ void Reader::take_extra(const char* key, od::value& v) {
   if (t == od::json_type::array || t == od::json_type::object) {
     walk(v, 0);
     if (opt_.keep_extra_fields) {
-      if (auto e = doc_.current_location().get(end)) json_fail(e, key);
-      end = rtrim(std::string_view(key, static_cast<size_t>(end - key))).data() +
-            rtrim(std::string_view(key, static_cast<size_t>(end - key))).size();
+      // After the walk the iterator stands on the token that follows the value.
+      const char* next = nullptr;
+      if (auto e = doc_.current_location().get(next)) json_fail(e, key);
+      end = key + rtrim(std::string_view(key, static_cast<size_t>(next - key))).size();
     }
   } else {
     const std::string_view tok = rtrim(v.raw_json_token());

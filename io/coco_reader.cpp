@@ -793,8 +793,9 @@ void Reader::parse_rle(od::value& v, AnnotationRecord& a, Problem& p, const char
                     ".segmentation.counts", k - 1);
         return;
       }
+    } else {
+      walk(val, 0);  // other members of an RLE object: validated, not kept
     }
-    // Other members of an RLE object are ignored.
   }
   if (!has_size || !has_counts) {
     set_problem(p, "missing_field",

@@ -192,8 +192,9 @@ TEST(CocoValidation, MalformedJsonAlwaysThrowsWithOffset) {
     const std::string bad_number = doc(ann(1, R"(,"area":12abc)"));
     const std::string bad_extra = doc(ann(1, R"(,"note":[1,,2])"));
     const std::string bad_info = R"({"info":{"a":tru},)" + doc(ann(1)).substr(1);
+    const std::string bad_rle = doc(ann(1, R"(,"segmentation":{"size":[1,1],"counts":[0,1],"x":[1,,2]})"));
     for (const std::string& j :
-         {missing_comma, truncated, trailing, bad_sep, trailing_comma, bad_number, bad_extra, bad_info}) {
+         {missing_comma, truncated, trailing, bad_sep, trailing_comma, bad_number, bad_extra, bad_info, bad_rle}) {
       SCOPED_TRACE(j);
       try {
         parse_coco(j, "broken.json", opt);

@@ -9,10 +9,10 @@
 #include "pasteflow/pipeline/loader.hpp"
 
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -87,6 +87,7 @@ struct Loader::Impl {
   stages::CategoryMap categories;
 
   // Graph.
+  std::unique_ptr<oneapi::tbb::global_control> parallelism;  ///< lifts TBB's default worker cap when asked for more threads than cores
   oneapi::tbb::task_arena arena;
   std::unique_ptr<flow::graph> graph;
   std::unique_ptr<EntryNode> entry;
@@ -106,7 +107,6 @@ struct Loader::Impl {
 
   // Shared between the batch node and the consumer.
   mutable std::mutex mutex;
-  std::condition_variable ready_cv;
   std::deque<Ready> ready;
   uint64_t max_ready = 0;
   SkipReport skipped;
@@ -136,7 +136,11 @@ struct Loader::Impl {
         decoder(config.decode),
         paster(config.augment),
         categories(category_ids(ds)),
-        arena(config.loader.threads > 0 ? config.loader.threads : oneapi::tbb::task_arena::automatic) {
+        parallelism(make_parallelism_limit(config.loader.threads)),
+        // One slot is the consumer's: while it waits for data it runs graph
+        // tasks itself (wait_for_all), so `threads` threads work in all.
+        arena(config.loader.threads > 0 ? config.loader.threads : oneapi::tbb::task_arena::automatic,
+              /*reserved_for_masters=*/1) {
     if (!tickets) tickets = [this](uint64_t e) { return sampler.epoch(e); };
     stages::validate(config.batch);
     arena.execute([this] { build_graph(); });
@@ -148,6 +152,14 @@ struct Loader::Impl {
       graph->cancel();
       graph->wait_for_all();
     });
+  }
+
+  static std::unique_ptr<oneapi::tbb::global_control> make_parallelism_limit(int threads) {
+    using oneapi::tbb::global_control;
+    if (threads <= 0 || static_cast<size_t>(threads) <= global_control::active_value(global_control::max_allowed_parallelism)) {
+      return nullptr;
+    }
+    return std::make_unique<global_control>(global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   }
 
   static PipelineConfig prepare_config(PipelineConfig cfg) {
@@ -197,7 +209,7 @@ struct Loader::Impl {
     load = std::make_unique<StageNode>(g, concurrency(lc.decode_concurrency), stage("load", load_t, [this](Msg& m) {
       note_entered();
       auto s = std::make_shared<stages::Sample>();
-      s->seq = m.ticket.seq;
+      s->seq = m.ticket.position;  // unique across ranks, so ranks draw different random streams
       s->epoch = m.ticket.epoch;
       s->image_index = m.ticket.image_index;
       s->copy = m.ticket.copy;
@@ -290,7 +302,6 @@ struct Loader::Impl {
     skipped.merge(local);
     ready.push_back(std::move(item));
     max_ready = std::max<uint64_t>(max_ready, ready.size());
-    ready_cv.notify_one();
   }
 
   static std::string describe(const std::exception_ptr& e) {
@@ -380,18 +391,24 @@ struct Loader::Impl {
   /// Takes the next ready item; returns false at the end of the epoch.
   bool take(Ready& out) {
     if (failed) std::rethrow_exception(failed);
-    if (epoch_finished) {  // the previous call ended an epoch: this call starts the next one
+    if (epoch_finished) {  // the previous call delivered the epoch's last item: report its end
       epoch_finished = false;
       ++consumer_epoch;
+      return false;
     }
     while (true) {
       top_up();
       std::unique_lock<std::mutex> lock(mutex);
       if (ready.empty()) {
         if (feed_done && groups_outstanding == 0) return false;
+        lock.unlock();
+        // Nothing ready: lend this thread to the graph until the issued
+        // groups are done (they then all sit in `ready`).
         const auto t0 = Clock::now();
-        ready_cv.wait(lock, [this] { return !ready.empty(); });
+        arena.execute([this] { graph->wait_for_all(); });
         wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
+        lock.lock();
+        if (ready.empty()) throw Error("pipeline_stalled", "the flow graph went idle with no batch ready");
       }
       Ready item = std::move(ready.front());
       ready.pop_front();

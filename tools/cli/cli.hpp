@@ -1,0 +1,56 @@
+// Shared pieces of the pasteflow command-line program. The CLI is the only
+// place that prints or exits; library code throws pasteflow::Error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdint>
+#include <string>
+
+namespace pasteflow::cli {
+
+/// Options every subcommand doing parallel or random work takes.
+struct RunOptions {
+  int threads = 0;     ///< 0 = all cores
+  uint64_t seed = 0;
+  bool json = false;   ///< machine-readable output on stdout, logs on stderr
+};
+
+/// Adds --threads and --seed to `cmd`.
+void add_run_options(CLI::App* cmd, RunOptions& opts);
+/// Adds --json to `cmd`.
+void add_json_option(CLI::App* cmd, RunOptions& opts);
+/// Resolves threads = 0 to the number of cores.
+int resolve_threads(int threads);
+
+/// Writes `text` to stdout followed by a newline (the only stdout writer).
+void print_stdout(const std::string& text);
+
+/// True when stderr is a terminal (progress bars are drawn only then).
+bool stderr_is_terminal();
+
+/// A one-line progress bar on stderr, drawn only on terminals.
+class Progress {
+ public:
+  Progress(std::string label, uint64_t total);
+  ~Progress();
+  void update(uint64_t done);
+  void finish();
+
+ private:
+  std::string label_;
+  uint64_t total_;
+  bool enabled_;
+  bool finished_ = false;
+  int64_t start_ns_;
+  int64_t last_draw_ns_ = 0;
+};
+
+// Subcommand registration; each lives in tools/cli/cmd_<name>.cpp.
+void add_stats_command(CLI::App& app);
+void add_rle_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+
+}  // namespace pasteflow::cli

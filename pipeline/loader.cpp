@@ -12,6 +12,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <exception>
@@ -127,7 +128,7 @@ struct Loader::Impl {
 
   Impl(const io::CocoDataset& ds, PipelineConfig cfg, Output out, TicketSource src)
       : dataset(ds),
-        config(prepare_config(std::move(cfg))),
+        config(prepare_config(std::move(cfg), ds)),
         output(out),
         tickets(std::move(src)),
         policy(parse_error_policy(config.loader.on_error)),
@@ -162,9 +163,15 @@ struct Loader::Impl {
     return std::make_unique<global_control>(global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   }
 
-  static PipelineConfig prepare_config(PipelineConfig cfg) {
+  /// Fills the fields that are not config keys: seeds and size classes
+  /// from the root, and the pasted-id base from the dataset (its largest
+  /// annotation id, so pasted ids never collide with the dataset's).
+  static PipelineConfig prepare_config(PipelineConfig cfg, const io::CocoDataset& ds) {
     cfg.loader.validate();
-    cfg.propagate_seed();
+    cfg.derive();
+    int64_t max_id = 0;
+    for (const auto& a : ds.annotations) max_id = std::max(max_id, a.id);
+    cfg.augment.composite.id_base = std::max(cfg.augment.composite.id_base, max_id);
     return cfg;
   }
 
@@ -532,11 +539,6 @@ void LoaderConfig::validate() const {
   if (prefetch < 1) bad("prefetch", "must be >= 1");
   if (inflight < 1) bad("inflight", "must be >= 1");
   if (on_error != "strict" && on_error != "skip") bad("on_error", "must be 'strict' or 'skip'");
-}
-
-void PipelineConfig::propagate_seed() {
-  sampler.seed = seed;
-  augment.seed = seed;
 }
 
 std::vector<stages::ImageInfo> image_infos(const io::CocoDataset& dataset, const stages::SizeClassConfig& size) {

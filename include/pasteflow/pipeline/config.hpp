@@ -1,8 +1,18 @@
 // The whole pipeline's configuration: one struct per stage, gathered here.
+//
+// Every user-settable key is described beside its field by a static
+// describe(config::Describer<X>&) (config/describe.hpp), written as a
+// template so that stage headers do not depend on the config layer;
+// `pasteflow config --schema` prints them all (docs/config.md).
+// Fields filled at run time are not keys: the stage seeds and
+// augment.composite.size_class come from the root (PipelineConfig::derive),
+// augment.composite.id_base from the dataset (the Loader sets it to the
+// largest annotation id, so pasted ids never collide with the dataset's).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pasteflow/stages/batch.hpp"
 #include "pasteflow/stages/decode.hpp"
@@ -27,8 +37,32 @@ struct LoaderConfig {
   uint64_t max_epochs = 0;  ///< 0 = the stream never ends
 
   void validate() const;
+
+  /// Config keys under "loader.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("threads", &LoaderConfig::threads, "worker threads of the flow graph, the consumer included (0 = all cores)")
+        .range(0, 1024);
+    d.field("batch_size", &LoaderConfig::batch_size, "images per batch").range(1, 100000);
+    d.field("prefetch", &LoaderConfig::prefetch, "batches ready or in preparation at most").range(1, 100000);
+    d.field("inflight", &LoaderConfig::inflight, "samples inside the graph (decoded, not yet batched) at most")
+        .range(1, 100000);
+    d.field("decode_concurrency", &LoaderConfig::decode_concurrency, "parallel decode bodies (0 = unlimited)")
+        .range(0, 1024);
+    d.field("augment_concurrency", &LoaderConfig::augment_concurrency, "parallel copy-paste bodies (0 = unlimited)")
+        .range(0, 1024);
+    d.field("prepare_concurrency", &LoaderConfig::prepare_concurrency,
+            "parallel resize/normalise bodies (0 = unlimited)")
+        .range(0, 1024);
+    d.field("on_error", &LoaderConfig::on_error,
+            "a sample whose stage fails: strict stops with the error, skip drops it and counts it")
+        .one_of({"strict", "skip"});
+    d.field("drop_last", &LoaderConfig::drop_last, "drop an epoch's last incomplete batch");
+    d.field("max_epochs", &LoaderConfig::max_epochs, "epochs delivered before the stream ends (0 = never ends)");
+  }
 };
 
+/// The root of a pipeline config file (configs/base.yaml documents it).
 struct PipelineConfig {
   uint64_t seed = 0;  ///< the one seed: sampler, paste and batch streams derive from it
   stages::SamplerConfig sampler;
@@ -41,6 +75,32 @@ struct PipelineConfig {
 
   /// Copies `seed` into the stage configs that draw random numbers.
   void propagate_seed();
+  /// propagate_seed() and the other fields derived from the root: the
+  /// pasted objects' size classes use the root `size` section.
+  void derive();
+
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("seed", &PipelineConfig::seed,
+            "the one random seed: sampling, pasting and batching streams derive from it (results never depend on "
+            "threads)");
+    d.field("sampler", &PipelineConfig::sampler, "which images an epoch visits: oversampling and augmentation setting");
+    d.field("decode", &PipelineConfig::decode, "image decoding");
+    d.field("size", &PipelineConfig::size, "COCO size classes (small / medium / large), paper Table 1");
+    d.field("instances", &PipelineConfig::instances, "annotations -> instances");
+    d.field("augment", &PipelineConfig::augment, "copy-paste augmentation (paper sec. 4-5)");
+    d.field("batch", &PipelineConfig::batch, "resizing, normalisation and batching (torchvision Mask R-CNN)");
+    d.field("loader", &PipelineConfig::loader, "the flow graph: threads, bounds, error policy");
+  }
 };
+
+/// load_config<PipelineConfig>(path, overrides), then the stages' own
+/// checks (rank < world_size, an odd blur kernel, 3 mean/std values, ...);
+/// every ConfigError names the key and `path`.
+PipelineConfig load_pipeline_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// The stages' own checks of a loaded config (as load_pipeline_config);
+/// `file` is put in the errors' Location.
+void validate_pipeline_config(const PipelineConfig& config, const std::string& file = {});
 
 }  // namespace pasteflow::pipeline

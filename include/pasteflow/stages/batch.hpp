@@ -54,6 +54,25 @@ struct BatchConfig {
   bool keep_masks = true;   ///< masks in the targets; false for boxes-only datasets
   bool drop_crowd = true;   ///< drop iscrowd instances (else kept with iscrowd = 1)
   std::string device = "cpu";  ///< where collate() puts the tensors ("cpu", "cuda", "cuda:1")
+
+  /// Config keys under "batch.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("min_size", &BatchConfig::min_size, "shorter image side after resizing (torchvision min_size)")
+        .range(1, 100000);
+    d.field("train_min_sizes", &BatchConfig::train_min_sizes,
+            "multi-scale training: one shorter-side size drawn per image (empty: min_size)")
+        .range(1, 100000);
+    d.field("max_size", &BatchConfig::max_size, "cap of the longer side after resizing").range(1, 100000);
+    d.field("hflip", &BatchConfig::hflip, "whole-image horizontal flip with probability 0.5");
+    d.field("mean", &BatchConfig::mean, "per-channel RGB mean subtracted from pixels in [0, 1] (3 values)");
+    d.field("std", &BatchConfig::std, "per-channel RGB std the pixels are divided by (3 nonzero values)");
+    d.field("size_divisible", &BatchConfig::size_divisible, "batch H and W are padded to a multiple of this")
+        .range(1, 4096);
+    d.field("keep_masks", &BatchConfig::keep_masks, "put instance masks in the targets (off for boxes-only data)");
+    d.field("drop_crowd", &BatchConfig::drop_crowd, "drop crowd instances from the targets (else kept with iscrowd = 1)");
+    d.field("device", &BatchConfig::device, "where batches are put: cpu, cuda or cuda:N");
+  }
 };
 
 /// Throws ConfigError (key "batch.<field>") for sizes <= 0, mean/std not 3

@@ -50,12 +50,30 @@ namespace pasteflow::stages {
 struct CompositeConfig {
   int blur_kernel = 0;       ///< 0 = hard paste; otherwise an odd kernel size >= 3
   double blur_sigma = 0.0;   ///< Gaussian sigma; 0 = derived from the kernel size
-  int64_t id_base = 0;       ///< largest annotation id of the dataset
-  uint32_t ids_per_sample = 1024;  ///< id block per sample; more pastes per sample are an error
-  stats::SizeClassConfig size_class;  ///< thresholds for the pasted objects' size_class
+  /// Largest annotation id of the dataset. Not a config key: the pipeline's
+  /// Loader sets it from the dataset.
+  int64_t id_base = 0;
+  uint64_t ids_per_sample = 1024;  ///< id block per sample; more pastes per sample are an error
+  /// Thresholds for the pasted objects' size_class. Not a config key: the
+  /// pipeline copies the root "size" section here (PipelineConfig::derive).
+  stats::SizeClassConfig size_class;
 
   /// Throws ConfigError with key "augment.composite.<field>".
   void validate() const;
+
+  /// Config keys under "augment.composite." (id_base and size_class are not).
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("blur_kernel", &CompositeConfig::blur_kernel,
+            "0 = hard paste (paper); k = odd Gaussian kernel feathering the pasted edge (Table 8: 3, 5)")
+        .range(0, 99);
+    d.field("blur_sigma", &CompositeConfig::blur_sigma, "Gaussian sigma of the edge blur; 0 = OpenCV's default for the kernel")
+        .range(0.0, 100.0);
+    d.field("ids_per_sample", &CompositeConfig::ids_per_sample,
+            "annotation-id block per sample: new id = max dataset id + 1 + seq * this + paste index; more pastes "
+            "in one sample are an error")
+        .range(1, 1u << 20);
+  }
 };
 
 /// The id scheme of the header comment. Throws Error "paste_id_overflow"

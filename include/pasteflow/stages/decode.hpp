@@ -44,6 +44,17 @@ struct DecodeConfig {
   int64_t max_pixels = 178956970;
   std::string color = "rgb";  ///< "rgb", "grey" or "keep"
   bool keep_16bit = true;     ///< keep 16-bit images as CV_16U, else scale to 8 bit
+
+  /// Config keys under "decode.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("max_pixels", &DecodeConfig::max_pixels,
+            "largest width*height decoded, checked from the header before decoding (0 = no limit)")
+        .min(0);
+    d.field("color", &DecodeConfig::color, "rgb: always 3 channels; grey: 1 channel; keep: as stored")
+        .one_of({"rgb", "grey", "keep"});
+    d.field("keep_16bit", &DecodeConfig::keep_16bit, "keep 16-bit images 16-bit (else scaled to 8 bit)");
+  }
 };
 
 enum class ImageFormat : uint8_t { kJpeg, kPng, kTiff };

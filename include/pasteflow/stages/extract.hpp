@@ -51,6 +51,19 @@ struct ExtractConfig {
 
   /// Throws ConfigError with key "augment.extract.<field>".
   void validate() const;
+
+  /// Config keys under "augment.extract.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("size_classes", &ExtractConfig::size_classes, "size classes of the objects that may be copied (paper: small)")
+        .one_of({"small", "medium", "large"});
+    d.field("exclude_crowd", &ExtractConfig::exclude_crowd, "never copy crowd regions");
+    d.field("occlusion", &ExtractConfig::occlusion,
+            "non-occluded test: mask (no pixel shared with another object), box (no box intersection), none")
+        .one_of({"mask", "box", "none"});
+    d.field("allow_multipart", &ExtractConfig::allow_multipart,
+            "allow objects whose mask has several 8-connected parts (the author's script: single polygons only)");
+  }
 };
 
 /// One object cut out of a sample (and, after the transform stage, its

@@ -16,6 +16,15 @@ struct InstancesConfig {
   /// Keep crowd regions as instances (they count as occupied for placement
   /// and are never pasted); off drops them.
   bool keep_crowd = true;
+
+  /// Config keys under "instances.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("use_masks", &InstancesConfig::use_masks,
+            "rasterise segmentations into masks (off: boxes only, pasting copies box regions)");
+    d.field("keep_crowd", &InstancesConfig::keep_crowd,
+            "keep crowd regions as instances (occupied for placement, never pasted); off drops them");
+  }
 };
 
 class InstanceBuilder {

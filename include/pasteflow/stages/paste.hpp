@@ -57,6 +57,7 @@ struct PasteConfig {
   std::string strategy = "all";  ///< "one", "several" or "all"
   int copies = 1;                ///< N: pastes per chosen object (>= 1)
   int num_objects = 2;           ///< k of "several" (>= 1)
+  /// Not a config key: the pipeline copies its root seed here (PipelineConfig::derive).
   uint64_t seed = 0;
   ExtractConfig extract;
   TransformConfig transform;
@@ -65,6 +66,22 @@ struct PasteConfig {
 
   /// Throws ConfigError ("augment.<field>" / "augment.<stage>.<field>").
   void validate() const;
+
+  /// Config keys under "augment." (seed is not one).
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("strategy", &PasteConfig::strategy,
+            "one: one object pasted `copies` times (Table 5); several: num_objects objects (Table 6); all: every "
+            "eligible object (Table 7)")
+        .one_of({"one", "several", "all"});
+    d.field("copies", &PasteConfig::copies, "pastes of each chosen object (the tables' 1x..5x)").range(1, 1000);
+    d.field("num_objects", &PasteConfig::num_objects, "strategy several: distinct objects chosen per image")
+        .range(1, 1000);
+    d.field("extract", &PasteConfig::extract, "which objects may be copied");
+    d.field("transform", &PasteConfig::transform, "random scale / rotation / flip of each pasted object");
+    d.field("placement", &PasteConfig::placement, "where pasted objects may go");
+    d.field("composite", &PasteConfig::composite, "how pasted pixels are written");
+  }
 };
 
 class Paster {

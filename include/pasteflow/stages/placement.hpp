@@ -46,6 +46,20 @@ struct PlacementConfig {
 
   /// Throws ConfigError with key "augment.placement.<field>".
   void validate() const;
+
+  /// Config keys under "augment.placement.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("border", &PlacementConfig::border, "minimum distance in px between a pasted object's box and the image edges (paper: 5)")
+        .range(0, 100000);
+    d.field("max_tries", &PlacementConfig::max_tries, "random positions tried per paste before it fails")
+        .range(1, 100000);
+    d.field("allow_overlap", &PlacementConfig::allow_overlap,
+            "paste anywhere, occluding existing objects (Table 8 'overlapping'); off: never overlap (paper)");
+    d.field("min_visible", &PlacementConfig::min_visible,
+            "allow_overlap: an occluded object keeping less than this fraction of its area is removed")
+        .range(0.0, 1.0);
+  }
 };
 
 /// Occupied pixels of one frame (CV_8U, 0 free / 1 occupied).

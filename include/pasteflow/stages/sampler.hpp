@@ -59,6 +59,7 @@
 #include <string>
 #include <vector>
 
+
 namespace pasteflow::stages {
 
 /// What the sampler needs to know about one image (computed elsewhere from
@@ -71,7 +72,9 @@ struct ImageInfo {
 };
 
 struct SamplerConfig {
-  uint64_t seed = 0;  ///< shared by every rank
+  /// Shared by every rank. Not a config key: the pipeline copies its one
+  /// root seed here (PipelineConfig::derive).
+  uint64_t seed = 0;
   /// Oversampling factor k (>= 1, fractional allowed) for images containing
   /// at least one object of `oversample_classes`. The paper used 2, 3 and 4.
   double oversample = 1.0;
@@ -81,14 +84,42 @@ struct SamplerConfig {
   double repeat_threshold = 0.0;
   std::string combine = "max";  ///< "max" or "product" of r_size and r_cat
   bool shuffle = true;
-  uint32_t rank = 0;
-  uint32_t world_size = 1;
+  uint64_t rank = 0;        ///< this process's shard (distributed training)
+  uint64_t world_size = 1;  ///< number of shards
   /// The paper's augmentation settings: "none", "replace", "aug_oversample",
   /// "original_aug" (see the header comment for the exact rules).
   std::string aug_mode = "none";
   double aug_probability = 0.5;  ///< used by "original_aug" only, in [0, 1]
   /// Cut the epoch to a multiple of world_size instead of padding it.
   bool drop_last = false;
+
+  /// Config keys under "sampler." (seed is not one: see above).
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("oversample", &SamplerConfig::oversample,
+            "oversampling factor k for images with an object of oversample_classes (paper: 2, 3, 4; fractional: "
+            "stochastic rounding per epoch)")
+        .range(1.0, 1e6);
+    d.field("oversample_classes", &SamplerConfig::oversample_classes,
+            "size classes whose presence makes an image oversample-eligible")
+        .one_of({"small", "medium", "large"});
+    d.field("repeat_threshold", &SamplerConfig::repeat_threshold,
+            "category-frequency repeat factor threshold t (detectron2 RepeatFactorTrainingSampler); 0 = off")
+        .range(0.0, 1.0);
+    d.field("combine", &SamplerConfig::combine, "how the size and category repeat factors combine")
+        .one_of({"max", "product"});
+    d.field("shuffle", &SamplerConfig::shuffle, "shuffle each epoch (seeded; same order on every rank)");
+    d.field("rank", &SamplerConfig::rank, "this process's shard, < world_size (distributed training)");
+    d.field("world_size", &SamplerConfig::world_size, "number of shards the epoch is split into").min(1);
+    d.field("aug_mode", &SamplerConfig::aug_mode,
+            "the paper's augmentation setting (Table 4): none, replace (every copy augmented), aug_oversample "
+            "(2x, all augmented), original_aug (2x, original + augmented copy)")
+        .one_of({"none", "replace", "aug_oversample", "original_aug"});
+    d.field("aug_probability", &SamplerConfig::aug_probability,
+            "original_aug: probability that a copy is augmented (0.5 = exactly alternating, the paper's best)")
+        .range(0.0, 1.0);
+    d.field("drop_last", &SamplerConfig::drop_last, "cut the epoch to a multiple of world_size instead of padding it");
+  }
 };
 
 /// One entry of a rank's epoch: what the source stage turns into a Sample.

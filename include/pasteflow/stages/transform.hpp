@@ -37,6 +37,16 @@ struct TransformConfig {
 
   /// Throws ConfigError with key "augment.transform.<field>".
   void validate() const;
+
+  /// Config keys under "augment.transform.".
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("scale", &TransformConfig::scale, "scale factor uniform in [1 - scale, 1 + scale] (paper: 0.2, i.e. +-20%)")
+        .range(0.0, 0.99);
+    d.field("rotation", &TransformConfig::rotation, "rotation in degrees uniform in [-rotation, rotation] (paper: 15)")
+        .range(0.0, 180.0);
+    d.field("hflip", &TransformConfig::hflip, "mirror each pasted object with probability 0.5 (not in the paper)");
+  }
 };
 
 /// The random choice for one paste.

@@ -32,6 +32,18 @@ struct SizeClassConfig {
   AreaSource source = AreaSource::kAreaField;
   /// Throws ConfigError unless 0 <= small_max_area <= medium_max_area (finite).
   void validate() const;
+
+  template <class Describer>
+  static void describe(Describer& d) {
+    d.field("small_max_area", &SizeClassConfig::small_max_area, "an object is small when its area is below this (COCO: 32^2)")
+        .range(0.0, 1e12);
+    d.field("medium_max_area", &SizeClassConfig::medium_max_area,
+            "an object is medium when small_max_area <= area < this, large above (COCO: 96^2)")
+        .range(0.0, 1e12);
+    d.field("source", &SizeClassConfig::source,
+            "which area decides the class: the annotation's area field (COCOeval), the rasterised mask, or the bbox w*h")
+        .one_of({{"area", AreaSource::kAreaField}, {"mask", AreaSource::kMaskArea}, {"bbox", AreaSource::kBboxArea}});
+  }
 };
 
 /// "small" / "medium" / "large".

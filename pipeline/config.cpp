@@ -1,0 +1,45 @@
+// load_pipeline_config: the config layer's loader plus the stages' own checks.
+#include "pasteflow/pipeline/config.hpp"
+
+#include "pasteflow/config/config.hpp"
+#include "pasteflow/stages/decode.hpp"
+
+namespace pasteflow::pipeline {
+
+void PipelineConfig::propagate_seed() {
+  sampler.seed = seed;
+  augment.seed = seed;
+}
+
+void PipelineConfig::derive() {
+  propagate_seed();
+  augment.composite.size_class = size;
+}
+
+void validate_pipeline_config(const PipelineConfig& config, const std::string& file) {
+  try {
+    PipelineConfig c = config;
+    c.derive();
+    c.loader.validate();
+    c.size.validate();
+    const stages::Sampler sampler(c.sampler, {});  // validates sampler.*
+    (void)sampler;
+    const stages::Decoder decoder(c.decode);        // validates decode.*
+    (void)decoder;
+    c.augment.validate();
+    stages::validate(c.batch);
+  } catch (const ConfigError& e) {
+    if (file.empty() || !e.where().file.empty()) throw;
+    Location where = e.where();
+    where.file = file;
+    throw ConfigError(e.reason(), e.detail(), where);
+  }
+}
+
+PipelineConfig load_pipeline_config(const std::string& path, const std::vector<std::string>& overrides) {
+  PipelineConfig config = config::load_config<PipelineConfig>(path, overrides);
+  validate_pipeline_config(config, path);
+  return config;
+}
+
+}  // namespace pasteflow::pipeline

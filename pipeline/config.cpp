@@ -16,12 +16,29 @@ void PipelineConfig::derive() {
   augment.composite.size_class = size;
 }
 
+namespace {
+
+/// Runs `check`; a ConfigError without a key gets `key`.
+template <typename F>
+void with_key(const std::string& key, F check) {
+  try {
+    check();
+  } catch (const ConfigError& e) {
+    if (!e.where().key.empty()) throw;
+    Location where = e.where();
+    where.key = key;
+    throw ConfigError(e.reason(), e.detail(), where);
+  }
+}
+
+}  // namespace
+
 void validate_pipeline_config(const PipelineConfig& config, const std::string& file) {
   try {
     PipelineConfig c = config;
     c.derive();
     c.loader.validate();
-    c.size.validate();
+    with_key("size.small_max_area", [&] { c.size.validate(); });
     const stages::Sampler sampler(c.sampler, {});  // validates sampler.*
     (void)sampler;
     const stages::Decoder decoder(c.decode);        // validates decode.*

@@ -1,5 +1,5 @@
 // NMS: torchvision 0.14 torchvision/csrc/ops/cpu/nms_kernel.cpp (same visiting
-// order from the same ATen sort, same float IoU arithmetic) and the batched
+// order from the same stable ATen sort, same float IoU arithmetic) and the batched
 // variants of torchvision/ops/boxes.py.
 #include <ATen/ATen.h>
 
@@ -26,8 +26,8 @@ at::Tensor nms_kernel_impl(const at::Tensor& dets, const at::Tensor& scores, dou
   const at::Tensor x2_t = dets.select(1, 2).contiguous();
   const at::Tensor y2_t = dets.select(1, 3).contiguous();
   const at::Tensor areas_t = ((x2_t - x1_t) * (y2_t - y1_t)).contiguous();
-  // The ATen sort torchvision uses: equal scores keep ATen's order.
-  const at::Tensor order_t = std::get<1>(scores.sort(0, /*descending=*/true)).contiguous();
+  // torchvision's CPU kernel sorts stably: equal scores keep index order.
+  const at::Tensor order_t = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
 
   const int64_t ndets = dets.size(0);
   std::vector<uint8_t> suppressed(static_cast<size_t>(ndets), 0);

@@ -66,9 +66,10 @@ at::Tensor convert_boxes_to_roi_format(const std::vector<at::Tensor>& boxes);
 // ------------------------------------------------------------------ NMS
 
 /// torchvision.ops.nms: indices (int64) of the kept boxes, in decreasing score
-/// order. Boxes are visited in the order of scores.sort(0, descending=true)
-/// (the same ATen sort, hence the same order among equal scores); a box is
-/// suppressed when its IoU with a kept box is > iou_threshold.
+/// order. Boxes are visited in the order of the stable descending sort of
+/// scores (torchvision's CPU kernel: scores.sort(stable=true, 0, true), so
+/// among equal scores the lower index comes first); a box is suppressed when
+/// its IoU with a kept box is > iou_threshold.
 at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
 
 /// torchvision.ops.batched_nms: NMS per category `idxs`. Like torchvision,

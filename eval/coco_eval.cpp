@@ -74,6 +74,17 @@ double pairwise_sum(const double* a, size_t n) {
   return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
+/// np.add.reduce of a 1-D float64 array: the ufunc iterator hands the
+/// inner loop blocks of its buffer size (8192 elements), each summed
+/// pairwise, added one after the other to the accumulator (checked against
+/// numpy 1.24 on random arrays of 8k-90k elements).
+double numpy_sum(const double* a, size_t n) {
+  constexpr size_t kBufSize = 8192;
+  double acc = 0.;
+  for (size_t b = 0; b < n; b += kBufSize) acc += pairwise_sum(a + b, std::min(kBufSize, n - b));
+  return acc;
+}
+
 /// np.mean(s[s > -1]), or -1 when nothing is > -1.
 double mean_valid(const std::vector<double>& values) {
   std::vector<double> kept;
@@ -82,7 +93,7 @@ double mean_valid(const std::vector<double>& values) {
     if (v > -1) kept.push_back(v);
   }
   if (kept.empty()) return -1;
-  return pairwise_sum(kept.data(), kept.size()) / static_cast<double>(kept.size());
+  return numpy_sum(kept.data(), kept.size()) / static_cast<double>(kept.size());
 }
 
 // ------------------------------------------------------------------ prepare

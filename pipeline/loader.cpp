@@ -486,6 +486,23 @@ std::optional<stages::Sample> Loader::next_sample() {
   return std::move(item.sample);
 }
 
+void Loader::seek(uint64_t epoch, uint64_t batch) {
+  Impl& im = *impl_;
+  if (im.next_order != 0) throw Error("seek_after_start", "Loader::seek() must come before the first batch");
+  if (batch > batches_per_epoch(epoch)) {
+    throw Error("seek_out_of_range", "batch " + std::to_string(batch) + " is past the end of epoch " + std::to_string(epoch));
+  }
+  im.feed_epoch = epoch;
+  im.consumer_epoch = epoch;
+  im.feed_loaded = im.load_epoch_tickets();
+  im.feed_pos = std::min(im.feed_tickets.size(), static_cast<size_t>(batch) * im.group_size());
+  if (im.feed_loaded && im.feed_pos == im.feed_tickets.size()) {
+    // Positioned exactly at the end of the epoch: the next call reports its end.
+    im.epoch_finished = true;
+    im.consumer_epoch = epoch;
+  }
+}
+
 Loader::Iterator Loader::begin() { return Iterator(this); }
 Loader::Iterator Loader::end() { return Iterator(); }
 

@@ -177,3 +177,39 @@ TEST(Loader, SampleOutputCarriesPastedInstances) {
 
 }  // namespace
 }  // namespace pasteflow::pipeline
+
+namespace pasteflow::pipeline {
+namespace {
+
+TEST(Loader, SeekResumesTheSameStream) {
+  const auto ds = sample_dataset();
+  const auto cfg = small_config(2);
+  Loader full(ds, cfg);
+  std::vector<stages::Batch> reference = one_epoch(full);
+  const auto epoch1 = one_epoch(full);
+  reference.insert(reference.end(), epoch1.begin(), epoch1.end());
+  const size_t per_epoch = full.batches_per_epoch(0);
+  ASSERT_GT(per_epoch, 3u);
+
+  // Resume in the middle of epoch 0: the rest of epoch 0, then epoch 1.
+  Loader resumed(ds, cfg);
+  resumed.seek(0, 3);
+  std::vector<stages::Batch> got = one_epoch(resumed);
+  const auto got1 = one_epoch(resumed);
+  got.insert(got.end(), got1.begin(), got1.end());
+  ASSERT_EQ(got.size(), reference.size() - 3);
+  for (size_t i = 0; i < got.size(); ++i) expect_same(got[i], reference[i + 3]);
+  EXPECT_EQ(got1.front().epoch, 1u);
+
+  // Resume exactly at an epoch boundary.
+  Loader boundary(ds, cfg);
+  boundary.seek(0, per_epoch);
+  EXPECT_FALSE(boundary.next_batch().has_value());
+  const auto next = boundary.next_batch();
+  ASSERT_TRUE(next.has_value());
+  expect_same(*next, reference[per_epoch]);
+  EXPECT_THROW(boundary.seek(0, 0), Error);
+}
+
+}  // namespace
+}  // namespace pasteflow::pipeline

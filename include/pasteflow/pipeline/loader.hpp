@@ -83,6 +83,13 @@ class Loader {
   /// The next augmented sample (image + instances), Output::kSamples only.
   std::optional<stages::Sample> next_sample();
 
+  /// Starts the stream at batch `batch` of epoch `epoch` instead of at the
+  /// beginning (resuming a checkpoint): the batches delivered are exactly
+  /// those an uninterrupted run delivers from that point, since every random
+  /// draw depends on (seed, epoch, sample position) only. Only before the
+  /// first next_batch()/next_sample(); throws Error otherwise.
+  void seek(uint64_t epoch, uint64_t batch);
+
   /// Range-for over one epoch of batches.
   class Iterator;
   Iterator begin();

@@ -22,18 +22,20 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw Error("bad_tensor_argument", message);
 }
 
-// Interpolation weights and pixel offsets of one sampling point.
+// Interpolation weights and pixel offsets of one sampling point (the layout
+// of torchvision's PreCalc). A point outside the feature map has weights 0 and
+// pos1 = `outside_pos`: 0 for the forward (torchvision reads pixel 0 with
+// weight 0), -1 for the backward (torchvision skips the point).
 template <typename T>
 struct PreCalc {
-  int64_t pos1;
-  int64_t pos2;
-  int64_t pos3;
-  int64_t pos4;
+  int pos1;
+  int pos2;
+  int pos3;
+  int pos4;
   T w1;
   T w2;
   T w3;
   T w4;
-  bool inside;  // false: the point is outside the map and contributes nothing
 };
 
 // Geometry of one roi (shared by every channel).
@@ -80,7 +82,8 @@ RoiGeometry<T> roi_geometry(const T* offset_rois, T spatial_scale, int pooled_he
 // (backward) compute the same weights; the order is ph, pw, iy, ix.
 template <typename T>
 void pre_calc_for_bilinear_interpolate(int height, int width, int pooled_height, int pooled_width,
-                                       const RoiGeometry<T>& g, std::vector<PreCalc<T>>& pre_calc) {
+                                       const RoiGeometry<T>& g, int outside_pos,
+                                       std::vector<PreCalc<T>>& pre_calc) {
   const int64_t n = static_cast<int64_t>(std::max(g.grid_h, 0)) * std::max(g.grid_w, 0) * pooled_height *
                     pooled_width;
   pre_calc.resize(static_cast<size_t>(n));
@@ -98,7 +101,7 @@ void pre_calc_for_bilinear_interpolate(int height, int width, int pooled_height,
           PreCalc<T>& pc = pre_calc[static_cast<size_t>(pre_calc_index++)];
           // Outside the feature map (written as !(inside) so NaN lands here).
           if (!(y >= -1.0 && y <= height && x >= -1.0 && x <= width)) {
-            pc = PreCalc<T>{0, 0, 0, 0, 0, 0, 0, 0, false};
+            pc = PreCalc<T>{outside_pos, 0, 0, 0, 0, 0, 0, 0};
             continue;
           }
           if (y <= 0) y = 0;
@@ -126,15 +129,14 @@ void pre_calc_for_bilinear_interpolate(int height, int width, int pooled_height,
           T hy = 1. - ly, hx = 1. - lx;
           T w1 = hy * hx, w2 = hy * lx, w3 = ly * hx, w4 = ly * lx;
 
-          pc.pos1 = static_cast<int64_t>(y_low) * width + x_low;
-          pc.pos2 = static_cast<int64_t>(y_low) * width + x_high;
-          pc.pos3 = static_cast<int64_t>(y_high) * width + x_low;
-          pc.pos4 = static_cast<int64_t>(y_high) * width + x_high;
+          pc.pos1 = y_low * width + x_low;
+          pc.pos2 = y_low * width + x_high;
+          pc.pos3 = y_high * width + x_low;
+          pc.pos4 = y_high * width + x_high;
           pc.w1 = w1;
           pc.w2 = w2;
           pc.w3 = w3;
           pc.w4 = w4;
-          pc.inside = true;
         }
       }
     }
@@ -163,7 +165,7 @@ void forward_impl(const at::Tensor& input, const at::Tensor& rois, double spatia
       // We do average (integral) pooling inside a bin
       // When the grid is empty, output zeros.
       const T count = std::max(g.grid_h * g.grid_w, 1);  // e.g. = 4
-      pre_calc_for_bilinear_interpolate<T>(height, width, pooled_height, pooled_width, g, pre_calc);
+      pre_calc_for_bilinear_interpolate<T>(height, width, pooled_height, pooled_width, g, 0, pre_calc);
       const int64_t samples = static_cast<int64_t>(std::max(g.grid_h, 0)) * std::max(g.grid_w, 0);
 
       for (int64_t c = 0; c < channels; c++) {
@@ -211,7 +213,7 @@ void backward_impl(const at::Tensor& grad, const at::Tensor& rois, double spatia
           roi_geometry<T>(roi + n * 5, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned);
       // We do average (integral) pooling inside a bin
       const T count = g.grid_h * g.grid_w;  // e.g. = 4
-      pre_calc_for_bilinear_interpolate<T>(height, width, pooled_height, pooled_width, g, pre_calc);
+      pre_calc_for_bilinear_interpolate<T>(height, width, pooled_height, pooled_width, g, -1, pre_calc);
       const int64_t samples = static_cast<int64_t>(std::max(g.grid_h, 0)) * std::max(g.grid_w, 0);
       if (samples == 0) continue;
 
@@ -223,7 +225,7 @@ void backward_impl(const at::Tensor& grad, const at::Tensor& rois, double spatia
           for (int pw = 0; pw < pooled_width; pw++) {
             const T grad_output_this_bin = offset_grad_output[ph * h_stride + pw * w_stride];
             for (int64_t s = 0; s < samples; s++, pc++) {
-              if (!pc->inside) continue;
+              if (pc->pos1 < 0) continue;  // outside the feature map
               T g1 = grad_output_this_bin * pc->w1 / count;
               T g2 = grad_output_this_bin * pc->w2 / count;
               T g3 = grad_output_this_bin * pc->w3 / count;
@@ -267,7 +269,7 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input, const at::Tensor& rois
   require(input.device().is_cpu() && rois.device().is_cpu(), "roi_align_forward_cpu: CPU tensors only");
   require(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
           "roi_align: input must be float32 or float64");
-  require(input.size(2) <= INT32_MAX && input.size(3) <= INT32_MAX, "roi_align: input too large");
+  require(input.size(2) * input.size(3) <= INT32_MAX, "roi_align: feature map too large");
   check_common(output_height, output_width, sampling_ratio);
   check_rois(rois, input.scalar_type(), input.size(0), "roi_align");
 
@@ -290,8 +292,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad, const at::Tensor& rois
   require(grad.device().is_cpu() && rois.device().is_cpu(), "roi_align_backward_cpu: CPU tensors only");
   require(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kDouble,
           "roi_align backward: grad must be float32 or float64");
-  require(batch_size >= 0 && channels >= 0 && height >= 0 && width >= 0 && height <= INT32_MAX &&
-              width <= INT32_MAX,
+  require(batch_size >= 0 && channels >= 0 && height >= 0 && width >= 0 && height * width <= INT32_MAX,
           "roi_align backward: bad input shape");
   check_common(output_height, output_width, sampling_ratio);
   check_rois(rois, grad.scalar_type(), batch_size, "roi_align backward");

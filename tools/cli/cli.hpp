@@ -52,5 +52,11 @@ void add_stats_command(CLI::App& app);
 void add_rle_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_config_command(CLI::App& app);
+void add_augment_command(CLI::App& app);
+void add_preview_command(CLI::App& app);
+/// Adds `bench pipeline` to the existing `bench` subcommand.
+void add_bench_pipeline_command(CLI::App& bench);
 
 }  // namespace pasteflow::cli

@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
   pasteflow::cli::add_rle_command(app);
   pasteflow::cli::add_bench_command(app);
   pasteflow::cli::add_generate_command(app);
+  pasteflow::cli::add_eval_command(app);
+  pasteflow::cli::add_config_command(app);
+  pasteflow::cli::add_augment_command(app);
+  pasteflow::cli::add_preview_command(app);
+  pasteflow::cli::add_bench_pipeline_command(*app.get_subcommand("bench"));
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,70 @@
+#include "pipeline_args.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace pasteflow::cli {
+
+void add_pipeline_options(CLI::App* cmd, PipelineArgs& args) {
+  cmd->add_option("--config,-c", args.config, "pipeline config (YAML; see configs/ and docs/config.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--annotations,-a", args.annotations, "COCO instances JSON file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--images,-i", args.images, "directory the images' file names are relative to")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  args.threads_opt = cmd->add_option("--threads", args.run.threads,
+                                     "worker threads (0 = all cores); overrides loader.threads")
+                         ->check(CLI::Range(0, 1024));
+  args.seed_opt = cmd->add_option("--seed", args.run.seed, "random seed; overrides the config's seed");
+  cmd->add_option("overrides", args.overrides, "config overrides key=value (e.g. augment.copies=3)");
+}
+
+pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args) {
+  std::vector<std::string> overrides = args.overrides;
+  if (args.seed_opt != nullptr && args.seed_opt->count() > 0) overrides.push_back("seed=" + std::to_string(args.run.seed));
+  if (args.threads_opt != nullptr && args.threads_opt->count() > 0) {
+    overrides.push_back("loader.threads=" + std::to_string(args.run.threads));
+  }
+  return pipeline::load_pipeline_config(args.config, overrides);
+}
+
+io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::PipelineConfig& config) {
+  io::LoadOptions load;
+  load.policy = parse_error_policy(config.loader.on_error);
+  load.keep_extra_fields = true;
+  load.image_root = args.images;
+  io::CocoDataset ds = io::load_coco(args.annotations, load);
+  for (const auto& [reason, n] : ds.skipped.counts()) {
+    spdlog::warn("skipped {} annotation record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));
+  }
+  return ds;
+}
+
+void write_file_atomic(const std::string& path, const void* data, size_t size) {
+  namespace fs = std::filesystem;
+  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  std::error_code ec;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("io_error", "cannot create " + tmp);
+    f.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+    f.flush();
+    if (!f) {
+      f.close();
+      fs::remove(tmp, ec);
+      throw Error("io_error", "cannot write " + tmp);
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("io_error", "cannot rename " + tmp + " to " + path + ": " + ec.message());
+  }
+}
+
+}  // namespace pasteflow::cli

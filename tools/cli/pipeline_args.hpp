@@ -1,0 +1,42 @@
+// Options shared by the subcommands that run the pipeline (augment, preview,
+// bench pipeline): a config file, the dataset, and key=value overrides.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/pipeline/config.hpp"
+
+namespace pasteflow::cli {
+
+struct PipelineArgs {
+  std::string config;
+  std::string annotations;
+  std::string images;
+  std::vector<std::string> overrides;  ///< key=value, applied after the file
+  RunOptions run;
+  CLI::Option* threads_opt = nullptr;
+  CLI::Option* seed_opt = nullptr;
+};
+
+/// Adds --config, --annotations, --images, --threads, --seed and the
+/// positional key=value overrides.
+void add_pipeline_options(CLI::App* cmd, PipelineArgs& args);
+
+/// The config with the overrides, then --seed / --threads when given (they
+/// win over the file and the overrides).
+pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args);
+
+/// The annotations with extras kept, images resolved against --images, and
+/// loader.on_error as the record policy; logs what was skipped.
+io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::PipelineConfig& config);
+
+/// Writes `size` bytes to `path` through a temporary file in the same
+/// directory (path + ".tmp-<pid>") renamed over `path`: readers never see a
+/// partial file. Throws Error "io_error" (the temporary file is removed).
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+
+}  // namespace pasteflow::cli

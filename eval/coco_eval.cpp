@@ -115,7 +115,7 @@ struct GtRef {
 struct EvalImg {
   uint32_t k = 0;
   std::vector<double> scores;     ///< D
-  std::vector<uint8_t> flags;     ///< [A][T][D]: bit 0 matched, bit 1 ignored
+  std::vector<uint8_t> flags;     ///< [D][A][T]: bit 0 matched, bit 1 ignored
   std::vector<uint64_t> npig;     ///< [A]: ground truth not ignored
 };
 
@@ -178,9 +178,6 @@ void check_params(const EvalParams& p) {
   }
   for (double r : p.rec_thrs) {
     if (!std::isfinite(r)) throw ConfigError("bad_params", "rec_thrs must be finite");
-  }
-  for (size_t r = 1; r < p.rec_thrs.size(); ++r) {
-    if (p.rec_thrs[r] < p.rec_thrs[r - 1]) throw ConfigError("bad_params", "rec_thrs must be ascending");
   }
 }
 
@@ -447,7 +444,9 @@ std::vector<EvalImg> evaluate_image(const Plan& plan, size_t i) {
       }
       e.npig[a] = npig;
       for (size_t t = 0; t < T; ++t) {
-        uint8_t* flags = e.flags.data() + (a * T + t) * D;
+        // Detection d's flag for (a, t) is flags[d * AT].
+        uint8_t* flags = e.flags.data() + a * T + t;
+        const size_t AT = A * T;
         gt_taken.assign(G, 0);
         if (!ious.empty()) {
           for (size_t d = 0; d < D; ++d) {
@@ -465,13 +464,13 @@ std::vector<EvalImg> evaluate_image(const Plan& plan, size_t i) {
             if (m == -1) continue;
             // dtIg = gtIg[m]; dtm = gt id (0 reads as "unmatched" later);
             // gtm = the detection's id (>= 1).
-            flags[d] = static_cast<uint8_t>((gt_ig_sorted[m] ? kIgnored : 0) | (gt_ids[m] != 0 ? kMatched : 0));
+            flags[d * AT] = static_cast<uint8_t>((gt_ig_sorted[m] ? kIgnored : 0) | (gt_ids[m] != 0 ? kMatched : 0));
             gt_taken[m] = 1;
           }
         }
         // Unmatched (dtm == 0) detections outside the range are ignored.
         for (size_t d = 0; d < D; ++d) {
-          if (!(flags[d] & kMatched) && (dt_area[d] < lo || dt_area[d] > hi)) flags[d] |= kIgnored;
+          if (!(flags[d * AT] & kMatched) && (dt_area[d] < lo || dt_area[d] > hi)) flags[d * AT] |= kIgnored;
         }
       }
     }
@@ -492,55 +491,78 @@ struct SortedDet {
 
 void accumulate_category(const Plan& plan, size_t k, const std::vector<const EvalImg*>& entries, EvalResult& r) {
   const EvalParams& p = plan.p;
-  const size_t T = r.T, R = r.R, K = r.K, A = r.A, M = r.M;
+  const size_t T = r.T, R = r.R, K = r.K, A = r.A, M = r.M, AT = A * T;
   if (entries.empty()) return;  // len(E) == 0: stays -1
+  std::vector<uint64_t> npig(A, 0);
+  for (const EvalImg* ei : entries) {
+    for (size_t a = 0; a < A; ++a) npig[a] += ei->npig[a];
+  }
   std::vector<SortedDet> all;
-  std::vector<double> rc, pr;
+  std::vector<uint8_t> flags;      // [i][A][T] in sorted order
+  std::vector<double> rc, pr;      // [A][T][i]
+  std::vector<uint64_t> tp(AT), fp(AT);
   for (size_t m = 0; m < M; ++m) {
     const size_t max_det = static_cast<size_t>(p.max_dets[m]);
     // np.concatenate([e['dtScores'][0:maxDet] for e in E]) then a stable
-    // argsort of -scores.
+    // argsort of -scores; dtMatches / dtIgnore reordered alike.
     all.clear();
     for (size_t e = 0; e < entries.size(); ++e) {
       const EvalImg& ei = *entries[e];
       const size_t n = std::min(ei.scores.size(), max_det);
-      for (size_t d = 0; d < n; ++d) all.push_back(SortedDet{ei.scores[d], static_cast<uint32_t>(e), static_cast<uint32_t>(d)});
+      for (size_t d = 0; d < n; ++d) {
+        all.push_back(SortedDet{ei.scores[d], static_cast<uint32_t>(e), static_cast<uint32_t>(d)});
+      }
     }
     std::stable_sort(all.begin(), all.end(), [](const SortedDet& a, const SortedDet& b) { return a.score > b.score; });
     const size_t nd = all.size();
-    rc.resize(nd);
-    pr.resize(nd);
-    for (size_t a = 0; a < A; ++a) {
-      uint64_t npig = 0;
-      for (const EvalImg* ei : entries) npig += ei->npig[a];
-      if (npig == 0) continue;
-      for (size_t t = 0; t < T; ++t) {
-        // tps / fps, their running sums as doubles (np.cumsum(...).astype(float)).
-        uint64_t tp = 0, fp = 0;
-        for (size_t i = 0; i < nd; ++i) {
-          const EvalImg& ei = *entries[all[i].entry];
-          const size_t D = ei.scores.size();
-          const uint8_t f = ei.flags[(a * T + t) * D + all[i].d];
-          if (!(f & kIgnored)) {
-            if (f & kMatched) {
-              ++tp;
+    flags.resize(nd * AT);
+    for (size_t i = 0; i < nd; ++i) {
+      const uint8_t* src = entries[all[i].entry]->flags.data() + static_cast<size_t>(all[i].d) * AT;
+      std::copy(src, src + AT, flags.data() + i * AT);
+    }
+    // tps / fps and their running sums as doubles
+    // (np.cumsum(...).astype(float)); rc = tp / npig; pr = tp / (fp + tp + eps).
+    rc.resize(AT * nd);
+    pr.resize(AT * nd);
+    std::fill(tp.begin(), tp.end(), 0);
+    std::fill(fp.begin(), fp.end(), 0);
+    for (size_t i = 0; i < nd; ++i) {
+      const uint8_t* f = flags.data() + i * AT;
+      for (size_t a = 0; a < A; ++a) {
+        const double n_pos = static_cast<double>(npig[a]);
+        for (size_t t = 0; t < T; ++t) {
+          const size_t at = a * T + t;
+          if (!(f[at] & kIgnored)) {
+            if (f[at] & kMatched) {
+              ++tp[at];
             } else {
-              ++fp;
+              ++fp[at];
             }
           }
-          const double tpd = static_cast<double>(tp), fpd = static_cast<double>(fp);
-          rc[i] = tpd / static_cast<double>(npig);
-          pr[i] = tpd / ((fpd + tpd) + kEps);
+          const double tpd = static_cast<double>(tp[at]), fpd = static_cast<double>(fp[at]);
+          rc[at * nd + i] = tpd / n_pos;
+          pr[at * nd + i] = tpd / ((fpd + tpd) + kEps);
         }
-        r.recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0;
+      }
+    }
+    for (size_t a = 0; a < A; ++a) {
+      if (npig[a] == 0) continue;  // stays -1
+      for (size_t t = 0; t < T; ++t) {
+        double* rct = rc.data() + (a * T + t) * nd;
+        double* prt = pr.data() + (a * T + t) * nd;
+        r.recall[((t * K + k) * A + a) * M + m] = nd ? rct[nd - 1] : 0;
+        // The monotone envelope, from the back.
         for (size_t i = nd - 1; nd > 0 && i > 0; --i) {
-          if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+          if (prt[i] > prt[i - 1]) prt[i - 1] = prt[i];
         }
         // inds = np.searchsorted(rc, recThrs, side='left'); q[ri] = pr[pi]
-        // until an index runs past the end (the IndexError is swallowed).
+        // until an index runs past the end (the IndexError is swallowed,
+        // the rest of q stays 0).
+        size_t pi = 0;
         for (size_t ri = 0; ri < R; ++ri) {
-          const size_t pi = static_cast<size_t>(std::lower_bound(rc.begin(), rc.end(), p.rec_thrs[ri]) - rc.begin());
           const size_t at = (((t * R + ri) * K + k) * A + a) * M + m;
+          const size_t from = ri > 0 && p.rec_thrs[ri] >= p.rec_thrs[ri - 1] ? pi : 0;
+          pi = static_cast<size_t>(std::lower_bound(rct + from, rct + nd, p.rec_thrs[ri]) - rct);
           if (pi >= nd) {
             for (size_t rj = ri; rj < R; ++rj) {
               const size_t at2 = (((t * R + rj) * K + k) * A + a) * M + m;
@@ -549,7 +571,7 @@ void accumulate_category(const Plan& plan, size_t k, const std::vector<const Eva
             }
             break;
           }
-          r.precision[at] = pr[pi];
+          r.precision[at] = prt[pi];
           r.scores[at] = all[pi].score;
         }
       }

@@ -25,6 +25,7 @@ inline std::map<std::string, at::Tensor> read_tensor_file(const std::string& pat
   size_t pos = 0;
   auto take = [&](void* dst, size_t n) {
     if (pos + n > bytes.size()) throw std::runtime_error("truncated tensor file " + path);
+    if (n == 0) return;  // empty tensors have no storage
     std::memcpy(dst, bytes.data() + pos, n);
     pos += n;
   };

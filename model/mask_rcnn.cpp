@@ -5,18 +5,40 @@
 #include <ATen/ATen.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/weights.hpp"
 #include "pasteflow/stages/rcnn_transform.hpp"
 
 namespace pasteflow::model {
 
 namespace rcnn = stages::rcnn;
 
-MaskRCNNImpl::MaskRCNNImpl(const ModelConfig& config) : config_(config) {
+namespace {
+
+c10::Device parse_device(const std::string& text) {
+  try {
+    return c10::Device(text);
+  } catch (const std::exception&) {
+    Location where;
+    where.key = "model.device";
+    throw ConfigError("bad_device", "LibTorch cannot parse the device '" + text + "'", where);
+  }
+}
+
+}  // namespace
+
+MaskRCNNImpl::MaskRCNNImpl(const ModelConfig& config) : config_(config), device_(parse_device(config.device)) {
   validate(config_);
   backbone = register_module("backbone", BackboneWithFPN(config_.backbone));
   rpn = register_module("rpn", RegionProposalNetwork(config_.rpn, config_.anchors, backbone->out_channels()));
   roi_heads = register_module("roi_heads", RoIHeads(config_, backbone->out_channels()));
   set_permutation(permutation_by_name(config_.sampler));
+  to(device_);
+}
+
+MaskRCNN load_model(const ModelConfig& config) {
+  MaskRCNN net(config);
+  if (!config.weights.empty()) load_weights(*net, config.weights);
+  return net;
 }
 
 void MaskRCNNImpl::set_permutation(const PermutationFn& permutation) {
@@ -34,14 +56,20 @@ ImageList MaskRCNNImpl::transform(const std::vector<at::Tensor>& images, std::ve
   std::vector<at::Tensor> resized;
   ImageList out;
   for (size_t i = 0; i < images.size(); ++i) {
-    const at::Tensor& image = images[i];
+    const at::Tensor image = images[i].to(device_);
     if (image.dim() != 3) {
       throw InputError("bad_image", "images are expected to be 3d tensors [C, H, W]");
     }
     const at::Tensor normalized = rcnn::normalize(image, t.image_mean, t.image_std);
     const int size = rcnn::choose_min_size(t.min_size, is_training(), rng_);
     at::Tensor masks;
-    if (targets != nullptr) masks = (*targets)[i].masks;
+    if (targets != nullptr) {
+      Target& target = (*targets)[i];
+      for (at::Tensor* t : {&target.boxes, &target.labels, &target.masks}) {
+        if (t->defined()) *t = t->to(device_);
+      }
+      masks = target.masks;
+    }
     rcnn::Resized r = rcnn::resize_image_and_masks(normalized, static_cast<double>(size),
                                                    static_cast<double>(t.max_size), masks);
     const Size2 original{image.size(-2), image.size(-1)};

@@ -2,6 +2,7 @@
 """Oracle of the Mask R-CNN parity tests (tests/model/mask_rcnn_parity_test.cpp).
 
     /usr/bin/python3 tools/parity/model_parity.py IN_DIR OUT_DIR
+    /usr/bin/python3 tools/parity/model_parity.py --defaults   # "key value" lines
 
 Runs torchvision 0.14's Mask R-CNN (MaskRCNN with a ResNet-50-FPN body using
 FrozenBatchNorm2d, i.e. maskrcnn_resnet50_fpn as built for pretrained weights)
@@ -80,7 +81,107 @@ def write(path, tensor, dtype):
     np.ascontiguousarray(tensor.detach().cpu().numpy().astype(dtype)).tofile(path)
 
 
+def defaults():
+    """The hyper-parameters of maskrcnn_resnet50_fpn as torchvision builds it
+    for pretrained weights (FrozenBatchNorm2d, 3 trainable layers), read back
+    from the constructed modules, one "key value" line each, keys in
+    ModelConfig's layout (lists comma-separated, floats %.17g)."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+    from torchvision.models.detection.backbone_utils import _validate_trainable_layers
+    m = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    rpn, roi, tr = m.rpn, m.roi_heads, m.transform
+    body = m.backbone.body
+    frozen = misc_nn_ops.FrozenBatchNorm2d(1)
+    trainable = _validate_trainable_layers(True, None, 5, 3)
+    mask_convs = [blk[0] for blk in roi.mask_head]
+    out = {
+        "num_classes": roi.box_predictor.cls_score.out_features,
+        "backbone": {
+            "depth": 50 if len(body.layer3) == 6 and hasattr(body.layer1[0], "conv3") else -1,
+            "norm_eps": frozen.eps,
+            "trainable_layers": trainable,
+            "fpn_channels": m.backbone.out_channels,
+        },
+        "anchors": {
+            "sizes": [float(s[0]) for s in rpn.anchor_generator.sizes],
+            "aspect_ratios": [float(a) for a in rpn.anchor_generator.aspect_ratios[0]],
+            "sizes_per_level": [len(s) for s in rpn.anchor_generator.sizes],
+            "same_ratios_every_level": all(
+                list(a) == list(rpn.anchor_generator.aspect_ratios[0]) for a in rpn.anchor_generator.aspect_ratios),
+        },
+        "rpn": {
+            "pre_nms_top_n_train": rpn._pre_nms_top_n["training"],
+            "pre_nms_top_n_test": rpn._pre_nms_top_n["testing"],
+            "post_nms_top_n_train": rpn._post_nms_top_n["training"],
+            "post_nms_top_n_test": rpn._post_nms_top_n["testing"],
+            "nms_thresh": rpn.nms_thresh,
+            "fg_iou_thresh": rpn.proposal_matcher.high_threshold,
+            "bg_iou_thresh": rpn.proposal_matcher.low_threshold,
+            "allow_low_quality_matches": rpn.proposal_matcher.allow_low_quality_matches,
+            "batch_size_per_image": rpn.fg_bg_sampler.batch_size_per_image,
+            "positive_fraction": rpn.fg_bg_sampler.positive_fraction,
+            "score_thresh": rpn.score_thresh,
+            "min_size": rpn.min_size,
+            "box_coder_weights": list(rpn.box_coder.weights),
+            "conv_depth": len(rpn.head.conv),
+        },
+        "box": {
+            "roi_pool_size": roi.box_roi_pool.output_size[0],
+            "sampling_ratio": roi.box_roi_pool.sampling_ratio,
+            "featmap_names": roi.box_roi_pool.featmap_names,
+            "representation_size": roi.box_head.fc6.out_features,
+            "score_thresh": roi.score_thresh,
+            "nms_thresh": roi.nms_thresh,
+            "detections_per_img": roi.detections_per_img,
+            "fg_iou_thresh": roi.proposal_matcher.high_threshold,
+            "bg_iou_thresh": roi.proposal_matcher.low_threshold,
+            "allow_low_quality_matches": roi.proposal_matcher.allow_low_quality_matches,
+            "batch_size_per_image": roi.fg_bg_sampler.batch_size_per_image,
+            "positive_fraction": roi.fg_bg_sampler.positive_fraction,
+            "bbox_reg_weights": list(roi.box_coder.weights),
+        },
+        "mask": {
+            "roi_pool_size": roi.mask_roi_pool.output_size[0],
+            "sampling_ratio": roi.mask_roi_pool.sampling_ratio,
+            "featmap_names": roi.mask_roi_pool.featmap_names,
+            "layers": [c.out_channels for c in mask_convs],
+            "dilation": mask_convs[0].dilation[0],
+            "dim_reduced": roi.mask_predictor.conv5_mask.out_channels,
+        },
+        "transform": {
+            "min_size": list(tr.min_size),
+            "max_size": tr.max_size,
+            "size_divisible": tr.size_divisible,
+            "image_mean": list(tr.image_mean),
+            "image_std": list(tr.image_std),
+        },
+    }
+    for key, value in _flatten(out):
+        print(key, value)
+
+
+def _text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.17g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_text(x) for x in v)
+    return str(v)
+
+
+def _flatten(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, prefix + k + ".")
+        else:
+            yield prefix + k, _text(v)
+
+
 def main():
+    if sys.argv[1] == "--defaults":
+        defaults()
+        return
     in_dir, out_dir = sys.argv[1], sys.argv[2]
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(in_dir, "manifest.json")) as f:

@@ -46,13 +46,15 @@ struct MaskRCNNOutput {
 };
 
 struct MaskRCNNImpl : torch::nn::Module {
-  /// Builds every module (random init as torchvision); throws ConfigError
-  /// (validate()). Does not load config.weights (see load_weights).
+  /// Builds every module (random init as torchvision) on config.device;
+  /// throws ConfigError (validate(), or a device LibTorch cannot parse).
+  /// Does not load config.weights (see load_model / load_weights).
   explicit MaskRCNNImpl(const ModelConfig& config);
 
   /// GeneralizedRCNN.forward: `images` float [3, H_i, W_i] in [0, 1] of any
   /// sizes; `targets` (training: required, one per image, in the images'
-  /// frame; masks uint8 [n, H_i, W_i]) are resized with the images.
+  /// frame; masks uint8 [n, H_i, W_i]) are resized with the images. Inputs
+  /// are moved to the model's device.
   /// Throws InputError: "missing_targets", "degenerate_box", "bad_image".
   MaskRCNNOutput forward(const std::vector<at::Tensor>& images, const std::vector<Target>& targets = {});
 
@@ -78,6 +80,7 @@ struct MaskRCNNImpl : torch::nn::Module {
   /// The generator of the training min-size choice.
   Rng& rng() { return rng_; }
   const ModelConfig& config() const { return config_; }
+  const c10::Device& device() const { return device_; }
 
   BackboneWithFPN backbone{nullptr};
   RegionProposalNetwork rpn{nullptr};
@@ -85,8 +88,13 @@ struct MaskRCNNImpl : torch::nn::Module {
 
  private:
   ModelConfig config_;
+  c10::Device device_{c10::kCPU};
   Rng rng_{0};
 };
 TORCH_MODULE(MaskRCNN);
+
+/// MaskRCNN(config) with config.weights loaded when it is not empty
+/// (load_weights: InputError naming the file and the tensor on a mismatch).
+MaskRCNN load_model(const ModelConfig& config);
 
 }  // namespace pasteflow::model

@@ -55,6 +55,8 @@ class MultiScaleRoIAlign {
   at::Tensor operator()(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& boxes,
                         const std::vector<Size2>& image_shapes) const;
   int64_t output_size() const { return output_size_; }
+  int64_t sampling_ratio() const { return sampling_ratio_; }
+  int64_t num_levels() const { return num_levels_; }
 
  private:
   int64_t num_levels_, output_size_, sampling_ratio_, canonical_scale_, canonical_level_;

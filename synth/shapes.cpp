@@ -177,7 +177,12 @@ bool make_candidate(Rng& rng, const ShapesOptions& o, Candidate& c) {
     const mask::Rle inner = mask::from_polygon(inner_xy.data(), inner_xy.size(), h, w);
     std::vector<uint8_t> po = window_pixels(outer, c.win);
     const std::vector<uint8_t> pi = window_pixels(inner, c.win);
-    for (size_t i = 0; i < po.size(); ++i) po[i] = static_cast<uint8_t>(po[i] && !pi[i]);
+    size_t hole = 0;
+    for (size_t i = 0; i < po.size(); ++i) {
+      hole += po[i] && pi[i];
+      po[i] = static_cast<uint8_t>(po[i] && !pi[i]);
+    }
+    if (hole == 0) return false;  // too small to show its hole: it would be a circle
     const mask::Rle local =
         mask::encode(po.data(), static_cast<uint32_t>(c.win.h), static_cast<uint32_t>(c.win.w), c.win.w);
     c.mask = mask::translate(local, c.win.x, c.win.y, h, w);

@@ -177,8 +177,18 @@ TEST(SynthShapes, ImagesAreExactAndDisjoint) {
       EXPECT_GE(obj.size, o.min_size);
       EXPECT_LE(obj.size, o.max_size);
       EXPECT_EQ(obj.size, int(std::max(obj.bbox[2], obj.bbox[3])));  // nothing covered in disjoint mode
-      rings += obj.shape == ShapeClass::kRing;
-      // gap = 1: no other mask touches this one's 8-neighbourhood.
+      if (obj.shape == ShapeClass::kRing) {
+        ++rings;
+        // A ring has a hole: its mask is less than its filled outline, i.e.
+        // some pixel inside the bbox on the centre row/column is empty.
+        const auto px = mask::decode(obj.mask);
+        const int S = o.image_size, cx = int(obj.bbox[0] + obj.bbox[2] / 2), cy = int(obj.bbox[1] + obj.bbox[3] / 2);
+        bool hole = false;
+        for (int dy = -1; dy <= 1; ++dy) {
+          for (int dx = -1; dx <= 1; ++dx) hole |= px[size_t(cy + dy) * S + cx + dx] == 0;
+        }
+        EXPECT_TRUE(hole) << "ring without a hole at " << cx << "," << cy;
+      }
     }
     objects += img.objects.size();
     // Gap: the masks dilated by 1 px still do not overlap each other.

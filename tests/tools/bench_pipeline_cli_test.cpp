@@ -1,0 +1,56 @@
+// `pasteflow bench pipeline` end to end on the bundled sample: valid JSON
+// with the documented keys and plausible values (no timing thresholds).
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+const std::string kBin = PASTEFLOW_BIN;
+const std::string kSample = PASTEFLOW_SAMPLE_DATA;
+const std::string kSource = PASTEFLOW_SOURCE_DIR;
+
+std::string run(const std::string& args, int& status) {
+  FILE* p = popen((kBin + " " + args + " 2>/dev/null").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  status = WEXITSTATUS(pclose(p));
+  return out;
+}
+
+TEST(CliBenchPipeline, PrintsJsonWithTheKeys) {
+  int status = -1;
+  // Small resize target so one epoch of each run stays short.
+  const std::string out = run("bench pipeline -c " + kSource + "/configs/paper/original_aug.yaml -a " + kSample +
+                                  "/annotations.json -i " + kSample +
+                                  "/images --seconds 1 --threads 2 --scaling --json batch.min_size=200 batch.max_size=320",
+                              status);
+  ASSERT_EQ(status, 0) << out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(out).get(doc), simdjson::SUCCESS) << out;
+  for (const char* key : {"threads", "baseline_images_per_s", "pipeline_images_per_s", "ratio", "peak_rss_mb"}) {
+    double v = -1;
+    ASSERT_EQ(doc[key].get_double().get(v), simdjson::SUCCESS) << key;
+    EXPECT_GT(v, 0) << key;
+  }
+  EXPECT_EQ(int64_t(doc["threads"]), 2);
+  const double ratio = double(doc["ratio"]);
+  EXPECT_NEAR(ratio, double(doc["pipeline_images_per_s"]) / double(doc["baseline_images_per_s"]), 1e-9);
+  // One epoch at least: 16 images without augmentation; original_aug adds
+  // the 12 augmented copies.
+  EXPECT_GE(int64_t(doc["baseline"]["images"]), 16);
+  EXPECT_GE(int64_t(doc["pipeline"]["images"]), 28);
+  EXPECT_GE(int64_t(doc["pipeline"]["epochs"]), 1);
+  for (const char* stage : {"load", "augment", "prepare", "batch"}) {
+    EXPECT_GT(uint64_t(doc["pipeline"]["stages"][stage]["calls"]), 0u) << stage;
+  }
+  EXPECT_GT(double(doc["scaling"]["pipeline_scaling"]), 0);
+  EXPECT_GT(double(doc["scaling"]["pipeline_images_per_s_1_thread"]), 0);
+}
+
+}  // namespace

@@ -1,0 +1,392 @@
+// The pipeline subcommands end to end (augment, preview, config): the built
+// program is run on the bundled sample (data/sample) and its outputs are
+// reloaded and checked with the library (io::load_coco, the mask codec).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "pasteflow/config/config.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/mask/rle.hpp"
+#include "pasteflow/pipeline/config.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using pasteflow::io::CocoDataset;
+const std::string kBin = PASTEFLOW_BIN;
+const std::string kSample = PASTEFLOW_SAMPLE_DATA;
+const std::string kSource = PASTEFLOW_SOURCE_DIR;
+const std::string kConfigs = kSource + "/configs/paper/";
+
+struct CliRun {
+  int status;
+  std::string out;
+};
+
+CliRun run(const std::string& args) {
+  const std::string cmd = kBin + " " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    path = fs::temp_directory_path() / ("pasteflow_pcli_" + name + "_" + std::to_string(getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str() const { return path.string(); }
+};
+
+std::string augment_args(const std::string& config, const std::string& out, const std::string& more = "",
+                         const std::string& annotations = kSample + "/annotations.json") {
+  return "augment -c " + kConfigs + config + " -a " + annotations + " -i " + kSample + "/images -o " + out + " " +
+         more;
+}
+
+CocoDataset load(const std::string& path) {
+  pasteflow::io::LoadOptions opts;
+  opts.keep_extra_fields = true;
+  return pasteflow::io::load_coco(path, opts);
+}
+
+bool has_member(const CocoDataset& ds, pasteflow::io::StrRef extra, const std::string& member) {
+  return std::string(ds.str(extra)).find(member) != std::string::npos;
+}
+
+/// The integer value of "key": in raw extras, or -1.
+int64_t extra_int(const CocoDataset& ds, pasteflow::io::StrRef extra, const std::string& key) {
+  const std::string text(ds.str(extra));
+  const std::string k = "\"" + key + "\":";
+  const size_t at = text.find(k);
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + k.size()));
+}
+
+/// The integer after "key": in the command's JSON summary, or -1.
+int64_t json_int(const std::string& json, const std::string& key) {
+  const std::string k = "\"" + key + "\": ";
+  const size_t at = json.find(k);
+  return at == std::string::npos ? -1 : std::stoll(json.substr(at + k.size()));
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+size_t files_in(const fs::path& dir) {
+  if (!fs::exists(dir)) return 0;
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+  return n;
+}
+
+// ------------------------------------------------------------------ augment
+
+TEST(CliAugment, WritesAValidCocoDatasetWithExactPastedAnnotations) {
+  TempDir dir("aug");
+  const std::string out = dir.str() + "/out";
+  const CliRun r = run(augment_args("original_aug.yaml", out, "--threads 2 --format png --json"));
+  ASSERT_EQ(r.status, 0) << r.out;
+
+  const CocoDataset in = load(kSample + "/annotations.json");
+  const CocoDataset ds = load(out + "/annotations.json");
+  int64_t max_in_ann = 0, max_in_image = 0;
+  for (const auto& a : in.annotations) max_in_ann = std::max(max_in_ann, a.id);
+  for (const auto& im : in.images) max_in_image = std::max(max_in_image, im.id);
+
+  // Ids unique (load_coco refuses duplicates, checked again here).
+  std::set<int64_t> ann_ids, image_ids;
+  for (const auto& a : ds.annotations) EXPECT_TRUE(ann_ids.insert(a.id).second) << a.id;
+  for (const auto& im : ds.images) EXPECT_TRUE(image_ids.insert(im.id).second) << im.id;
+
+  // original_aug: every input image once as itself, plus one augmented copy
+  // of each image with a small object (12 of the 16 in the sample).
+  size_t originals = 0, copies = 0;
+  for (const auto& im : ds.images) {
+    const int64_t src = extra_int(ds, im.extra, "source_image_id");
+    if (src < 0) {
+      ++originals;
+      const int64_t k = in.image_index(im.id);
+      ASSERT_GE(k, 0);
+      EXPECT_EQ(ds.file_name(im), in.file_name(in.images[static_cast<size_t>(k)]));
+    } else {
+      ++copies;
+      EXPECT_GT(im.id, max_in_image);
+      EXPECT_GE(in.image_index(src), 0);
+      EXPECT_NE(std::string(ds.file_name(im)).find("_pf"), std::string::npos);
+    }
+    // The file exists and decodes to the annotated size.
+    const cv::Mat px = cv::imread(out + "/images/" + std::string(ds.file_name(im)),
+                                  cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
+    ASSERT_FALSE(px.empty()) << ds.file_name(im);
+    EXPECT_EQ(px.cols, im.width);
+    EXPECT_EQ(px.rows, im.height);
+  }
+  EXPECT_EQ(originals, in.images.size());
+  EXPECT_EQ(copies, 12u);
+
+  // Pasted annotations: flagged, compressed RLE whose decoded mask gives
+  // exactly the area and bbox fields; new ids above the input's.
+  size_t pasted = 0;
+  for (const auto& a : ds.annotations) {
+    if (!has_member(ds, a.extra, "\"pasted\":true")) continue;
+    ++pasted;
+    EXPECT_GT(a.id, max_in_ann);
+    ASSERT_EQ(a.seg_kind, pasteflow::io::SegmentationKind::kRleString);
+    const pasteflow::mask::Rle m = pasteflow::mask::from_string(ds.rle_string(a), a.rle_height, a.rle_width);
+    const auto& im = ds.images[a.image_index];
+    EXPECT_EQ(m.h, static_cast<uint32_t>(im.height));
+    EXPECT_EQ(m.w, static_cast<uint32_t>(im.width));
+    EXPECT_GT(pasteflow::mask::area(m), 0u);
+    EXPECT_EQ(a.area, static_cast<double>(pasteflow::mask::area(m)));
+    EXPECT_EQ(a.bbox, pasteflow::mask::bbox(m));
+    EXPECT_TRUE(a.has_iscrowd);
+    EXPECT_EQ(a.iscrowd, 0);
+    // Its source is an annotation of the image it was copied from, same category.
+    const int64_t src = extra_int(ds, a.extra, "source_id");
+    ASSERT_GE(src, 0);
+    bool found = false;
+    const int64_t src_image = extra_int(ds, im.extra, "source_image_id");
+    for (const auto& b : in.annotations) {
+      if (b.id == src) {
+        found = true;
+        EXPECT_EQ(b.image_id, src_image);
+        EXPECT_EQ(b.category_id, a.category_id);
+      }
+    }
+    EXPECT_TRUE(found) << "source_id " << src;
+    EXPECT_NE(extra_int(ds, im.extra, "source_image_id"), -1) << "pasted object on an original image";
+  }
+  EXPECT_GT(pasted, 0u);
+
+  // Original images keep their annotation records unchanged (extras too).
+  for (const auto& a : in.annotations) {
+    bool found = false;
+    for (const auto& b : ds.annotations) {
+      if (b.id != a.id) continue;
+      found = true;
+      EXPECT_EQ(b.image_id, a.image_id);
+      EXPECT_EQ(b.area, a.area);
+      EXPECT_EQ(b.bbox, a.bbox);
+      EXPECT_EQ(b.seg_kind, a.seg_kind);
+      EXPECT_EQ(ds.str(b.extra), in.str(a.extra));
+    }
+    EXPECT_TRUE(found) << a.id;
+  }
+
+  // Lossless output: an augmented image equals its source everywhere except
+  // under the pasted masks (the composite writes only mask pixels).
+  const auto& aug = *std::find_if(ds.images.begin(), ds.images.end(),
+                                  [&](const auto& im) { return extra_int(ds, im.extra, "source_image_id") >= 0; });
+  const auto& src = in.images[static_cast<size_t>(in.image_index(extra_int(ds, aug.extra, "source_image_id")))];
+  const cv::Mat a_px = cv::imread(out + "/images/" + std::string(ds.file_name(aug)), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  const cv::Mat s_px = cv::imread(kSample + "/images/" + std::string(in.file_name(src)), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  cv::Mat pasted_union = cv::Mat::zeros(aug.height, aug.width, CV_8U);
+  size_t on_image = 0;
+  for (const uint32_t k : ds.annotations_of(static_cast<size_t>(ds.image_index(aug.id)))) {
+    const auto& a = ds.annotations[k];
+    if (!has_member(ds, a.extra, "\"pasted\":true")) continue;
+    ++on_image;
+    cv::Mat m(aug.height, aug.width, CV_8U);
+    pasteflow::mask::decode_into(pasteflow::mask::from_string(ds.rle_string(a), a.rle_height, a.rle_width), m.data, m.step[0]);
+    pasted_union |= m;
+  }
+  ASSERT_GT(on_image, 0u);
+  cv::Mat diff;
+  cv::absdiff(a_px, s_px, diff);
+  cv::Mat changed;
+  cv::cvtColor(diff, changed, cv::COLOR_BGR2GRAY);
+  changed = changed > 0;
+  EXPECT_EQ(cv::countNonZero(changed & (pasted_union == 0)), 0);
+  EXPECT_GT(cv::countNonZero(changed), 0);
+}
+
+TEST(CliAugment, OutputDoesNotDependOnThreads) {
+  TempDir dir("det");
+  ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t1", "--threads 1 --seed 5 --format png")).status, 0);
+  ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t2", "--threads 2 --seed 5 --format png")).status, 0);
+  EXPECT_EQ(slurp(dir.path / "t1/annotations.json"), slurp(dir.path / "t2/annotations.json"));
+  for (const auto& e : fs::directory_iterator(dir.path / "t1/images")) {
+    EXPECT_EQ(slurp(e.path()), slurp(dir.path / "t2/images" / e.path().filename())) << e.path();
+  }
+  // A different seed pastes differently.
+  ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t3", "--threads 2 --seed 6 --format png")).status, 0);
+  EXPECT_NE(slurp(dir.path / "t1/annotations.json"), slurp(dir.path / "t3/annotations.json"));
+}
+
+TEST(CliAugment, OversamplingCopiesAndRepeatsAreNewImagesWithCopiedBytes) {
+  TempDir dir("over");
+  const std::string out = dir.str() + "/out";
+  ASSERT_EQ(run(augment_args("oversample_2x.yaml", out, "--copies 2 --threads 2")).status, 0);
+  const CocoDataset in = load(kSample + "/annotations.json");
+  const CocoDataset ds = load(out + "/annotations.json");
+  // 12 images with small objects x 2 + 4 without, the whole list twice.
+  EXPECT_EQ(ds.images.size(), 2u * (12u * 2u + 4u));
+  std::set<int64_t> ids;
+  for (const auto& a : ds.annotations) EXPECT_TRUE(ids.insert(a.id).second);
+  for (const auto& a : ds.annotations) EXPECT_FALSE(has_member(ds, a.extra, "\"pasted\"")) << "no augmentation";
+  // Unchanged copies are the original file's bytes; their annotations are
+  // the source records with new ids and a source_id.
+  for (const auto& im : ds.images) {
+    const int64_t src = extra_int(ds, im.extra, "source_image_id");
+    if (src < 0) continue;
+    const auto& s = in.images[static_cast<size_t>(in.image_index(src))];
+    EXPECT_EQ(slurp(out + "/images/" + std::string(ds.file_name(im))),
+              slurp(kSample + "/images/" + std::string(in.file_name(s))));
+    const auto mine = ds.annotations_of(static_cast<size_t>(ds.image_index(im.id)));
+    const auto theirs = in.annotations_of(static_cast<size_t>(in.image_index(src)));
+    ASSERT_EQ(mine.size(), theirs.size());
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const auto& a = ds.annotations[mine[k]];
+      const auto& b = in.annotations[theirs[k]];
+      EXPECT_EQ(extra_int(ds, a.extra, "source_id"), b.id);
+      EXPECT_NE(a.id, b.id);
+      EXPECT_EQ(a.bbox, b.bbox);
+      EXPECT_EQ(a.area, b.area);
+    }
+  }
+}
+
+TEST(CliAugment, OverlappingPastesTrimOccludedObjectsConsistently) {
+  TempDir dir("overlap");
+  const std::string out = dir.str() + "/out";
+  const CliRun r = run(augment_args("overlapping.yaml", out, "--threads 2 --json augment.copies=4"));
+  ASSERT_EQ(r.status, 0);
+  const CocoDataset ds = load(out + "/annotations.json");
+  // Every RLE annotation (pasted or trimmed) is self-consistent.
+  size_t rle = 0;
+  for (const auto& a : ds.annotations) {
+    if (a.seg_kind != pasteflow::io::SegmentationKind::kRleString) continue;
+    ++rle;
+    const pasteflow::mask::Rle m = pasteflow::mask::from_string(ds.rle_string(a), a.rle_height, a.rle_width);
+    EXPECT_EQ(a.area, static_cast<double>(pasteflow::mask::area(m)));
+    EXPECT_EQ(a.bbox, pasteflow::mask::bbox(m));
+  }
+  EXPECT_GT(rle, 0u);
+  // Objects were actually trimmed (their remaining mask written as RLE): 4
+  // overlapping pastes per small object in 12 images always cover some.
+  EXPECT_GT(json_int(r.out, "trimmed"), 0) << r.out;
+  EXPECT_GT(json_int(r.out, "pasted"), 0) << r.out;
+}
+
+TEST(CliAugment, FailedRunLeavesNothingHalfWritten) {
+  TempDir dir("fail");
+  // A copy of the sample where the file of an image without small objects
+  // (so with exactly one copy under original_aug) is missing.
+  CocoDataset bad = load(kSample + "/annotations.json");
+  size_t victim = bad.images.size();
+  for (size_t i = 0; i < bad.images.size() && victim == bad.images.size(); ++i) {
+    bool small = false;
+    for (const uint32_t k : bad.annotations_of(i)) small = small || bad.annotations[k].area < 32 * 32;
+    if (!small) victim = i;
+  }
+  ASSERT_LT(victim, bad.images.size());
+  bad.images[victim].file_name = bad.add_string("does_not_exist.jpg");
+  const std::string bad_json = dir.str() + "/bad.json";
+  pasteflow::io::write_coco(bad, bad_json);
+
+  const std::string out = dir.str() + "/strict";
+  const CliRun r = run(augment_args("original_aug.yaml", out, "--threads 2", bad_json));
+  EXPECT_NE(r.status, 0);
+  EXPECT_FALSE(fs::exists(out + "/annotations.json"));
+  EXPECT_EQ(files_in(out), 0u) << "images of a failed run are removed, no temporary files stay";
+
+  // Under loader.on_error=skip the bad image is skipped and counted.
+  const std::string skip = dir.str() + "/skip";
+  const CliRun s = run(augment_args("original_aug.yaml", skip, "--threads 2 --json loader.on_error=skip", bad_json));
+  ASSERT_EQ(s.status, 0);
+  EXPECT_EQ(json_int(s.out, "skipped_samples"), 1) << s.out;
+  EXPECT_NE(s.out.find("missing_image"), std::string::npos) << s.out;
+  const CocoDataset ds = load(skip + "/annotations.json");
+  EXPECT_LT(ds.image_index(bad.images[victim].id), 0);
+  EXPECT_EQ(ds.images.size(), 16u + 12u - 1u);
+  for (const auto& im : ds.images) EXPECT_TRUE(fs::exists(skip + "/images/" + std::string(ds.file_name(im))));
+}
+
+TEST(CliAugment, RefusesToReplaceAnExistingOutputUnlessAsked) {
+  TempDir dir("exists");
+  const std::string out = dir.str() + "/out";
+  fs::create_directories(out);
+  { std::ofstream(out + "/annotations.json") << "keep me"; }
+  EXPECT_NE(run(augment_args("baseline.yaml", out)).status, 0);
+  EXPECT_EQ(slurp(out + "/annotations.json"), "keep me");
+  EXPECT_EQ(run(augment_args("baseline.yaml", out, "--overwrite")).status, 0);
+  EXPECT_EQ(load(out + "/annotations.json").images.size(), 16u);
+}
+
+TEST(CliAugment, BadConfigFailsBeforeWritingAnything) {
+  TempDir dir("badcfg");
+  const std::string out = dir.str() + "/out";
+  EXPECT_NE(run(augment_args("baseline.yaml", out, "augment.placement.bordr=3")).status, 0);
+  EXPECT_EQ(files_in(out), 0u);
+}
+
+// ------------------------------------------------------------------ preview
+
+TEST(CliPreview, WritesAPngGridOfTheExpectedSize) {
+  TempDir dir("preview");
+  const std::string sheet = dir.str() + "/sheet.png";
+  const CliRun r = run("preview -c " + kConfigs + "original_aug.yaml -a " + kSample + "/annotations.json -i " + kSample +
+                       "/images -o " + sheet + " -n 5 --cell 120 --threads 2");
+  ASSERT_EQ(r.status, 0);
+  const cv::Mat png = cv::imread(sheet, cv::IMREAD_UNCHANGED);
+  ASSERT_FALSE(png.empty());
+  EXPECT_EQ(png.cols, 3 * 120);  // ceil(sqrt(5)) = 3 columns
+  EXPECT_EQ(png.rows, 2 * 120);  // ceil(5 / 3) = 2 rows
+  EXPECT_EQ(png.channels(), 3);
+  // Pasted outlines are magenta (BGR 255, 0, 255), originals green.
+  cv::Mat magenta, green;
+  cv::inRange(png, cv::Scalar(250, 0, 250), cv::Scalar(255, 5, 255), magenta);
+  cv::inRange(png, cv::Scalar(0, 250, 0), cv::Scalar(5, 255, 5), green);
+  EXPECT_GT(cv::countNonZero(magenta), 0);
+  EXPECT_GT(cv::countNonZero(green), 0);
+  for (const auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "sheet.png");
+}
+
+// ------------------------------------------------------------------ config
+
+TEST(CliConfig, SchemaMatchesTheCommittedDocs) {
+  const CliRun r = run("config --schema");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, slurp(kSource + "/docs/config.md")) << "regenerate: pasteflow config --schema > docs/config.md";
+}
+
+TEST(CliConfig, PrintResolvesBasesAndOverrides) {
+  const CliRun r = run("config --print " + kConfigs + "one_object_3x.yaml augment.copies=5 seed=11");
+  ASSERT_EQ(r.status, 0);
+  using pasteflow::pipeline::PipelineConfig;
+  const PipelineConfig printed = pasteflow::config::parse_config_string<PipelineConfig>(r.out, "<stdout>");
+  const PipelineConfig want =
+      pasteflow::pipeline::load_pipeline_config(kConfigs + "one_object_3x.yaml", {"augment.copies=5", "seed=11"});
+  EXPECT_EQ(pasteflow::config::config_diff(printed, want), std::vector<std::string>{});
+  EXPECT_EQ(printed.augment.copies, 5);
+  EXPECT_EQ(printed.augment.strategy, "one");
+  EXPECT_EQ(printed.sampler.aug_mode, "original_aug");
+  EXPECT_NE(run("config --print " + kConfigs + "one_object_3x.yaml augment.nope=1").status, 0);
+}
+
+}  // namespace

@@ -82,6 +82,8 @@ def roi_align_cases(w, g):
         (0.0625, (14, 14), 2, True, torch.float32),
         (1.0, (4, 6), 3, True, torch.float64),
         (0.25, (7, 7), 0, False, torch.float64),
+        (0.3, (7, 7), 2, False, torch.float32),  # scale not a power of two
+        (1.0 / 3.0, (5, 5), 0, True, torch.float64),
     ]
     for k, (scale, (ph, pw), sr, aligned, dtype) in enumerate(configs):
         n, c, h, wd = 2, 3, 13 + k, 17 - k
@@ -130,6 +132,8 @@ def nms_cases(w, g):
             scores = torch.floor(scores * quant) / quant  # many ties
         if n >= 10:
             scores[n // 2 : n // 2 + 3] = scores[0:3]
+        if k == 2:
+            boxes, scores = boxes.double(), scores.double()
         keep = torchvision.ops.nms(boxes, scores, thr)
         name = f"nms/{k}"
         w.add(name + "/boxes", boxes)

@@ -26,10 +26,13 @@ namespace fs = std::filesystem;
 const std::string kConfigs = std::string(PASTEFLOW_SOURCE_DIR) + "/configs";
 const std::string kSample = PASTEFLOW_SAMPLE_DATA;
 
-/// Every *.yaml under configs/, as paths relative to configs/ ("paper/aug.yaml").
+/// Every pipeline config shipped: configs/base.yaml and every *.yaml under
+/// configs/paper/, as paths relative to configs/ ("paper/aug.yaml"). (Other
+/// directories of configs/ hold other roots: models/, train/.)
 std::set<std::string> config_files() {
   std::set<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(kConfigs)) {
+  if (fs::exists(kConfigs + "/base.yaml")) out.insert("base.yaml");
+  for (const auto& e : fs::recursive_directory_iterator(kConfigs + "/paper")) {
     if (e.is_regular_file() && e.path().extension() == ".yaml") {
       out.insert(fs::relative(e.path(), kConfigs).generic_string());
     }

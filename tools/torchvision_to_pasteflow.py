@@ -43,27 +43,62 @@ def _depth_from_keys(keys):
     return table[(bottleneck, n)]
 
 
+def _shape(state, key):
+    if key not in state:
+        raise ValueError(f"missing tensor '{key}'")
+    return tuple(state[key].shape)
+
+
 def build_torchvision_model(state):
-    """The torchvision MaskRCNN (FrozenBatchNorm2d body) that `state` belongs to."""
+    """The torchvision MaskRCNN that `state` belongs to: ResNet body of the
+    depth its keys show (FrozenBatchNorm2d, or GroupNorm when the body has no
+    running statistics), FPN, RPN head, TwoMLPHead, predictors and mask head
+    with the widths read from the tensor shapes (torchvision's defaults for
+    maskrcnn_resnet50_fpn)."""
+    import functools
+
+    from torch import nn
     from torchvision.models import resnet
-    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-    from torchvision.models.detection.mask_rcnn import MaskRCNN
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNN, MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.models.detection.rpn import RPNHead
+    from torchvision.ops import MultiScaleRoIAlign
     from torchvision.ops import misc as misc_nn_ops
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
     keys = list(state.keys())
     depth = _depth_from_keys(keys)
-    if "roi_heads.box_predictor.cls_score.weight" not in state:
-        raise ValueError("missing tensor 'roi_heads.box_predictor.cls_score.weight'")
-    num_classes = state["roi_heads.box_predictor.cls_score.weight"].shape[0]
-    body = getattr(resnet, f"resnet{depth}")(weights=None, norm_layer=misc_nn_ops.FrozenBatchNorm2d)
-    backbone = _resnet_fpn_extractor(body, 5)
-    has_mask = any(k.startswith("roi_heads.mask_head.") for k in keys)
-    model = MaskRCNN(backbone, num_classes=num_classes)
-    if not has_mask:
-        model.roi_heads.mask_roi_pool = None
-        model.roi_heads.mask_head = None
-        model.roi_heads.mask_predictor = None
-    return model
+    if "backbone.body.bn1.running_mean" in state:
+        norm_layer = misc_nn_ops.FrozenBatchNorm2d
+    else:
+        norm_layer = functools.partial(nn.GroupNorm, 32)
+    body = getattr(resnet, f"resnet{depth}")(weights=None, norm_layer=norm_layer)
+    channels = _shape(state, "backbone.fpn.layer_blocks.0.0.weight")[0]
+    in_channels = [_shape(state, f"backbone.fpn.inner_blocks.{i}.0.weight")[1] for i in range(4)]
+    backbone = BackboneWithFPN(body, {f"layer{k}": str(k - 1) for k in range(1, 5)}, in_channels, channels,
+                               extra_blocks=LastLevelMaxPool())
+    num_classes, representation = _shape(state, "roi_heads.box_predictor.cls_score.weight")
+    fc6_out, fc6_in = _shape(state, "roi_heads.box_head.fc6.weight")
+    resolution = int(round((fc6_in / channels) ** 0.5))
+    num_anchors = _shape(state, "rpn.head.cls_logits.weight")[0]
+    kwargs = dict(
+        rpn_head=RPNHead(channels, num_anchors),
+        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], resolution, 2),
+        box_head=TwoMLPHead(fc6_in, fc6_out),
+        box_predictor=FastRCNNPredictor(representation, num_classes),
+    )
+    layers = []
+    while f"roi_heads.mask_head.{len(layers)}.0.weight" in state:
+        layers.append(_shape(state, f"roi_heads.mask_head.{len(layers)}.0.weight")[0])
+    if layers:
+        dim_reduced = _shape(state, "roi_heads.mask_predictor.conv5_mask.weight")[1]
+        kwargs.update(mask_head=MaskRCNNHeads(channels, layers, 1),
+                      mask_predictor=MaskRCNNPredictor(layers[-1], dim_reduced, num_classes))
+    if not layers:  # Faster R-CNN (pasteflow mask.enabled: false)
+        from torchvision.models.detection.faster_rcnn import FasterRCNN
+        return FasterRCNN(backbone, num_classes=None, **kwargs)
+    return MaskRCNN(backbone, num_classes=None, **kwargs)
 
 
 def _load(path):
@@ -132,7 +167,7 @@ def main(argv=None):
             n = to_torchvision(a.src, a.dst, check=not a.no_check)
         else:
             n = to_pasteflow(a.src, a.dst, check=not a.no_check)
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, KeyError) as e:
         print(f"torchvision_to_pasteflow: {e}", file=sys.stderr)
         return 1
     print(f"wrote {n} tensors to {a.dst}")

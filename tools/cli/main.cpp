@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   pasteflow::cli::add_config_command(app);
   pasteflow::cli::add_augment_command(app);
   pasteflow::cli::add_preview_command(app);
+  pasteflow::cli::add_train_command(app);
+  pasteflow::cli::add_plot_command(app);
   pasteflow::cli::add_bench_pipeline_command(*app.get_subcommand("bench"));
 
   try {

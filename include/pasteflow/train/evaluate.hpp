@@ -1,0 +1,69 @@
+// Evaluation of a Mask R-CNN on a COCO validation set: the model runs in
+// eval mode over the images (through a Loader in evaluation configuration:
+// no augmentation, no flip, the batch min_size), its detections become
+// COCO results (category ids mapped back with the training CategoryMap,
+// bbox [x, y, w, h] in the original frame, segm = RLE of the pasted mask
+// thresholded at mask_threshold) and COCOeval (eval/coco_eval.hpp) scores
+// them for bbox and, with a mask branch, segm.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pasteflow/eval/coco_eval.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/model/mask_rcnn.hpp"
+#include "pasteflow/pipeline/config.hpp"
+#include "pasteflow/stages/batch.hpp"
+
+namespace pasteflow::train {
+
+/// The training pipeline turned into an evaluation one: one pass in image
+/// order (no shuffling, oversampling or augmentation), no flip, the single
+/// size batch.min_size, no ground-truth masks in the targets, batches of
+/// `batch_size` (0: unchanged), batches on the CPU.
+pipeline::PipelineConfig eval_pipeline_config(const pipeline::PipelineConfig& train, int batch_size = 0);
+
+/// One image's detections as COCO results. `detection` is MaskRCNN's
+/// output in the original frame (boxes xyxy, masks [n, 1, H, W]
+/// probabilities); labels map to dataset ids with `categories`. With masks,
+/// segmentation = RLE of (mask > mask_threshold). Labels outside the map
+/// throw InputError "unknown_label".
+std::vector<eval::Detection> to_coco_results(const model::Detection& detection, int64_t image_id,
+                                             const stages::CategoryMap& categories, double mask_threshold = 0.5);
+
+struct EvaluateOptions {
+  size_t max_images = 0;       ///< the first N images of `dataset` (0 = all)
+  int batch_size = 0;          ///< 0: the pipeline's
+  double mask_threshold = 0.5;
+  int eval_threads = 0;        ///< COCOeval workers (0 = all cores)
+  std::string device = "cpu";  ///< the model's device
+};
+
+struct EvaluationReport {
+  eval::EvalResult bbox;
+  std::optional<eval::EvalResult> segm;  ///< with a mask branch
+  size_t images = 0;                      ///< images the model saw
+  size_t detections = 0;
+  size_t dropped = 0;                     ///< detections of categories absent from the ground truth
+  double inference_s = 0.0;
+  double eval_s = 0.0;
+  /// "bbox_AP", ..., "segm_AR_large" (metric_names()).
+  std::map<std::string, double> metrics() const;
+};
+
+/// Runs `net` (put in eval mode, restored to its previous mode afterwards;
+/// no gradients) over `dataset` and evaluates. `categories` maps the
+/// model's labels (the training set's map). The images are read through a
+/// Loader built with `pipeline` (see eval_pipeline_config; the config given
+/// is used as is). Detections whose category the ground truth lacks are
+/// dropped (counted). Throws what the loader, the model and COCOeval throw.
+EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                                const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
+                                const EvaluateOptions& options = {});
+
+}  // namespace pasteflow::train

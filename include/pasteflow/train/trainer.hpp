@@ -1,0 +1,176 @@
+// The trainer: Mask R-CNN trained with SGD on the prefetching loader's
+// batches, in this process.
+//
+//   pasteflow::train::Trainer trainer(pasteflow::train::load_train_config("exp.yaml"));
+//   trainer.resume();            // optional: continue from the newest checkpoint
+//   auto summary = trainer.train();
+//
+// Iteration-based: one iteration = one batch; when an epoch of the loader
+// ends the next one starts. Iteration i (0-based) uses learning_rate(i)
+// (linear warm-up, steps), SGD with momentum and per-group weight decay,
+// optional gradient-norm clipping. Every checkpoint.period iterations (and
+// after the last) a checkpoint (train/checkpoint.hpp) is written and the
+// oldest pruned; every eval.period iterations the model is evaluated on the
+// validation set and best.pt (model weights, model/weights.hpp format)
+// follows the best eval.metric.
+//
+// Reproducibility: the batches depend on (pipeline.seed, epoch, position)
+// only, LibTorch's default generator is seeded from pipeline.seed, gradients
+// are reset to undefined before each backward (a parameter with no gradient
+// is skipped alike in fresh and continued runs), and a checkpoint holds
+// every state the next iteration reads, so a run resumed from a checkpoint
+// produces the same losses and weights as one never interrupted (same
+// device and LibTorch thread count).
+//
+// Output directory (output_dir): config.yaml (the resolved config),
+// metrics.jsonl (one JSON object per line: "type" train / eval / summary),
+// <checkpoint.dir>/model_NNNNNNN.pt, best.pt and best.json.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/optim/sgd.h>
+
+#include "pasteflow/core/error.hpp"
+#include "pasteflow/model/mask_rcnn.hpp"
+#include "pasteflow/stages/batch.hpp"
+#include "pasteflow/train/checkpoint.hpp"
+#include "pasteflow/train/config.hpp"
+#include "pasteflow/train/evaluate.hpp"
+
+namespace pasteflow::train {
+
+/// One optimisation step.
+struct IterationRecord {
+  uint64_t iteration = 0;  ///< iterations completed, this one included (1-based)
+  uint64_t epoch = 0;      ///< the batch's epoch
+  std::map<std::string, double> losses;  ///< the model's five losses
+  double loss = 0.0;       ///< their sum (what was back-propagated)
+  double lr = 0.0;
+  double grad_norm = -1.0;  ///< total gradient norm before clipping (-1: clipping off, not computed)
+  size_t images = 0;
+  double step_s = 0.0;     ///< forward + backward + update
+  double data_s = 0.0;     ///< waiting for the batch (train() only)
+};
+
+/// Means over the iterations of one metrics.jsonl "train" line.
+struct MetricsWindow {
+  uint64_t iteration = 0;  ///< last iteration of the window
+  uint64_t epoch = 0;
+  uint64_t iterations = 0;  ///< iterations averaged
+  double lr = 0.0;          ///< of the last iteration
+  std::map<std::string, double> losses;
+  double loss = 0.0;
+  double time_s = 0.0;      ///< mean wall time per iteration (data wait included)
+  double data_s = 0.0;      ///< mean data wait per iteration
+  double data_share = 0.0;  ///< data_s / time_s
+  double images_per_s = 0.0;
+};
+
+struct TrainSummary {
+  uint64_t start_iteration = 0;
+  uint64_t end_iteration = 0;
+  bool finished = false;      ///< reached solver.max_iter
+  bool interrupted = false;   ///< stopped by TrainerHooks::stop
+  bool data_exhausted = false;  ///< the loader's stream ended (pipeline.loader.max_epochs)
+  double wall_s = 0.0;        ///< whole call, evaluation and checkpoints included
+  double iterations_s = 0.0;  ///< sum of iteration times (data wait included)
+  double data_wait_s = 0.0;   ///< time spent waiting for batches
+  double data_wait_share = 0.0;  ///< data_wait_s / iterations_s (target < 2 %)
+  double loader_wait_s = 0.0;    ///< the loader's own count of blocked time (StageTimes)
+  uint64_t images = 0;
+  double images_per_s = 0.0;     ///< images / iterations_s
+  double best_metric = 0.0;
+  uint64_t best_iteration = 0;   ///< 0: no evaluation yet
+  std::string last_checkpoint;
+  SkipReport skipped;            ///< samples the loader dropped (on_error: skip)
+};
+
+/// Callbacks for the CLI (the library never prints). All optional.
+struct TrainerHooks {
+  std::function<void(const std::string&)> log;            ///< human-readable notes
+  std::function<void(const IterationRecord&)> on_iteration;
+  std::function<void(const MetricsWindow&)> on_window;    ///< each metrics.jsonl "train" line
+  std::function<void(uint64_t iteration, const EvaluationReport&)> on_eval;
+  /// When it becomes true, train() finishes the current iteration, writes a
+  /// checkpoint and returns (interrupted = true).
+  const std::atomic<bool>* stop = nullptr;
+};
+
+class Trainer {
+ public:
+  /// Loads the datasets, builds the loader, the model (on config.device,
+  /// model.weights loaded when set) and the optimizer; seeds LibTorch's
+  /// default generator from pipeline.seed. model.num_classes is set from the
+  /// training set's categories and model.transform from pipeline.batch.
+  /// Throws ConfigError / InputError.
+  explicit Trainer(TrainConfig config, TrainerHooks hooks = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// Continues from `checkpoint` ("" = the newest in the checkpoint
+  /// directory): model, optimizer, iteration, loader position, generators,
+  /// best metric. Before train() only. Returns the path used; throws
+  /// InputError "no_checkpoint" when there is none, and what
+  /// load_checkpoint throws. Config keys that differ from the checkpoint's
+  /// are reported through hooks.log.
+  std::string resume(const std::string& checkpoint = "");
+
+  /// Trains until `until` iterations are completed (0 = solver.max_iter),
+  /// the stop flag is raised, or the loader's stream ends. Only the periodic
+  /// checkpoints (and those at max_iter / on stop) are written: stopping at
+  /// `until` is like being killed there. Appends to metrics.jsonl (lines of
+  /// iterations after a resumed checkpoint are dropped first). A run that
+  /// was not resumed refuses a checkpoint directory holding checkpoints
+  /// (Error "stale_checkpoints"), which would mix two runs.
+  TrainSummary train(uint64_t until = 0);
+
+  /// One SGD iteration on `batch` at the learning rate of the current
+  /// iteration; advances iteration() (not the loader). Throws Error
+  /// "non_finite_loss" when the loss is NaN or infinite.
+  IterationRecord step(const stages::Batch& batch);
+
+  /// Evaluates the model now (needs data.val_annotations; Error "no_val_set").
+  EvaluationReport evaluate();
+
+  /// Writes the checkpoint of the current iteration and prunes old ones;
+  /// returns its path.
+  std::string save_checkpoint();
+
+  uint64_t iteration() const;
+  double learning_rate() const;  ///< of the next iteration
+  const TrainConfig& config() const;
+  model::MaskRCNN& model();
+  torch::optim::SGD& optimizer();
+  const stages::CategoryMap& categories() const;
+  std::string checkpoint_dir() const;
+  std::string metrics_path() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Parameter groups of the optimizer: trainable parameters split into
+/// weights (solver.weight_decay), normalisation parameters
+/// (weight_decay_norm) and biases (weight_decay or 0 with decay_bias off).
+struct ParamGroups {
+  std::vector<std::string> weights, norms, biases;  ///< parameter names
+};
+ParamGroups param_groups(const torch::nn::Module& model);
+
+/// SGD over the trainable parameters of `model` with those groups.
+std::unique_ptr<torch::optim::SGD> make_optimizer(torch::nn::Module& model, const SolverConfig& solver, double lr);
+
+/// Sets the learning rate of every parameter group.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace pasteflow::train

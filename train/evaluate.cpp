@@ -1,0 +1,191 @@
+#include "pasteflow/train/evaluate.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "pasteflow/core/error.hpp"
+#include "pasteflow/mask/rle.hpp"
+#include "pasteflow/pipeline/loader.hpp"
+#include "pasteflow/train/config.hpp"
+
+namespace pasteflow::train {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Puts the module in eval mode for the scope, then back to what it was.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(torch::nn::Module& m) : module_(m), was_training_(m.is_training()) { m.eval(); }
+  ~EvalModeGuard() { module_.train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+}  // namespace
+
+pipeline::PipelineConfig eval_pipeline_config(const pipeline::PipelineConfig& train, int batch_size) {
+  pipeline::PipelineConfig c = train;
+  c.sampler.oversample = 1.0;
+  c.sampler.repeat_threshold = 0.0;
+  c.sampler.shuffle = false;
+  c.sampler.aug_mode = "none";
+  c.sampler.rank = 0;
+  c.sampler.world_size = 1;
+  c.sampler.drop_last = false;
+  c.batch.hflip = false;
+  c.batch.train_min_sizes.clear();
+  c.batch.keep_masks = false;
+  c.batch.device = "cpu";
+  c.loader.drop_last = false;
+  c.loader.max_epochs = 1;
+  if (batch_size > 0) c.loader.batch_size = batch_size;
+  return c;
+}
+
+std::vector<eval::Detection> to_coco_results(const model::Detection& detection, int64_t image_id,
+                                             const stages::CategoryMap& categories, double mask_threshold) {
+  std::vector<eval::Detection> out;
+  if (!detection.boxes.defined() || detection.boxes.size(0) == 0) return out;
+  const int64_t n = detection.boxes.size(0);
+  // torchvision references/detection/coco_eval.py: convert_to_xywh in the
+  // boxes' dtype (float32), then .tolist().
+  const at::Tensor boxes = detection.boxes.detach().to(at::kCPU).contiguous();
+  const at::Tensor xy = boxes.slice(1, 0, 2);
+  const at::Tensor wh = boxes.slice(1, 2, 4) - xy;
+  const at::Tensor xywh = at::cat({xy, wh}, 1).to(at::kDouble).contiguous();
+  const at::Tensor scores = detection.scores.detach().to(at::kCPU).to(at::kDouble).contiguous();
+  const at::Tensor labels = detection.labels.detach().to(at::kCPU).to(at::kLong).contiguous();
+  at::Tensor masks;
+  if (detection.masks.defined()) {
+    masks = (detection.masks.detach() > mask_threshold).to(at::kCPU).to(at::kByte).contiguous();
+  }
+  const double* b = xywh.data_ptr<double>();
+  const double* s = scores.data_ptr<double>();
+  const int64_t* l = labels.data_ptr<int64_t>();
+  out.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    eval::Detection d;
+    d.image_id = image_id;
+    d.category_id = categories.to_dataset(l[i]);
+    d.score = s[i];
+    d.bbox = std::array<double, 4>{b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]};
+    if (masks.defined()) {
+      const at::Tensor m = masks[i][0];
+      const auto h = static_cast<uint32_t>(m.size(0));
+      const auto w = static_cast<uint32_t>(m.size(1));
+      d.segmentation = mask::encode(m.data_ptr<uint8_t>(), h, w, w);
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::map<std::string, double> EvaluationReport::metrics() const {
+  std::map<std::string, double> out;
+  for (size_t i = 0; i < kStatNames.size(); ++i) {
+    out[std::string("bbox_") + kStatNames[i]] = bbox.stats[i];
+    if (segm) out[std::string("segm_") + kStatNames[i]] = segm->stats[i];
+  }
+  return out;
+}
+
+EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                                const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
+                                const EvaluateOptions& options) {
+  EvaluationReport report;
+  size_t n = dataset.images.size();
+  if (options.max_images > 0) n = std::min(n, options.max_images);
+  std::vector<int64_t> img_ids;
+  img_ids.reserve(n);
+  for (size_t i = 0; i < n; ++i) img_ids.push_back(dataset.images[i].id);
+
+  pipeline::PipelineConfig cfg = pipeline;
+  if (options.batch_size > 0) cfg.loader.batch_size = options.batch_size;
+  cfg.loader.max_epochs = 1;
+  pipeline::TicketSource tickets = [n](uint64_t epoch) {
+    std::vector<stages::SampleTicket> out;
+    if (epoch != 0) return out;
+    out.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      out[i].seq = i;
+      out[i].epoch = 0;
+      out[i].image_index = static_cast<uint32_t>(i);
+      out[i].position = i;
+    }
+    return out;
+  };
+
+  const c10::Device device(options.device);
+  std::vector<eval::Detection> results;
+  const bool with_masks = net->config().mask.enabled;
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    EvalModeGuard mode(*net);
+    torch::NoGradGuard no_grad;
+    pipeline::Loader loader(dataset, cfg, pipeline::Output::kBatches, tickets);
+    while (auto batch = loader.next_batch()) {
+      model::ImageList images;
+      images.tensors = batch->images.to(device);
+      images.image_sizes = batch->image_sizes;
+      std::vector<model::Size2> original;
+      original.reserve(batch->targets.size());
+      for (const auto& t : batch->targets) original.push_back(t.original_size);
+      const model::MaskRCNNOutput out = net->forward_batch(images, {}, original);
+      for (size_t i = 0; i < out.detections.size(); ++i) {
+        std::vector<eval::Detection> dets =
+            to_coco_results(out.detections[i], batch->targets[i].image_id, categories, options.mask_threshold);
+        for (eval::Detection& d : dets) {
+          if (dataset.category_index(d.category_id) < 0) {
+            ++report.dropped;
+            continue;
+          }
+          results.push_back(std::move(d));
+        }
+      }
+      report.images += batch->targets.size();
+    }
+  }
+  report.inference_s = seconds_since(t0);
+  report.detections = results.size();
+
+  const auto t1 = std::chrono::steady_clock::now();
+  eval::EvalParams params;
+  params.img_ids = img_ids;
+  eval::EvalOptions eopts;
+  eopts.threads = options.eval_threads;
+  // As torchvision's and detectron2's COCO evaluators: bbox results carry no
+  // segmentation, segm results no bbox (so loadRes takes their area from the
+  // mask, which decides the area ranges of unmatched detections).
+  std::vector<eval::Detection> boxes_only;
+  boxes_only.reserve(results.size());
+  for (const eval::Detection& d : results) {
+    eval::Detection b;
+    b.image_id = d.image_id;
+    b.category_id = d.category_id;
+    b.score = d.score;
+    b.bbox = d.bbox;
+    boxes_only.push_back(std::move(b));
+  }
+  params.iou_type = eval::IouType::kBbox;
+  report.bbox = eval::evaluate(dataset, boxes_only, params, eopts);
+  if (with_masks) {
+    for (eval::Detection& d : results) d.bbox.reset();
+    params.iou_type = eval::IouType::kSegm;
+    report.segm = eval::evaluate(dataset, results, params, eopts);
+  }
+  report.eval_s = seconds_since(t1);
+  return report;
+}
+
+}  // namespace pasteflow::train

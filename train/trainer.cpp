@@ -1,0 +1,565 @@
+#include "pasteflow/train/trainer.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/utils.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "pasteflow/config/config.hpp"
+#include "pasteflow/core/json_writer.hpp"
+#include "pasteflow/core/random.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/model/backbone.hpp"
+#include "pasteflow/model/weights.hpp"
+#include "pasteflow/pipeline/loader.hpp"
+
+namespace pasteflow::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Stream ids of the generators seeded from pipeline.seed.
+constexpr uint64_t kTorchSeedTag = 0x746f726368ULL;  // "torch"
+constexpr uint64_t kModelRngTag = 0x6d6f64656cULL;   // "model"
+
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+bool is_norm_module(const torch::nn::Module& m) {
+  return dynamic_cast<const torch::nn::GroupNormImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::BatchNorm1dImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::BatchNorm2dImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::BatchNorm3dImpl*>(&m) != nullptr ||
+         dynamic_cast<const torch::nn::LayerNormImpl*>(&m) != nullptr ||
+         dynamic_cast<const model::FrozenBatchNorm2dImpl*>(&m) != nullptr;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+io::CocoDataset load_dataset(const std::string& annotations, const std::string& images, const std::string& on_error) {
+  io::LoadOptions load;
+  load.policy = parse_error_policy(on_error);
+  load.image_root = images;
+  return io::load_coco(annotations, load);
+}
+
+/// "iter" of a metrics line written by this file ({"type":"...","iter":N,...}).
+std::optional<uint64_t> line_iteration(const std::string& line) {
+  const std::string key = "\"iter\":";
+  const size_t at = line.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(line.c_str() + at + key.size(), &end, 10);
+  if (end == line.c_str() + at + key.size()) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- optimizer
+
+ParamGroups param_groups(const torch::nn::Module& model) {
+  ParamGroups g;
+  for (const auto& item : model.named_modules(/*name_prefix=*/"", /*include_self=*/true)) {
+    const std::string& prefix = item.key();
+    const bool norm = is_norm_module(*item.value());
+    for (const auto& p : item.value()->named_parameters(/*recurse=*/false)) {
+      if (!p.value().requires_grad()) continue;
+      const std::string name = prefix.empty() ? p.key() : prefix + "." + p.key();
+      if (norm) {
+        g.norms.push_back(name);
+      } else if (ends_with(name, "bias")) {
+        g.biases.push_back(name);
+      } else {
+        g.weights.push_back(name);
+      }
+    }
+  }
+  return g;
+}
+
+std::unique_ptr<torch::optim::SGD> make_optimizer(torch::nn::Module& model, const SolverConfig& solver, double lr) {
+  const ParamGroups names = param_groups(model);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) params[item.key()] = item.value();
+  auto options = [&](double decay) {
+    return torch::optim::SGDOptions(lr).momentum(solver.momentum).weight_decay(decay).nesterov(solver.nesterov);
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto add = [&](const std::vector<std::string>& group, double decay) {
+    if (group.empty()) return;
+    std::vector<at::Tensor> tensors;
+    for (const std::string& n : group) tensors.push_back(params.at(n));
+    groups.emplace_back(tensors, std::make_unique<torch::optim::SGDOptions>(options(decay)));
+  };
+  add(names.weights, solver.weight_decay);
+  add(names.norms, solver.weight_decay_norm);
+  add(names.biases, solver.decay_bias ? solver.weight_decay : 0.0);
+  if (groups.empty()) throw ConfigError("no_trainable_parameters", "the model has no trainable parameters");
+  return std::make_unique<torch::optim::SGD>(std::move(groups), options(solver.weight_decay));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+// ---------------------------------------------------------------- Impl
+
+struct Trainer::Impl {
+  TrainConfig config;
+  TrainerHooks hooks;
+  std::string config_yaml;
+  io::CocoDataset train_set;
+  std::optional<io::CocoDataset> val_set;
+  std::unique_ptr<pipeline::Loader> loader;
+  stages::CategoryMap categories;
+  model::MaskRCNN net{nullptr};
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  c10::Device device{c10::kCPU};
+  int batch_size = 1;
+
+  uint64_t iteration = 0;
+  uint64_t epoch = 0;  ///< loader position of the next batch
+  uint64_t batch = 0;
+  double last_lr = 0.0;
+  double best_metric = -std::numeric_limits<double>::infinity();
+  uint64_t best_iteration = 0;
+  bool started = false;
+  bool resumed = false;
+  uint64_t last_checkpoint_iteration = UINT64_MAX;
+  std::string last_checkpoint;
+  MetricId metric;
+
+  void log(const std::string& text) const {
+    if (hooks.log) hooks.log(text);
+  }
+
+  fs::path output_dir() const { return fs::path(config.output_dir); }
+  fs::path checkpoint_dir() const {
+    const fs::path d(config.checkpoint.dir);
+    return d.is_absolute() ? d : output_dir() / d;
+  }
+  fs::path metrics_path() const { return output_dir() / "metrics.jsonl"; }
+};
+
+Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.hooks = std::move(hooks);
+  validate(config);
+  im.metric = parse_metric(config.eval.metric);
+  im.device = c10::Device(config.device);
+  if (config.torch_threads > 0) at::set_num_threads(config.torch_threads);
+
+  im.train_set = load_dataset(config.data.train_annotations, config.data.train_images, config.pipeline.loader.on_error);
+  for (const auto& [reason, n] : im.train_set.skipped.counts()) {
+    im.log("training set: skipped " + std::to_string(n) + " record(s): " + reason);
+  }
+  if (!config.data.val_annotations.empty()) {
+    im.val_set = load_dataset(config.data.val_annotations, config.data.val_images, config.pipeline.loader.on_error);
+  }
+  im.loader = std::make_unique<pipeline::Loader>(im.train_set, config.pipeline);
+  im.categories = im.loader->categories();
+  im.batch_size = config.pipeline.loader.batch_size;
+
+  // Derived model keys: the dataset decides the classes, the pipeline the
+  // input transform (which the trainer applies through the loader).
+  if (config.model.num_classes != im.categories.num_classes()) {
+    im.log("model.num_classes set to " + std::to_string(im.categories.num_classes()) + " (" +
+           std::to_string(im.categories.size()) + " categories + background)");
+    config.model.num_classes = static_cast<int>(im.categories.num_classes());
+  }
+  const stages::BatchConfig& b = config.pipeline.batch;
+  config.model.transform.min_size = {b.min_size};
+  config.model.transform.max_size = b.max_size;
+  config.model.transform.size_divisible = b.size_divisible;
+  config.model.transform.image_mean = b.mean;
+  config.model.transform.image_std = b.std;
+  config.model.device = config.device;
+  im.config = std::move(config);
+  im.config_yaml = config::dump_config(im.config);
+
+  torch::manual_seed(derive_seed(im.config.pipeline.seed, {kTorchSeedTag}));
+  im.net = model::MaskRCNN(im.config.model);
+  im.net->rng().reseed(derive_seed(im.config.pipeline.seed, {kModelRngTag}));
+  if (!im.config.model.weights.empty()) {
+    model::load_weights(*im.net, im.config.model.weights);
+    im.log("loaded weights " + im.config.model.weights);
+  }
+  im.net->to(im.device);
+  im.net->train();
+  im.optimizer = make_optimizer(*im.net, im.config.solver, train::learning_rate(im.config.solver, im.batch_size, 0));
+}
+
+Trainer::~Trainer() = default;
+
+uint64_t Trainer::iteration() const { return impl_->iteration; }
+double Trainer::learning_rate() const {
+  return train::learning_rate(impl_->config.solver, impl_->batch_size, impl_->iteration);
+}
+const TrainConfig& Trainer::config() const { return impl_->config; }
+model::MaskRCNN& Trainer::model() { return impl_->net; }
+torch::optim::SGD& Trainer::optimizer() { return *impl_->optimizer; }
+const stages::CategoryMap& Trainer::categories() const { return impl_->categories; }
+std::string Trainer::checkpoint_dir() const { return impl_->checkpoint_dir().string(); }
+std::string Trainer::metrics_path() const { return impl_->metrics_path().string(); }
+
+std::string Trainer::resume(const std::string& checkpoint) {
+  Impl& im = *impl_;
+  if (im.started) throw Error("resume_after_start", "Trainer::resume() must come before train()");
+  std::string path = checkpoint;
+  if (path.empty()) path = latest_checkpoint(im.checkpoint_dir().string());
+  if (path.empty()) {
+    Location where;
+    where.file = im.checkpoint_dir().string();
+    throw InputError("no_checkpoint", "no checkpoint to resume from", where);
+  }
+  const TrainState s = load_checkpoint(path, *im.net, *im.optimizer);
+  im.iteration = s.iteration;
+  im.epoch = s.epoch;
+  im.batch = s.batch;
+  im.last_lr = s.lr;
+  im.best_metric = s.best_metric;
+  im.best_iteration = s.best_iteration;
+  im.net->rng().set_state(s.rng.model);
+  restore_torch_rng(s.rng);
+  im.loader->seek(s.epoch, s.batch);
+  im.last_checkpoint = path;
+  im.last_checkpoint_iteration = s.iteration;
+  im.resumed = true;
+  try {
+    const TrainConfig saved = config::parse_config_string<TrainConfig>(s.config_yaml, path + ":trainer.config");
+    for (const std::string& key : config::config_diff(saved, im.config)) {
+      im.log("config differs from the checkpoint's: " + key);
+    }
+  } catch (const Error& e) {
+    im.log(std::string("cannot compare with the checkpoint's config: ") + e.what());
+  }
+  im.log("resumed from " + path + " at iteration " + std::to_string(s.iteration) + " (epoch " +
+         std::to_string(s.epoch) + ", batch " + std::to_string(s.batch) + ")");
+  return path;
+}
+
+IterationRecord Trainer::step(const stages::Batch& batch) {
+  Impl& im = *impl_;
+  const auto t0 = Clock::now();
+  IterationRecord rec;
+  rec.lr = train::learning_rate(im.config.solver, im.batch_size, im.iteration);
+  set_learning_rate(*im.optimizer, rec.lr);
+  im.net->train();
+
+  model::ImageList images;
+  images.tensors = batch.images.to(im.device);
+  images.image_sizes = batch.image_sizes;
+  std::vector<model::Target> targets;
+  targets.reserve(batch.targets.size());
+  for (const stages::Target& t : batch.targets) {
+    model::Target m;
+    m.boxes = t.boxes.to(im.device);
+    m.labels = t.labels.to(im.device);
+    if (t.masks.defined()) m.masks = t.masks.to(im.device);
+    targets.push_back(std::move(m));
+  }
+  const model::MaskRCNNOutput out = im.net->forward_batch(images, targets);
+  at::Tensor total;
+  for (const auto& [name, value] : out.losses) total = total.defined() ? total + value : value;
+  if (!total.defined()) throw Error("no_losses", "the model returned no losses in training mode");
+  for (const auto& [name, value] : out.losses) rec.losses[name] = value.item<double>();
+  rec.loss = total.item<double>();
+  if (!std::isfinite(rec.loss)) {
+    std::ostringstream msg;
+    msg << "loss became " << rec.loss << " at iteration " << im.iteration + 1 << ":";
+    for (const auto& [name, v] : rec.losses) msg << " " << name << "=" << v;
+    throw Error("non_finite_loss", msg.str());
+  }
+  // Gradients to undefined (PyTorch's zero_grad(set_to_none=True)): a
+  // parameter that gets none is skipped by SGD in fresh and resumed runs alike.
+  for (auto& group : im.optimizer->param_groups()) {
+    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
+  }
+  total.backward();
+  if (im.config.solver.clip_grad_norm > 0.0) {
+    std::vector<at::Tensor> params;
+    for (auto& group : im.optimizer->param_groups()) {
+      for (auto& p : group.params()) params.push_back(p);
+    }
+    rec.grad_norm = torch::nn::utils::clip_grad_norm_(params, im.config.solver.clip_grad_norm);
+  }
+  im.optimizer->step();
+  ++im.iteration;
+  im.last_lr = rec.lr;
+  rec.iteration = im.iteration;
+  rec.epoch = batch.epoch;
+  rec.images = batch.targets.size();
+  rec.step_s = seconds(t0, Clock::now());
+  return rec;
+}
+
+std::string Trainer::save_checkpoint() {
+  Impl& im = *impl_;
+  std::error_code ec;
+  fs::create_directories(im.checkpoint_dir(), ec);
+  TrainState s;
+  s.iteration = im.iteration;
+  s.epoch = im.epoch;
+  s.batch = im.batch;
+  s.rng = capture_torch_rng();
+  s.rng.model = im.net->rng().state();
+  s.best_metric = im.best_metric;
+  s.best_iteration = im.best_iteration;
+  s.lr = im.last_lr;
+  s.config_yaml = im.config_yaml;
+  const std::string path = (im.checkpoint_dir() / checkpoint_file_name(im.iteration)).string();
+  train::save_checkpoint(path, *im.net, *im.optimizer, s);
+  write_file_atomic((im.checkpoint_dir() / "last_checkpoint").string(), checkpoint_file_name(im.iteration) + "\n");
+  for (const std::string& removed : prune_checkpoints(im.checkpoint_dir().string(), im.config.checkpoint.keep_last)) {
+    im.log("removed old checkpoint " + removed);
+  }
+  im.last_checkpoint = path;
+  im.last_checkpoint_iteration = im.iteration;
+  return path;
+}
+
+EvaluationReport Trainer::evaluate() {
+  Impl& im = *impl_;
+  if (!im.val_set) throw Error("no_val_set", "evaluation needs data.val_annotations");
+  EvaluateOptions opts;
+  opts.max_images = static_cast<size_t>(im.config.eval.max_images);
+  opts.batch_size = im.config.eval.batch_size;
+  opts.mask_threshold = im.config.eval.mask_threshold;
+  opts.eval_threads = im.config.eval.threads;
+  opts.device = im.config.device;
+  return evaluate_model(im.net, *im.val_set, eval_pipeline_config(im.config.pipeline, im.config.eval.batch_size),
+                        im.categories, opts);
+}
+
+namespace {
+
+std::string window_json(const MetricsWindow& w) {
+  JsonWriter j;
+  j.begin_object();
+  j.field("type", "train");
+  j.field("iter", w.iteration);
+  j.field("epoch", w.epoch);
+  j.field("iterations", w.iterations);
+  j.field("lr", w.lr);
+  j.field("loss", w.loss);
+  for (const auto& [name, v] : w.losses) j.field(name, v);
+  j.field("time_s", w.time_s);
+  j.field("data_s", w.data_s);
+  j.field("data_share", w.data_share);
+  j.field("images_per_s", w.images_per_s);
+  j.end_object();
+  return j.take();
+}
+
+}  // namespace
+
+TrainSummary Trainer::train(uint64_t until) {
+  Impl& im = *impl_;
+  const TrainConfig& c = im.config;
+  const uint64_t max_iter = c.solver.max_iter;
+  const uint64_t end = until == 0 ? max_iter : std::min(until, max_iter);
+  const auto wall0 = Clock::now();
+  if (!im.resumed && !im.started) {
+    const auto stale = list_checkpoints(im.checkpoint_dir().string());
+    if (!stale.empty()) {
+      Location where;
+      where.file = im.checkpoint_dir().string();
+      throw Error("stale_checkpoints",
+                  "the checkpoint directory holds " + std::to_string(stale.size()) +
+                      " checkpoint(s) of an earlier run (newest: iteration " + std::to_string(stale.back().first) +
+                      "); resume it or use another output_dir",
+                  where);
+    }
+  }
+  im.started = true;
+
+  std::error_code ec;
+  fs::create_directories(im.output_dir(), ec);
+  write_file_atomic((im.output_dir() / "config.yaml").string(), im.config_yaml);
+
+  // metrics.jsonl: a resumed run drops the lines of iterations after its checkpoint.
+  const std::string metrics_file = im.metrics_path().string();
+  if (im.resumed && fs::exists(metrics_file)) {
+    std::ifstream in(metrics_file);
+    std::string kept, line;
+    while (std::getline(in, line)) {
+      const auto it = line_iteration(line);
+      if (!line.empty() && (!it || *it <= im.iteration)) kept += line + "\n";
+    }
+    write_file_atomic(metrics_file, kept);
+  } else if (!im.resumed && im.iteration == 0) {
+    write_file_atomic(metrics_file, std::string());
+  }
+  std::ofstream metrics(metrics_file, std::ios::app);
+  if (!metrics) {
+    Location where;
+    where.file = metrics_file;
+    throw Error("cannot_write", "cannot open the metrics file", where);
+  }
+  auto write_line = [&](const std::string& json) {
+    metrics << json << '\n';
+    metrics.flush();
+  };
+
+  TrainSummary summary;
+  summary.start_iteration = im.iteration;
+  MetricsWindow window;
+  double window_images = 0.0;
+  auto flush_window = [&] {
+    if (window.iterations == 0) return;
+    const double n = static_cast<double>(window.iterations);
+    MetricsWindow out = window;
+    for (auto& [name, v] : out.losses) v /= n;
+    out.loss /= n;
+    const double total_time = out.time_s;
+    out.time_s = total_time / n;
+    out.data_share = total_time > 0 ? out.data_s / total_time : 0.0;
+    out.data_s /= n;
+    out.images_per_s = total_time > 0 ? window_images / total_time : 0.0;
+    write_line(window_json(out));
+    if (im.hooks.on_window) im.hooks.on_window(out);
+    window = MetricsWindow();
+    window_images = 0.0;
+  };
+
+  auto run_eval = [&] {
+    const EvaluationReport r = evaluate();
+    const std::map<std::string, double> m = r.metrics();
+    const double value = (im.metric.segm ? r.segm->stats : r.bbox.stats)[im.metric.index];
+    const bool best = value > im.best_metric;
+    JsonWriter j;
+    j.begin_object();
+    j.field("type", "eval");
+    j.field("iter", im.iteration);
+    j.field("images", static_cast<uint64_t>(r.images));
+    j.field("detections", static_cast<uint64_t>(r.detections));
+    j.field("inference_s", r.inference_s);
+    j.field("eval_s", r.eval_s);
+    for (const auto& [name, v] : m) j.field(name, v);
+    j.field("metric", c.eval.metric);
+    j.field("value", value);
+    j.field("best", best);
+    j.end_object();
+    write_line(j.take());
+    if (best) {
+      im.best_metric = value;
+      im.best_iteration = im.iteration;
+      c10::Dict<std::string, at::Tensor> dict;
+      for (const auto& [key, t] : model::state_dict(*im.net)) dict.insert(key, t.detach().cpu().contiguous());
+      const std::vector<char> bytes = torch::pickle_save(dict);
+      write_file_atomic((im.output_dir() / "best.pt").string(), bytes.data(), bytes.size());
+      JsonWriter b(2);
+      b.begin_object();
+      b.field("metric", c.eval.metric);
+      b.field("value", value);
+      b.field("iter", im.iteration);
+      b.end_object();
+      write_file_atomic((im.output_dir() / "best.json").string(), b.str() + "\n");
+      im.log("new best " + c.eval.metric + " = " + std::to_string(value) + " at iteration " +
+             std::to_string(im.iteration) + " (best.pt)");
+    }
+    if (im.hooks.on_eval) im.hooks.on_eval(im.iteration, r);
+  };
+
+  const uint64_t max_epochs = c.pipeline.loader.max_epochs;
+  while (im.iteration < end) {
+    if (im.hooks.stop != nullptr && im.hooks.stop->load()) {
+      summary.interrupted = true;
+      break;
+    }
+    const auto t0 = Clock::now();
+    std::optional<stages::Batch> batch;
+    for (int attempt = 0; attempt < 2 && !batch; ++attempt) {
+      batch = im.loader->next_batch();
+      if (!batch && max_epochs != 0 && im.loader->epoch() >= max_epochs) break;
+    }
+    if (!batch) {
+      if (max_epochs != 0 && im.loader->epoch() >= max_epochs) {
+        summary.data_exhausted = true;
+        im.log("the data stream ended after " + std::to_string(max_epochs) + " epoch(s) (pipeline.loader.max_epochs)");
+        break;
+      }
+      throw Error("empty_epoch", "the loader delivered no batch in a whole epoch");
+    }
+    const double data_s = seconds(t0, Clock::now());
+    IterationRecord rec = step(*batch);
+    rec.data_s = data_s;
+    // Position of the next batch: the group after this one (seq / batch size
+    // stays right when samples of the group were skipped).
+    im.epoch = batch->epoch;
+    im.batch = batch->seqs.empty() ? im.batch + 1 : batch->seqs.back() / static_cast<uint64_t>(im.batch_size) + 1;
+    const double iter_s = seconds(t0, Clock::now());
+
+    summary.iterations_s += iter_s;
+    summary.data_wait_s += data_s;
+    summary.images += rec.images;
+    window.iteration = rec.iteration;
+    window.epoch = rec.epoch;
+    ++window.iterations;
+    window.lr = rec.lr;
+    window.loss += rec.loss;
+    for (const auto& [name, v] : rec.losses) window.losses[name] += v;
+    window.time_s += iter_s;
+    window.data_s += data_s;
+    window_images += static_cast<double>(rec.images);
+    if (im.hooks.on_iteration) im.hooks.on_iteration(rec);
+
+    if (im.iteration % c.log_period == 0 || im.iteration == max_iter) flush_window();
+    const bool last = im.iteration == max_iter;
+    if (im.val_set && ((c.eval.period > 0 && im.iteration % c.eval.period == 0) || (last && c.eval.at_end))) {
+      run_eval();
+    }
+    if (im.iteration % c.checkpoint.period == 0 || last) save_checkpoint();
+  }
+  flush_window();
+  if (summary.interrupted && im.last_checkpoint_iteration != im.iteration) save_checkpoint();
+
+  summary.end_iteration = im.iteration;
+  summary.finished = im.iteration >= max_iter;
+  summary.wall_s = seconds(wall0, Clock::now());
+  summary.data_wait_share = summary.iterations_s > 0 ? summary.data_wait_s / summary.iterations_s : 0.0;
+  summary.images_per_s = summary.iterations_s > 0 ? static_cast<double>(summary.images) / summary.iterations_s : 0.0;
+  const pipeline::StageTimes times = im.loader->times();
+  summary.loader_wait_s = times.consumer_wait_s;
+  summary.best_metric = im.best_metric;
+  summary.best_iteration = im.best_iteration;
+  summary.last_checkpoint = im.last_checkpoint;
+  summary.skipped = im.loader->skipped();
+
+  JsonWriter j;
+  j.begin_object();
+  j.field("type", "summary");
+  j.field("iter", im.iteration);
+  j.field("start_iter", summary.start_iteration);
+  j.field("finished", summary.finished);
+  j.field("interrupted", summary.interrupted);
+  j.field("wall_s", summary.wall_s);
+  j.field("iterations_s", summary.iterations_s);
+  j.field("data_wait_s", summary.data_wait_s);
+  j.field("data_wait_share", summary.data_wait_share);
+  j.field("loader_wait_s", summary.loader_wait_s);
+  j.field("images", summary.images);
+  j.field("images_per_s", summary.images_per_s);
+  j.field("skipped", summary.skipped.total());
+  j.end_object();
+  write_line(j.take());
+  return summary;
+}
+
+}  // namespace pasteflow::train

@@ -49,36 +49,20 @@
 #include "pasteflow/model/mask_rcnn.hpp"
 #include "pasteflow/model/weights.hpp"
 
+#include "common/command.hpp"
+
 namespace pasteflow::model {
 namespace {
 
+using pasteflow::testing::CommandResult;
+using pasteflow::testing::run_command;
+using pasteflow::testing::torchvision_unavailable;
+
 namespace fs = std::filesystem;
 
-const char* kPython = "/usr/bin/python3";
+const char* const kPython = pasteflow::testing::python();
 
-struct CommandResult {
-  int status = -1;
-  std::string output;
-};
 
-CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, got);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string torchvision_unavailable() {
-  if (access(kPython, X_OK) != 0) return std::string(kPython) + " does not exist";
-  const CommandResult r = run_command(std::string(kPython) + " -c \"import torch, torchvision\"");
-  if (r.status != 0) return std::string(kPython) + " cannot import torchvision: " + r.output;
-  return "";
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

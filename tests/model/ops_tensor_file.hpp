@@ -16,6 +16,8 @@
 
 #include <ATen/ATen.h>
 
+#include "common/command.hpp"
+
 namespace pasteflow::model::ops::testing {
 
 inline std::map<std::string, at::Tensor> read_tensor_file(const std::string& path) {
@@ -61,32 +63,10 @@ inline std::map<std::string, at::Tensor> read_tensor_file(const std::string& pat
   return out;
 }
 
-struct CommandResult {
-  int status = -1;
-  std::string output;
-};
-
-inline CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, got);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-inline const char* python() { return "/usr/bin/python3"; }
-
-/// Why torchvision cannot be used, or "" when it can.
-inline std::string torchvision_unavailable() {
-  if (access(python(), X_OK) != 0) return std::string(python()) + " does not exist";
-  const CommandResult r = run_command(std::string(python()) + " -c \"import torch, torchvision\"");
-  if (r.status != 0) return std::string(python()) + " cannot import torchvision: " + r.output;
-  return "";
-}
+using pasteflow::testing::CommandResult;
+using pasteflow::testing::python;
+using pasteflow::testing::run_command;
+using pasteflow::testing::torchvision_unavailable;
 
 /// max |a - b| (as double); +inf on shape mismatch.
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {

@@ -32,37 +32,20 @@
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/stages/batch.hpp"
 
+#include "common/command.hpp"
+
 namespace pasteflow::stages {
 namespace {
 
+using pasteflow::testing::CommandResult;
+using pasteflow::testing::run_command;
+using pasteflow::testing::torchvision_unavailable;
+
 namespace fs = std::filesystem;
 
-const char* kPython = "/usr/bin/python3";
+const char* const kPython = pasteflow::testing::python();
 
-struct CommandResult {
-  int status = -1;
-  std::string output;
-};
 
-CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t got = 0;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, got);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-/// Why torchvision cannot be used, or "" when it can.
-std::string torchvision_unavailable() {
-  if (access(kPython, X_OK) != 0) return std::string(kPython) + " does not exist";
-  const CommandResult r = run_command(std::string(kPython) + " -c \"import torch, torchvision\"");
-  if (r.status != 0) return std::string(kPython) + " cannot import torchvision: " + r.output;
-  return "";
-}
 
 cv::Mat load_rgb(const std::string& path) {
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);

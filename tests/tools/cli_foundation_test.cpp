@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/command.hpp"
 #include "pasteflow/io/coco.hpp"
 
 namespace {
@@ -19,20 +20,8 @@ namespace fs = std::filesystem;
 const std::string kData = PASTEFLOW_TEST_DATA;
 const std::string kBin = PASTEFLOW_BIN;
 
-struct CliRun {
-  int status;
-  std::string out;
-};
-
-CliRun run(const std::string& args) {
-  const std::string cmd = kBin + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+pasteflow::testing::CommandResult run(const std::string& args) {
+  return pasteflow::testing::run_command(kBin + " " + args, /*keep_stderr=*/false);
 }
 
 fs::path temp_dir(const std::string& name) {
@@ -46,7 +35,7 @@ fs::path temp_dir(const std::string& name) {
 TEST(CliRle, RewritesEverySegmentationAsPycocotoolsCompressedRle) {
   const fs::path dir = temp_dir("rle");
   const std::string out = (dir / "rle.json").string();
-  const CliRun r = run("rle " + kData + "/coco_mini/instances_val2017.json -o " + out + " --threads 2");
+  const auto r = run("rle " + kData + "/coco_mini/instances_val2017.json -o " + out + " --threads 2");
   ASSERT_EQ(r.status, 0);
 
   simdjson::dom::parser golden_parser;
@@ -85,7 +74,7 @@ TEST(CliRle, MissingInputFailsAndWritesNothing) {
   std::ofstream(bad) << R"({"images":[{"id":1,"width":10,"height":10,"file_name":"a.jpg"}],)"
                      << R"("annotations":[{"id":1,"image_id":1,"category_id":1,"segmentation":[[1,2,3]]}],)"
                      << R"("categories":[{"id":1,"name":"x"}]})";
-  const CliRun r = run("rle " + bad + " -o " + (dir / "out.json").string());
+  const auto r = run("rle " + bad + " -o " + (dir / "out.json").string());
   EXPECT_NE(r.status, 0);
   EXPECT_FALSE(fs::exists(dir / "out.json"));
   EXPECT_FALSE(fs::exists(dir / "out.json.tmp"));
@@ -94,10 +83,10 @@ TEST(CliRle, MissingInputFailsAndWritesNothing) {
 
 // Oracle: torchvision 0.14.1 anchors via shared/golden/coco_mini_train2017_anchors.json.
 TEST(CliStats, JsonTableMatchesTheOracleWithTheIssuesKeyNames) {
-  const CliRun r = run("stats " + kData + "/coco_mini/instances_train2017.json --json");
+  const auto r = run("stats " + kData + "/coco_mini/instances_train2017.json --json");
   ASSERT_EQ(r.status, 0);
   simdjson::dom::parser p1, p2;
-  simdjson::dom::element got = p1.parse(r.out);
+  simdjson::dom::element got = p1.parse(r.output);
   simdjson::dom::element want = p2.load(kData + "/golden/coco_mini_train2017_anchors.json");
   for (const char* cls : {"small", "medium", "large"}) {
     for (const char* key : {"object_count", "images", "total_object_area", "matched_anchors",
@@ -112,19 +101,19 @@ TEST(CliStats, JsonTableMatchesTheOracleWithTheIssuesKeyNames) {
 TEST(CliStats, PlotWritesAPng) {
   const fs::path dir = temp_dir("plot");
   const std::string png = (dir / "sizes.png").string();
-  const CliRun r = run("stats " + kData + "/coco_mini/instances_val2017.json --plot " + png);
+  const auto r = run("stats " + kData + "/coco_mini/instances_val2017.json --plot " + png);
   ASSERT_EQ(r.status, 0);
   ASSERT_TRUE(fs::exists(png));
   std::ifstream f(png, std::ios::binary);
   char magic[8];
   f.read(magic, 8);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
-  EXPECT_NE(r.out.find("| small |"), std::string::npos);
+  EXPECT_NE(r.output.find("| small |"), std::string::npos);
   fs::remove_all(dir);
 }
 
 TEST(CliStats, BadPolicyIsAUsageError) {
-  const CliRun r = run("stats " + kData + "/coco_mini/instances_val2017.json --on-error ignore");
+  const auto r = run("stats " + kData + "/coco_mini/instances_val2017.json --on-error ignore");
   EXPECT_NE(r.status, 0);
 }
 

@@ -302,6 +302,7 @@ class Exporter {
 };
 
 void run_augment(const AugmentArgs& a) {
+  tune_allocator_for_pipeline();
   pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   cfg.loader.max_epochs = 1;
   const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);

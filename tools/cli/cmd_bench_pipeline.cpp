@@ -7,9 +7,15 @@
 // --seconds of wall time and at least one whole epoch, cycling epochs;
 // throughput = delivered images / wall time (loader construction excluded;
 // the image files are read once beforehand so both start from a warm page
-// cache). With --scaling both are also run at 1 thread.
+// cache). With --scaling both are also run at 1 thread. CPU time per image
+// (and cpu_ratio, the minimal loader's CPU per image over the pipeline's)
+// is reported too: unlike throughput, it does not move with other load on
+// the machine.
 #include <ATen/Parallel.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -39,15 +45,24 @@ struct RunResult {
   uint64_t batches = 0;
   uint64_t epochs = 0;
   double images_per_s = 0;
+  double cpu_s = 0;  ///< process CPU time (user + system) during the run
   pipeline::StageTimes times;
   SkipReport skipped;
 };
+
+double process_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
 
 RunResult run_loader(const io::CocoDataset& ds, pipeline::PipelineConfig cfg, double seconds) {
   cfg.loader.max_epochs = 0;  // cycle epochs
   RunResult r;
   r.threads = resolve_threads(cfg.loader.threads);
   pipeline::Loader loader(ds, cfg, pipeline::Output::kBatches);
+  const double cpu0 = process_cpu_s();
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   while (true) {
@@ -62,6 +77,7 @@ RunResult run_loader(const io::CocoDataset& ds, pipeline::PipelineConfig cfg, do
     if (r.epochs >= 1 && elapsed() >= seconds) break;
   }
   r.seconds = elapsed();
+  r.cpu_s = process_cpu_s() - cpu0;
   r.images_per_s = static_cast<double>(r.images) / r.seconds;
   r.times = loader.times();
   r.skipped = loader.skipped();
@@ -79,6 +95,10 @@ void write_run(JsonWriter& w, const RunResult& r) {
   w.begin_object();
   w.field("threads", r.threads).field("images", r.images).field("batches", r.batches).field("epochs", r.epochs);
   w.field("seconds", r.seconds).field("images_per_s", r.images_per_s);
+  // CPU cost per image does not depend on what else the machine runs;
+  // utilisation = CPU time / (wall time x threads).
+  w.field("cpu_s", r.cpu_s).field("cpu_ms_per_image", r.images > 0 ? 1e3 * r.cpu_s / static_cast<double>(r.images) : 0.0);
+  w.field("utilisation", r.cpu_s / (r.seconds * r.threads));
   w.field("consumer_wait_s", r.times.consumer_wait_s);
   w.field("max_inflight", r.times.max_inflight).field("max_ready", r.times.max_ready);
   w.key("stages").begin_object();
@@ -99,11 +119,15 @@ void log_run(const char* name, const RunResult& r) {
     if (c.calls == 0) continue;
     stages += " " + c.name + " " + std::to_string(1e3 * c.seconds / static_cast<double>(c.calls)).substr(0, 6) + " ms";
   }
-  spdlog::info("{} ({} threads): {:.1f} images/s ({} images, {} epochs, {:.1f} s); per call:{}", name, r.threads,
-               r.images_per_s, r.images, r.epochs, r.seconds, stages);
+  spdlog::info("{} ({} threads): {:.1f} images/s ({} images, {} epochs, {:.1f} s, {:.1f} CPU ms/image, utilisation "
+               "{:.2f}); per call:{}",
+               name, r.threads, r.images_per_s, r.images, r.epochs, r.seconds,
+               1e3 * r.cpu_s / static_cast<double>(std::max<uint64_t>(r.images, 1)), r.cpu_s / (r.seconds * r.threads),
+               stages);
 }
 
 void run_bench_pipeline(const BenchPipelineArgs& a) {
+  tune_allocator_for_pipeline();
   if (a.torch_threads > 0) at::set_num_threads(a.torch_threads);
   const pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);
@@ -136,6 +160,7 @@ void run_bench_pipeline(const BenchPipelineArgs& a) {
   w.field("baseline_images_per_s", base.images_per_s);
   w.field("pipeline_images_per_s", full.images_per_s);
   w.field("ratio", full.images_per_s / base.images_per_s);
+  w.field("cpu_ratio", (base.cpu_s / static_cast<double>(base.images)) / (full.cpu_s / static_cast<double>(full.images)));
   w.field("peak_rss_mb", io::peak_rss_mb());
   w.field("torch_threads", at::get_num_threads());
   w.key("baseline");

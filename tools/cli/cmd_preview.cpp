@@ -103,6 +103,7 @@ void render_cell(cv::Mat cell_roi, const stages::Sample& s) {
 }
 
 void run_preview(const PreviewArgs& a) {
+  tune_allocator_for_pipeline();
   pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   cfg.loader.max_epochs = 1;
   const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);

@@ -1,6 +1,10 @@
 #include "pipeline_args.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -43,6 +47,13 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
     spdlog::warn("skipped {} annotation record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));
   }
   return ds;
+}
+
+void tune_allocator_for_pipeline() {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
 void write_file_atomic(const std::string& path, const void* data, size_t size) {

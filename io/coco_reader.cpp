@@ -231,6 +231,18 @@ class Reader {
   std::string element_path() const {
     return std::string(kArrayName[static_cast<int>(kind_)]) + "[" + std::to_string(elem_) + "]";
   }
+  /// Marks known member `which` (key k, length n) as seen; a second
+  /// occurrence records "duplicate_field" and returns false.
+  bool first_occurrence(Problem& p, unsigned& seen, int which, const char* k, size_t n) const {
+    if (seen & (1u << which)) {
+      set_problem(p, "duplicate_field", "field '" + std::string(k, n) + "' appears twice", "." + std::string(k, n),
+                  k - 1);
+      return false;
+    }
+    seen |= 1u << which;
+    return true;
+  }
+
   void set_problem(Problem& p, const char* reason, std::string message, std::string subpath, const char* at) const {
     if (p.reason) return;
     p.reason = reason;
@@ -516,14 +528,7 @@ void Reader::parse_image(od::value& v) {
       else if (PF_KEY(k, n, "width")) which = 1;
       else if (PF_KEY(k, n, "height")) which = 2;
       else if (PF_KEY(k, n, "file_name")) which = 3;
-      if (which >= 0) {
-        if (seen & (1u << which)) {
-          set_problem(p, "duplicate_field", "field '" + std::string(k, n) + "' appears twice",
-                      "." + std::string(k, n), k - 1);
-          continue;
-        }
-        seen |= 1u << which;
-      }
+      if (which >= 0 && !first_occurrence(p, seen, which, k, n)) continue;
       switch (which) {
         case 0: id_ok = read_int(val, im.id, p, "id", k - 1); break;
         case 1: read_int(val, w, p, "width", k - 1); break;
@@ -589,14 +594,7 @@ void Reader::parse_category(od::value& v) {
       if (PF_KEY(k, n, "id")) which = 0;
       else if (PF_KEY(k, n, "name")) which = 1;
       else if (PF_KEY(k, n, "supercategory")) which = 2;
-      if (which >= 0) {
-        if (seen & (1u << which)) {
-          set_problem(p, "duplicate_field", "field '" + std::string(k, n) + "' appears twice",
-                      "." + std::string(k, n), k - 1);
-          continue;
-        }
-        seen |= 1u << which;
-      }
+      if (which >= 0 && !first_occurrence(p, seen, which, k, n)) continue;
       switch (which) {
         case 0: id_ok = read_int(val, c.id, p, "id", k - 1); break;
         case 1: {
@@ -848,14 +846,7 @@ void Reader::parse_annotation(od::value& v) {
         case 12: if (std::memcmp(k, "segmentation", 12) == 0) which = 3; break;
         default: break;
       }
-      if (which >= 0) {
-        if (seen & (1u << which)) {
-          set_problem(p, "duplicate_field", "field '" + std::string(k, n) + "' appears twice",
-                      "." + std::string(k, n), k - 1);
-          continue;
-        }
-        seen |= 1u << which;
-      }
+      if (which >= 0 && !first_occurrence(p, seen, which, k, n)) continue;
       switch (which) {
         case 0: id_ok = read_int(val, a.id, p, "id", k - 1); break;
         case 1: read_int(val, a.image_id, p, "image_id", k - 1); break;

@@ -13,7 +13,7 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(build-essential cmake ninja-build pkg-config
   libtbb-dev libopencv-dev libsimdjson-dev libtiff-dev libtorch-dev
   libgtest-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libbenchmark-dev
-  python3 python3-torchvision python3-numpy)
+  python3 python3-torchvision python3-numpy libopenblas0-pthread)
 
 install_missing() {
   local missing=()

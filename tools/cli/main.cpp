@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   pasteflow::cli::add_preview_command(app);
   pasteflow::cli::add_train_command(app);
   pasteflow::cli::add_plot_command(app);
+  pasteflow::cli::add_experiment_command(app);
   pasteflow::cli::add_bench_pipeline_command(*app.get_subcommand("bench"));
 
   try {

@@ -1,0 +1,436 @@
+// model_vs_torchvision: our LibTorch Mask R-CNN against torchvision's on the
+// same inputs, in one run. Not a test: prints figures only.
+//
+//   model_vs_torchvision [--iters N] [--threads T] [--side both|ours|torchvision]
+//                        (ours: the Python side only makes the weights)
+//                        [--python /usr/bin/python3] [--script bench/model_vs_torchvision.py] [--dir DIR]
+//
+// The model: ResNet-50-FPN Mask R-CNN with torchvision's defaults (num_classes
+// 91, FrozenBatchNorm2d, 3 trainable layers), min_size 512, max_size 853,
+// random weights made by the Python side (torch.manual_seed(0), frozen BN
+// statistics calibrated on the batch, class-score weights scaled so that eval
+// has confident detections and runs the mask branch and mask pasting; see the
+// script) and loaded strictly by ours (model::load_weights). The batch: two
+// synthetic RGB images (480x640 and 427x640, so the batch is padded) with 8
+// elliptic objects each (boxes = the masks' extents, labels 1..90), generated
+// here by a fixed formula and written as raw arrays to a temporary directory
+// that the Python side (model_vs_torchvision.py, run with /usr/bin/python3)
+// reads: both sides see identical pixels and targets.
+//
+// Each side, with T intra-op threads (torch.set_num_threads / at::set_num_threads):
+// eval mode (no gradients) on the batch, a warm-up call and N timed ones;
+// then training mode, a warm-up iteration and N timed iterations of forward +
+// backward + SGD step (lr 0.0025 = torchvision's reference 0.02 at 16 images
+// scaled to 2, momentum 0.9, weight decay 1e-4, gradients reset to None).
+// The Python side stays alive and serves one call at a time, so the two
+// models alternate call by call (torchvision, ours, torchvision, ...) and
+// never compete for the cores; a change of machine load hits both. The
+// samplers are random on both sides (as in training), so the sampled RoIs
+// differ but their numbers do not.
+//
+// The last stdout line is JSON:
+//   {"ours_s_per_iter": x, "torchvision_s_per_iter": y, "ratio": x / y,
+//    "ours_eval_images_per_s": ..., "torchvision_eval_images_per_s": ...}
+// (per-iteration figures are means over the N timed iterations; a side not
+// run reports 0 and the ratio 0).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "pasteflow/model/mask_rcnn.hpp"
+#include "pasteflow/model/weights.hpp"
+
+namespace fs = std::filesystem;
+using pasteflow::model::MaskRCNN;
+using pasteflow::model::ModelConfig;
+using pasteflow::model::Target;
+
+namespace {
+
+constexpr double kLr = 0.0025;  // torchvision's reference lr 0.02 for 16 images, scaled to 2
+
+struct Args {
+  int iters = 3;
+  int threads = 2;
+  std::string side = "both";
+  std::string python = "/usr/bin/python3";
+  std::string script = PASTEFLOW_BENCH_SCRIPT;
+  std::string dir;
+};
+
+[[noreturn]] void usage(const char* msg) {
+  std::fprintf(stderr,
+               "%s\nusage: model_vs_torchvision [--iters N] [--threads T] [--side both|ours|torchvision] "
+               "[--python PATH] [--script PATH] [--dir DIR]\n",
+               msg);
+  std::exit(2);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + k).c_str());
+      return argv[++i];
+    };
+    if (k == "--iters") {
+      a.iters = std::atoi(value().c_str());
+    } else if (k == "--threads") {
+      a.threads = std::atoi(value().c_str());
+    } else if (k == "--side") {
+      a.side = value();
+    } else if (k == "--python") {
+      a.python = value();
+    } else if (k == "--script") {
+      a.script = value();
+    } else if (k == "--dir") {
+      a.dir = value();
+    } else {
+      usage(("unknown argument " + k).c_str());
+    }
+  }
+  if (a.iters < 1 || a.threads < 1) usage("--iters and --threads must be >= 1");
+  if (a.side != "both" && a.side != "ours" && a.side != "torchvision") usage("bad --side");
+  return a;
+}
+
+/// A deterministic 32-bit hash (the same formula makes the same inputs on every run).
+uint32_t mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+double unit(uint32_t seed) { return static_cast<double>(mix(seed)) / 4294967296.0; }
+
+struct BenchImage {
+  int64_t h = 0, w = 0;
+  at::Tensor pixels;  ///< uint8 [H, W, 3]
+  Target target;      ///< boxes, labels, masks in the image's frame
+};
+
+/// Smooth colour gradients, per-pixel noise and 8 filled ellipses (the objects).
+BenchImage make_image(int index, int64_t h, int64_t w) {
+  BenchImage im;
+  im.h = h;
+  im.w = w;
+  im.pixels = at::empty({h, w, 3}, at::kByte);
+  uint8_t* p = im.pixels.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        const double g = 0.5 + 0.4 * std::sin(0.013 * (c + 1) * static_cast<double>(x) + 0.021 * static_cast<double>(y) + index);
+        const double n = unit(static_cast<uint32_t>(((index * h + y) * w + x) * 3 + c)) - 0.5;
+        p[(y * w + x) * 3 + c] = static_cast<uint8_t>(std::lround(std::clamp(255.0 * g + 40.0 * n, 0.0, 255.0)));
+      }
+    }
+  }
+  constexpr int kObjects = 8;
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  at::Tensor masks = at::zeros({kObjects, h, w}, at::kByte);
+  for (int k = 0; k < kObjects; ++k) {
+    const uint32_t s = static_cast<uint32_t>(1000 * (index + 1) + 10 * k);
+    const double rx = 8.0 + 90.0 * unit(s + 1), ry = 8.0 + 90.0 * unit(s + 2);
+    const double cx = rx + (static_cast<double>(w) - 2 * rx) * unit(s + 3);
+    const double cy = ry + (static_cast<double>(h) - 2 * ry) * unit(s + 4);
+    const uint8_t colour[3] = {static_cast<uint8_t>(mix(s + 5)), static_cast<uint8_t>(mix(s + 6)),
+                               static_cast<uint8_t>(mix(s + 7))};
+    uint8_t* m = masks[k].data_ptr<uint8_t>();
+    int64_t x0 = w, y0 = h, x1 = -1, y1 = -1;
+    for (int64_t y = 0; y < h; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const double dx = (static_cast<double>(x) + 0.5 - cx) / rx, dy = (static_cast<double>(y) + 0.5 - cy) / ry;
+        if (dx * dx + dy * dy > 1.0) continue;
+        m[y * w + x] = 1;
+        for (int c = 0; c < 3; ++c) p[(y * w + x) * 3 + c] = colour[c];
+        x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x), y1 = std::max(y1, y);
+      }
+    }
+    boxes.insert(boxes.end(), {static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1 + 1),
+                               static_cast<float>(y1 + 1)});
+    labels.push_back(1 + static_cast<int64_t>(mix(s + 8) % 90));
+  }
+  im.target.boxes = at::from_blob(boxes.data(), {kObjects, 4}, at::kFloat).clone();
+  im.target.labels = at::from_blob(labels.data(), {kObjects}, at::kLong).clone();
+  im.target.masks = masks;
+  return im;
+}
+
+void write_raw(const fs::path& path, const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+}
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+std::string list(const std::vector<double>& v) {
+  std::ostringstream o;
+  o.precision(3);
+  o << std::fixed;
+  for (size_t i = 0; i < v.size(); ++i) o << (i ? " " : "") << v[i];
+  return o.str();
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct SideTimes {
+  std::vector<double> train_s, eval_s;
+};
+
+/// The number after `"key": ` in a JSON line of the Python side (NaN when absent).
+double json_number(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(json.c_str() + at + key.size() + 4, nullptr);
+}
+
+/// The Python side as a child process answering one command per line.
+class PythonSide {
+ public:
+  explicit PythonSide(const std::vector<std::string>& argv) {
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) fail("pipe");
+    pid_ = fork();
+    if (pid_ < 0) fail("fork");
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      close(in[1]);
+      close(out[0]);
+      std::vector<char*> args;
+      for (const std::string& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_ = fdopen(in[1], "w");
+    from_ = fdopen(out[0], "r");
+  }
+  ~PythonSide() {
+    if (to_ != nullptr) {
+      std::fputs("quit\n", to_);
+      std::fclose(to_);
+    }
+    if (from_ != nullptr) std::fclose(from_);
+    int status = 0;
+    if (pid_ > 0) waitpid(pid_, &status, 0);
+  }
+  PythonSide(const PythonSide&) = delete;
+  PythonSide& operator=(const PythonSide&) = delete;
+
+  /// The next line of its stdout; exits the bench when the child ended.
+  std::string line() {
+    std::string s;
+    int c = 0;
+    while ((c = std::fgetc(from_)) != EOF && c != '\n') s.push_back(static_cast<char>(c));
+    if (c == EOF && s.empty()) fail("the torchvision side ended early (see its stderr above)");
+    return s;
+  }
+  std::string request(const std::string& command) {
+    std::fputs((command + "\n").c_str(), to_);
+    std::fflush(to_);
+    return line();
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& what) {
+    std::fprintf(stderr, "model_vs_torchvision: %s\n", what.c_str());
+    std::exit(1);
+  }
+  pid_t pid_ = -1;
+  FILE* to_ = nullptr;
+  FILE* from_ = nullptr;
+};
+
+/// Our side: the same batch, the same optimizer settings.
+class OursSide {
+ public:
+  OursSide(const ModelConfig& cfg, const std::string& weights, const std::vector<BenchImage>& batch) : net_(cfg) {
+    pasteflow::model::load_weights(*net_, weights);
+    for (const BenchImage& im : batch) {
+      images_.push_back(im.pixels.permute({2, 0, 1}).contiguous().to(at::kFloat) / 255);
+      targets_.push_back(im.target);
+    }
+    for (const auto& p : net_->parameters()) {
+      if (p.requires_grad()) params_.push_back(p);
+    }
+    opt_ = std::make_unique<torch::optim::SGD>(params_, torch::optim::SGDOptions(kLr).momentum(0.9).weight_decay(1e-4));
+  }
+  /// Seconds of one eval-mode forward; `detections` per image.
+  double eval(std::vector<int64_t>& detections) {
+    net_->eval();
+    torch::NoGradGuard no_grad;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = net_->forward(images_);
+    const double dt = since(t0);
+    detections.clear();
+    for (const auto& d : out.detections) detections.push_back(d.boxes.size(0));
+    return dt;
+  }
+  /// Seconds of one forward + backward + SGD step; `losses` of the forward.
+  double train(std::map<std::string, double>& losses) {
+    net_->train();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = net_->forward(images_, targets_);
+    at::Tensor loss;
+    for (const auto& [name, v] : out.losses) loss = loss.defined() ? loss + v : v;
+    for (auto& p : params_) p.mutable_grad() = at::Tensor();
+    loss.backward();
+    opt_->step();
+    const double dt = since(t0);
+    losses.clear();
+    for (const auto& [name, v] : out.losses) losses[name] = v.item<double>();
+    return dt;
+  }
+
+ private:
+  MaskRCNN net_;
+  std::vector<at::Tensor> images_;
+  std::vector<Target> targets_;
+  std::vector<at::Tensor> params_;
+  std::unique_ptr<torch::optim::SGD> opt_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  at::set_num_threads(a.threads);
+
+  fs::path dir = a.dir;
+  bool remove_dir = false;
+  if (dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "model_vs_torchvision_XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      std::perror("mkdtemp");
+      return 1;
+    }
+    dir = tmpl;
+    remove_dir = true;
+  }
+  fs::create_directories(dir);
+
+  ModelConfig cfg;  // torchvision's maskrcnn_resnet50_fpn defaults
+  cfg.transform.min_size = {512};
+  cfg.transform.max_size = 853;
+  const fs::path weights = dir / "weights.pt";
+
+  std::vector<BenchImage> batch{make_image(0, 480, 640), make_image(1, 427, 640)};
+  std::ostringstream manifest;
+  manifest << "{\"weights\": \"" << weights.string() << "\", \"cls_scale\": 30.0, \"kwargs\": {\"min_size\": " << cfg.transform.min_size[0]
+           << ", \"max_size\": " << cfg.transform.max_size << "}, \"images\": [";
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const BenchImage& im = batch[i];
+    const std::string s = std::to_string(i);
+    write_raw(dir / ("img" + s + ".u8"), im.pixels);
+    write_raw(dir / ("boxes" + s + ".f32"), im.target.boxes);
+    write_raw(dir / ("labels" + s + ".i64"), im.target.labels);
+    write_raw(dir / ("masks" + s + ".u8"), im.target.masks);
+    manifest << (i ? ", " : "") << "{\"height\": " << im.h << ", \"width\": " << im.w
+             << ", \"n\": " << im.target.labels.size(0) << ", \"pixels\": \"img" << s << ".u8\", \"boxes\": \"boxes"
+             << s << ".f32\", \"labels\": \"labels" << s << ".i64\", \"masks\": \"masks" << s << ".u8\"}";
+  }
+  manifest << "]}\n";
+  std::ofstream(dir / "manifest.json") << manifest.str();
+
+  SideTimes tv, ours;
+  {
+    std::vector<std::string> py{a.python, a.script, dir.string(), "--threads", std::to_string(a.threads)};
+    if (a.side == "ours") py.push_back("--prepare-only");
+    PythonSide python(py);
+    std::string line;
+    while ((line = python.line()) != "ready") std::fprintf(stderr, "torchvision: %s\n", line.c_str());
+    std::unique_ptr<OursSide> our;
+    if (a.side != "torchvision") our = std::make_unique<OursSide>(cfg, weights.string(), batch);
+    const bool with_tv = a.side != "ours";
+
+    // Eval first (both sides on the identical initial weights), then training;
+    // the two models alternate call by call so that load changes hit both.
+    for (const char* mode : {"eval", "train"}) {
+      const bool train = std::strcmp(mode, "train") == 0;
+      for (int it = 0; it <= a.iters; ++it) {
+        const char* tag = it == 0 ? "warm-up" : "timed";
+        if (with_tv) {
+          const std::string r = python.request(mode);
+          const double dt = json_number(r, train ? "train_s" : "eval_s");
+          if (!std::isfinite(dt)) {
+            std::fprintf(stderr, "bad reply from the torchvision side: %s\n", r.c_str());
+            return 1;
+          }
+          if (it > 0) (train ? tv.train_s : tv.eval_s).push_back(dt);
+          std::fprintf(stderr, "torchvision %s %s %.3f s: %s\n", mode, tag, dt, r.c_str());
+        }
+        if (our) {
+          std::ostringstream o;
+          double dt = 0;
+          if (train) {
+            std::map<std::string, double> losses;
+            dt = our->train(losses);
+            for (const auto& [k, v] : losses) o << " " << k << " " << v;
+          } else {
+            std::vector<int64_t> dets;
+            dt = our->eval(dets);
+            o << " detections";
+            for (int64_t n : dets) o << " " << n;
+          }
+          if (it > 0) (train ? ours.train_s : ours.eval_s).push_back(dt);
+          std::fprintf(stderr, "ours        %s %s %.3f s:%s\n", mode, tag, dt, o.str().c_str());
+        }
+      }
+    }
+  }
+  if (a.side != "ours") {
+    std::printf("torchvision: train s/iter %s; eval s/batch %s\n", list(tv.train_s).c_str(), list(tv.eval_s).c_str());
+  }
+  if (a.side != "torchvision") {
+    std::printf("ours:        train s/iter %s; eval s/batch %s\n", list(ours.train_s).c_str(),
+                list(ours.eval_s).c_str());
+  }
+  if (remove_dir) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+
+  const double images = static_cast<double>(batch.size());
+  const double x = mean(ours.train_s), y = mean(tv.train_s);
+  const double ex = mean(ours.eval_s), ey = mean(tv.eval_s);
+  std::printf(
+      "{\"ours_s_per_iter\": %.4f, \"torchvision_s_per_iter\": %.4f, \"ratio\": %.4f, "
+      "\"ours_eval_images_per_s\": %.4f, \"torchvision_eval_images_per_s\": %.4f}\n",
+      x, y, (x > 0 && y > 0) ? x / y : 0.0, ex > 0 ? images / ex : 0.0, ey > 0 ? images / ey : 0.0);
+  return 0;
+}

@@ -156,7 +156,7 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
 
   at::Tensor masks;
   if (config.keep_masks) {
-    masks = at::zeros({n, H, W}, at::kByte);
+    masks = at::empty({n, H, W}, at::kByte);  // decode_into writes every pixel
     uint8_t* m = masks.data_ptr<uint8_t>();
     for (int64_t i = 0; i < n; ++i) {
       const Instance& inst = *kept[static_cast<size_t>(i)].inst;
@@ -178,18 +178,10 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
     }
   }
 
-  // 3. Pixels (the flip is value-exact, so it may follow the conversion).
-  at::Tensor image;
-  try {
-    image = rcnn::image_to_tensor(sample.image);
-  } catch (const InputError& e) {
-    throw InputError(e.reason(), e.detail(), sample_where(sample));
-  }
-
-  // 2. RandomHorizontalFlip: boxes[:, [0, 2]] = width - boxes[:, [2, 0]]; masks.flip(-1).
+  // 2. RandomHorizontalFlip: boxes[:, [0, 2]] = width - boxes[:, [2, 0]];
+  // image and masks .flip(-1). The flip is value-exact, so the pixels are
+  // mirrored while they are converted and normalised (steps 3-4), in one pass.
   if (flip) {
-    image = image.flip({2});
-    if (masks.defined()) masks = masks.flip({2});
     float* b = boxes.data_ptr<float>();
     for (int64_t i = 0; i < n; ++i) {
       const float x1 = b[4 * i + 0];
@@ -199,11 +191,18 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
     }
   }
 
-  // 4-5. GeneralizedRCNNTransform: normalize, then resize.
-  image = rcnn::normalize(image, config.mean, config.std);
+  // 3-4. ToTensor, GeneralizedRCNNTransform.normalize; 5. resize (the masks
+  // are mirrored while they are resized, also in one pass).
+  at::Tensor image;
+  try {
+    image = rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip);
+  } catch (const InputError& e) {
+    throw InputError(e.reason(), e.detail(), sample_where(sample));
+  }
   rcnn::Resized resized = rcnn::resize_image_and_masks(image, static_cast<double>(min_size),
-                                                       static_cast<double>(config.max_size), masks);
+                                                       static_cast<double>(config.max_size), at::Tensor());
   const rcnn::Size2 new_size{resized.image.size(1), resized.image.size(2)};
+  if (masks.defined()) resized.masks = rcnn::resize_masks_nearest(masks, new_size, flip);
 
   PreparedImage out;
   out.image = std::move(resized.image);

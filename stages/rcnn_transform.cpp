@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -69,6 +70,38 @@ at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
   return (image - m.view({-1, 1, 1})) / s.view({-1, 1, 1});
 }
 
+at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<double>& mean,
+                                   const std::vector<double>& std, bool flip) {
+  if (image.empty() || image.dims != 2 || image.depth() != CV_8U || (image.channels() != 1 && image.channels() != 3)) {
+    at::Tensor t = normalize(image_to_tensor(image), mean, std);  // 16-bit, or the error image_to_tensor names
+    return flip ? t.flip({2}) : t;
+  }
+  // Each channel's results for the values 0..255, by the reference functions.
+  cv::Mat ramp(1, 256, CV_8UC3);
+  for (int v = 0; v < 256; ++v) ramp.at<cv::Vec3b>(0, v) = cv::Vec3b(static_cast<uint8_t>(v), static_cast<uint8_t>(v),
+                                                                      static_cast<uint8_t>(v));
+  const at::Tensor table = normalize(image_to_tensor(ramp), mean, std).contiguous();  // [3, 1, 256]
+  const float* lut = table.data_ptr<float>();
+
+  const int64_t h = image.rows;
+  const int64_t w = image.cols;
+  const int channels = image.channels();
+  at::Tensor out = at::empty({3, h, w}, at::kFloat);
+  float* planes[3] = {out.data_ptr<float>(), out.data_ptr<float>() + h * w, out.data_ptr<float>() + 2 * h * w};
+  for (int64_t y = 0; y < h; ++y) {
+    const uint8_t* src = image.ptr<uint8_t>(static_cast<int>(y));
+    float* dst[3] = {planes[0] + y * w, planes[1] + y * w, planes[2] + y * w};
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t ox = flip ? w - 1 - x : x;
+      for (int c = 0; c < 3; ++c) {
+        const uint8_t v = src[x * channels + (channels == 3 ? c : 0)];
+        dst[c][ox] = lut[c * 256 + v];
+      }
+    }
+  }
+  return out;
+}
+
 double resize_scale(int64_t h, int64_t w, double self_min_size, double self_max_size) {
   if (h <= 0 || w <= 0) {
     throw InputError("bad_image", "resize: empty image " + std::to_string(h) + "x" + std::to_string(w));
@@ -116,16 +149,67 @@ Resized resize_image_and_masks(const at::Tensor& image, double self_min_size, do
   if (masks.size(0) == 0) {
     out.masks = at::empty({0, out.image.size(1), out.image.size(2)}, masks.options().dtype(at::kByte));
   } else if (masks.is_cpu() && masks.scalar_type() == at::kByte) {
-    // The source index of an output pixel depends only on the sizes and the
-    // scale, not on the dtype or on which dimension holds the masks: as uint8
-    // (no 4x float copy) and as channels of one image ([1, N, H, W] runs ~5x
-    // faster on CPU than N one-channel images) the result is the same.
-    out.masks = F::interpolate(masks.unsqueeze(0), nearest).select(0, 0);
+    out.masks = resize_masks_nearest(masks, {out.image.size(1), out.image.size(2)});
   } else {
     // mask[:, None].float() -> interpolate -> [:, 0].byte(), literally.
     out.masks = F::interpolate(masks.unsqueeze(1).to(at::kFloat), nearest).select(1, 0).to(at::kByte);
   }
   return out;
+}
+
+namespace {
+
+// ATen's nearest_idx (ATen/native/UpSample.h) with scales = None, as
+// interpolate(recompute_scale_factor=True) calls it.
+std::vector<int64_t> nearest_source_indices(int64_t input_size, int64_t output_size) {
+  std::vector<int64_t> idx(static_cast<size_t>(output_size));
+  const float scale = static_cast<float>(input_size) / static_cast<float>(output_size);
+  for (int64_t i = 0; i < output_size; ++i) {
+    if (output_size == input_size) {
+      idx[static_cast<size_t>(i)] = i;
+    } else if (output_size == 2 * input_size) {
+      idx[static_cast<size_t>(i)] = i >> 1;
+    } else {
+      idx[static_cast<size_t>(i)] =
+          std::min(static_cast<int64_t>(std::floor(static_cast<float>(i) * scale)), input_size - 1);
+    }
+  }
+  return idx;
+}
+
+}  // namespace
+
+at::Tensor resize_masks_nearest(const at::Tensor& masks, Size2 out, bool flip) {
+  if (!masks.defined() || masks.dim() != 3 || !masks.is_cpu() || masks.scalar_type() != at::kByte ||
+      out[0] <= 0 || out[1] <= 0) {
+    throw InputError("bad_masks", "resize_masks_nearest: expected CPU uint8 masks [N, H, W] and a positive size");
+  }
+  const at::Tensor src = masks.contiguous();
+  const int64_t n = src.size(0), h = src.size(1), w = src.size(2);
+  at::Tensor result = at::empty({n, out[0], out[1]}, src.options());
+  if (n == 0) return result;
+  const std::vector<int64_t> ys = nearest_source_indices(h, out[0]);
+  std::vector<int64_t> xs = nearest_source_indices(w, out[1]);
+  if (flip) {
+    for (int64_t& x : xs) x = w - 1 - x;  // out[y][x] = flipped[sy][sx] = masks[sy][w - 1 - sx]
+  }
+  const uint8_t* in = src.data_ptr<uint8_t>();
+  uint8_t* o = result.data_ptr<uint8_t>();
+  const auto ow = static_cast<size_t>(out[1]);
+  for (int64_t k = 0; k < n; ++k) {
+    const uint8_t* plane = in + k * h * w;
+    uint8_t* dst_plane = o + k * out[0] * out[1];
+    for (int64_t y = 0; y < out[0]; ++y) {
+      uint8_t* dst = dst_plane + y * out[1];
+      if (y > 0 && ys[static_cast<size_t>(y)] == ys[static_cast<size_t>(y - 1)]) {
+        std::memcpy(dst, dst - out[1], ow);
+        continue;
+      }
+      const uint8_t* row = plane + ys[static_cast<size_t>(y)] * w;
+      for (size_t x = 0; x < ow; ++x) dst[x] = row[xs[x]];
+    }
+  }
+  return result;
 }
 
 at::Tensor resize_boxes(const at::Tensor& boxes, Size2 original_size, Size2 new_size) {

@@ -4,6 +4,7 @@
 // 0.14.1 in eval mode; the full comparison lives in batch_parity_test.cpp.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <map>
 #include <set>
@@ -150,6 +151,29 @@ TEST(RcnnTransform, Uint8MaskPathEqualsTorchvisionFloatPath) {
                InputError);
 }
 
+TEST(RcnnTransform, ResizeMasksNearestEqualsInterpolateForAnySizeAndFlip) {
+  // Reference: torchvision's literal path, interpolate(mask[:, None].float(),
+  // size, "nearest")[:, 0].byte(), after masks.flip(-1) when flipped.
+  at::manual_seed(5);
+  const std::vector<std::array<int64_t, 4>> cases{
+      {480, 640, 800, 1066}, {333, 500, 800, 1201}, {7, 9, 7, 9}, {7, 9, 14, 18}, {40, 30, 17, 11}, {1, 5, 3, 2}};
+  for (const auto& c : cases) {
+    const at::Tensor masks = at::randint(0, 2, {3, c[0], c[1]}, at::kByte);
+    for (bool flip : {false, true}) {
+      const at::Tensor src = flip ? masks.flip({2}) : masks;
+      const at::Tensor ref = F::interpolate(src.unsqueeze(1).to(at::kFloat),
+                                            F::InterpolateFuncOptions().size(std::vector<int64_t>{c[2], c[3]}).mode(torch::kNearest))
+                                 .select(1, 0)
+                                 .to(at::kByte);
+      const at::Tensor got = rcnn::resize_masks_nearest(masks, {c[2], c[3]}, flip);
+      EXPECT_TRUE(at::equal(got, ref)) << c[0] << "x" << c[1] << " -> " << c[2] << "x" << c[3] << " flip " << flip;
+    }
+  }
+  EXPECT_EQ(rcnn::resize_masks_nearest(at::zeros({0, 4, 4}, at::kByte), {8, 8}).sizes(), (std::vector<int64_t>{0, 8, 8}));
+  EXPECT_THROW(rcnn::resize_masks_nearest(at::zeros({1, 4, 4}), {8, 8}), InputError);
+  EXPECT_THROW(rcnn::resize_masks_nearest(at::zeros({4, 4}, at::kByte), {8, 8}), InputError);
+}
+
 TEST(RcnnTransform, ImageToTensorScalesAndExpands) {
   cv::Mat rgb(2, 3, CV_8UC3, cv::Scalar(0, 51, 255));
   rgb.at<cv::Vec3b>(1, 2) = cv::Vec3b(1, 2, 3);
@@ -178,6 +202,37 @@ TEST(RcnnTransform, ImageToTensorScalesAndExpands) {
   EXPECT_THROW(rcnn::image_to_tensor(cv::Mat()), InputError);
   EXPECT_THROW(rcnn::image_to_tensor(cv::Mat(2, 2, CV_32FC3)), InputError);
   EXPECT_THROW(rcnn::image_to_tensor(cv::Mat(2, 2, CV_8UC4)), InputError);
+}
+
+TEST(RcnnTransform, NormalizedImageTensorEqualsThreeStepForm) {
+  // The one-pass lookup must be bit-identical to image_to_tensor -> flip ->
+  // normalize, for every 8-bit value of every channel, grey and colour, row
+  // views, and odd normalisations; 16-bit images take the reference path.
+  cv::RNG rng(7);
+  const std::vector<std::vector<double>> means{rcnn::imagenet_mean(), {0.0, 0.5, 1.0}};
+  const std::vector<std::vector<double>> stds{rcnn::imagenet_std(), {1.0, 0.3, 1e-3}};
+  cv::Mat colour(17, 256, CV_8UC3);
+  rng.fill(colour, cv::RNG::UNIFORM, 0, 256);
+  for (int v = 0; v < 256; ++v) colour.at<cv::Vec3b>(0, v) = cv::Vec3b(v, 255 - v, v);
+  cv::Mat grey(9, 300, CV_8UC1);
+  rng.fill(grey, cv::RNG::UNIFORM, 0, 256);
+  cv::Mat wide(5, 40, CV_16UC3);
+  rng.fill(wide, cv::RNG::UNIFORM, 0, 65536);
+  const std::vector<cv::Mat> images{colour, grey, colour(cv::Rect(3, 2, 100, 9)), wide};
+  for (size_t k = 0; k < means.size(); ++k) {
+    for (const cv::Mat& img : images) {
+      for (bool flip : {false, true}) {
+        at::Tensor ref = rcnn::image_to_tensor(img);
+        if (flip) ref = ref.flip({2});
+        ref = rcnn::normalize(ref, means[k], stds[k]);
+        const at::Tensor got = rcnn::normalized_image_tensor(img, means[k], stds[k], flip);
+        EXPECT_TRUE(at::equal(got, ref)) << img.cols << "x" << img.rows << " c" << img.channels() << " flip " << flip;
+        EXPECT_TRUE(got.is_contiguous());
+      }
+    }
+  }
+  EXPECT_THROW(rcnn::normalized_image_tensor(cv::Mat(), rcnn::imagenet_mean(), rcnn::imagenet_std()), InputError);
+  EXPECT_THROW(rcnn::normalized_image_tensor(colour, {0.5, 0.5}, {1, 1, 1}), ConfigError);
 }
 
 TEST(RcnnTransform, ChooseMinSize) {

@@ -50,6 +50,16 @@ at::Tensor image_to_tensor(const cv::Mat& image);
 at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
                      const std::vector<double>& std);
 
+/// normalize(image_to_tensor(image), mean, std), mirrored left-right when
+/// `flip` (torch.flip(-1), value-exact), in one pass over the pixels: for
+/// 8-bit images each channel's 256 possible results are computed first by
+/// those two functions on a ramp, then looked up, so the result is
+/// bit-identical to the three-step form at a quarter of its memory traffic
+/// (the batching stage is memory-bound). 16-bit images take the three-step
+/// form. Throws what image_to_tensor and normalize throw.
+at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<double>& mean,
+                                   const std::vector<double>& std, bool flip = false);
+
 /// The scale factor _resize_image_and_masks computes for an h x w image:
 /// min(self_min_size / min(h, w), self_max_size / max(h, w)), evaluated as
 /// torchvision does it, on float32 0-dim tensors (a Python scalar divided by
@@ -60,6 +70,14 @@ double resize_scale(int64_t h, int64_t w, double self_min_size, double self_max_
 /// produces: floor(double(h) * s), floor(double(w) * s).
 Size2 resized_size(int64_t h, int64_t w, double self_min_size, double self_max_size);
 
+/// Nearest-neighbour resize of CPU uint8 masks [N, H, W] to `out` (h', w'),
+/// mirrored left-right first when `flip`: bit-identical to
+/// interpolate(masks[:, None].float(), size, "nearest")[:, 0].byte() (source
+/// index min(floor(i * (float(in) / out)), in - 1), as ATen's nearest_idx),
+/// but a row gather on bytes: an output row repeating the previous source
+/// row is a copy. Throws InputError "bad_masks" for other tensors.
+at::Tensor resize_masks_nearest(const at::Tensor& masks, Size2 out, bool flip = false);
+
 struct Resized {
   at::Tensor image;  ///< float [C, h', w']
   at::Tensor masks;  ///< uint8 [N, h', w'], undefined when no masks were given
@@ -69,9 +87,9 @@ struct Resized {
 /// bilinearly (align_corners = False, recompute_scale_factor = True); the
 /// masks with mode "nearest" and the same scale factor. torchvision runs the
 /// masks through float32 as [N, 1, H, W] and back to uint8; nearest
-/// interpolation only copies values, so CPU uint8 masks are interpolated as
-/// uint8 [1, N, H, W] (the same source index for every output pixel, a
-/// quarter of the memory, ~5x faster); other masks take torchvision's path.
+/// interpolation only copies values, so CPU uint8 masks go through
+/// resize_masks_nearest (the same source index for every output pixel);
+/// other masks take torchvision's path.
 /// `masks` may be undefined (boxes-only datasets) or [N, H, W] uint8.
 Resized resize_image_and_masks(const at::Tensor& image, double self_min_size,
                                double self_max_size, const at::Tensor& masks = at::Tensor());

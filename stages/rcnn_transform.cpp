@@ -248,14 +248,17 @@ at::Tensor batch_images(const std::vector<at::Tensor>& images, int64_t size_divi
   const Size2 padded = padded_size(max_size[1], max_size[2], size_divisible);
   const std::vector<int64_t> batch_shape{static_cast<int64_t>(images.size()), max_size[0], padded[0],
                                          padded[1]};
-  at::Tensor batched = at::zeros(batch_shape, images[0].options());  // images[0].new_full(shape, 0)
+  // images[0].new_full(shape, 0), then each image copied top-left: only the
+  // padding is zeroed here (the same values, half the memory traffic).
+  at::Tensor batched = at::empty(batch_shape, images[0].options());
   for (size_t i = 0; i < images.size(); ++i) {
     const at::Tensor& img = images[i];
-    batched.select(0, static_cast<int64_t>(i))
-        .narrow(0, 0, img.size(0))
-        .narrow(1, 0, img.size(1))
-        .narrow(2, 0, img.size(2))
-        .copy_(img);
+    at::Tensor slot = batched.select(0, static_cast<int64_t>(i));
+    slot.narrow(0, 0, img.size(0)).narrow(1, 0, img.size(1)).narrow(2, 0, img.size(2)).copy_(img);
+    if (img.size(0) < max_size[0]) slot.narrow(0, img.size(0), max_size[0] - img.size(0)).zero_();
+    at::Tensor channels = slot.narrow(0, 0, img.size(0));
+    if (img.size(1) < padded[0]) channels.narrow(1, img.size(1), padded[0] - img.size(1)).zero_();
+    if (img.size(2) < padded[1]) channels.narrow(1, 0, img.size(1)).narrow(2, img.size(2), padded[1] - img.size(2)).zero_();
   }
   return batched;
 }

@@ -96,6 +96,26 @@ TEST(RcnnTransform, BatchImagesPadsWithZerosTopLeft) {
   EXPECT_EQ(batch[0].narrow(1, 40, 56).abs().sum().item<float>(), 0.0f);
   EXPECT_EQ(batch[1].narrow(2, 20, 44).abs().sum().item<float>(), 0.0f);
   EXPECT_THROW(rcnn::batch_images({}, 32), InputError);
+  // Only the padding is zeroed (the buffer starts uninitialised): equal to
+  // new_full(0) + copy for random sizes, after freeing NaN-filled memory of
+  // the same size so that stale values would show.
+  at::manual_seed(11);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<at::Tensor> imgs;
+    const int64_t k = at::randint(1, 4, {1}).item<int64_t>();
+    for (int64_t i = 0; i < k; ++i) {
+      imgs.push_back(at::randn({3, at::randint(1, 90, {1}).item<int64_t>(), at::randint(1, 90, {1}).item<int64_t>()}));
+    }
+    const at::Tensor probe = rcnn::batch_images(imgs, 32);
+    { at::Tensor garbage = at::full(probe.sizes(), std::nanf("")); }
+    const at::Tensor got = rcnn::batch_images(imgs, 32);
+    at::Tensor ref = at::zeros(probe.sizes());
+    for (int64_t i = 0; i < k; ++i) {
+      const at::Tensor& im = imgs[static_cast<size_t>(i)];
+      ref[i].narrow(1, 0, im.size(1)).narrow(2, 0, im.size(2)).copy_(im);
+    }
+    EXPECT_TRUE(at::equal(got, ref)) << "trial " << trial;
+  }
 }
 
 TEST(RcnnTransform, ResizeBoxesScalesEachAxisByFloatRatio) {

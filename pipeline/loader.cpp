@@ -10,6 +10,7 @@
 
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_group.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
@@ -109,6 +110,15 @@ struct Loader::Impl {
   // Shared between the batch node and the consumer.
   mutable std::mutex mutex;
   std::deque<Ready> ready;
+  // Consumer wake-up. While nothing is ready the consumer lends its thread
+  // to the graph inside wake_group.wait(), which one deferred (never run)
+  // task `wake` keeps open; the batch node drops that task right after
+  // queueing an item, so the consumer returns with the first ready item
+  // while the other issued groups go on (waiting for the whole graph
+  // instead would drain the pipeline every `prefetch` groups).
+  oneapi::tbb::task_group wake_group;
+  oneapi::tbb::task_handle wake;       ///< guarded by `mutex`
+  std::exception_ptr graph_failure;    ///< the batch node itself failed; guarded by `mutex`
   uint64_t max_ready = 0;
   SkipReport skipped;
 
@@ -139,7 +149,7 @@ struct Loader::Impl {
         categories(category_ids(ds)),
         parallelism(make_parallelism_limit(config.loader.threads)),
         // One slot is the consumer's: while it waits for data it runs graph
-        // tasks itself (wait_for_all), so `threads` threads work in all.
+        // tasks itself (take() waits inside the arena), so `threads` threads work in all.
         arena(config.loader.threads > 0 ? config.loader.threads : oneapi::tbb::task_arena::automatic,
               /*reserved_for_masters=*/1) {
     if (!tickets) tickets = [this](uint64_t e) { return sampler.epoch(e); };
@@ -241,9 +251,16 @@ struct Loader::Impl {
 
     batcher = std::make_unique<BatchNode>(g, flow::serial, [this](const Msg& m) {
       const auto t0 = Clock::now();
-      note_left_graph(m);
-      group.push_back(m);
-      if (m.group_last) emit_group();
+      try {
+        note_left_graph(m);
+        group.push_back(m);
+        if (m.group_last) emit_group();
+      } catch (...) {  // e.g. bad_alloc: hand it to the consumer rather than hang it
+        oneapi::tbb::task_handle release;
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!graph_failure) graph_failure = std::current_exception();
+        release = std::move(wake);
+      }
       batch_t.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
       ++batch_t.calls;
       return flow::continue_msg();
@@ -305,10 +322,12 @@ struct Loader::Impl {
         }
       }
     }
+    oneapi::tbb::task_handle release;  // destroyed after the lock: wakes a waiting consumer
     std::lock_guard<std::mutex> lock(mutex);
     skipped.merge(local);
     ready.push_back(std::move(item));
     max_ready = std::max<uint64_t>(max_ready, ready.size());
+    release = std::move(wake);
   }
 
   static std::string describe(const std::exception_ptr& e) {
@@ -408,14 +427,16 @@ struct Loader::Impl {
       std::unique_lock<std::mutex> lock(mutex);
       if (ready.empty()) {
         if (feed_done && groups_outstanding == 0) return false;
+        // Nothing ready: lend this thread to the graph until the batch node
+        // queues the next item (it drops `wake`, see above).
+        wake = wake_group.defer([] {});
         lock.unlock();
-        // Nothing ready: lend this thread to the graph until the issued
-        // groups are done (they then all sit in `ready`).
         const auto t0 = Clock::now();
-        arena.execute([this] { graph->wait_for_all(); });
+        arena.execute([this] { wake_group.wait(); });
         wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
         lock.lock();
-        if (ready.empty()) throw Error("pipeline_stalled", "the flow graph went idle with no batch ready");
+        if (graph_failure) std::rethrow_exception(graph_failure);
+        if (ready.empty()) throw Error("pipeline_stalled", "the consumer was woken with no batch ready");
       }
       Ready item = std::move(ready.front());
       ready.pop_front();

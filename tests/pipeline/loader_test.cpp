@@ -95,15 +95,23 @@ TEST(Loader, BoundsInFlightSamplesAndReadyBatches) {
   size_t n = 0;
   for (auto& b : loader) {
     (void)b;
-    ++n;
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a slow trainer lets the graph fill up
+    if (n++ == 0) {
+      // A slow trainer: the graph goes on without the consumer and the
+      // groups still issued (prefetch - 1 after this take) pile up as ready
+      // batches (polled, so a loaded machine only makes this slower).
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (loader.times().max_ready < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
   const StageTimes t = loader.times();
   EXPECT_GT(n, 3u);
   EXPECT_LE(t.max_inflight, 2u);
   EXPECT_GE(t.max_inflight, 1u);
   EXPECT_LE(t.max_ready, 3u);
-  EXPECT_GE(t.max_ready, 2u);  // the slow consumer let batches pile up to the bound
+  EXPECT_GE(t.max_ready, 2u);
 }
 
 io::CocoDataset dataset_with_missing_image() {

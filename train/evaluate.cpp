@@ -100,18 +100,13 @@ std::map<std::string, double> EvaluationReport::metrics() const {
   return out;
 }
 
-EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
-                                const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
-                                const EvaluateOptions& options) {
-  EvaluationReport report;
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
+                              const ImageDetectionsFn& on_image) {
+  InferenceReport report;
   size_t n = dataset.images.size();
-  if (options.max_images > 0) n = std::min(n, options.max_images);
-  std::vector<int64_t> img_ids;
-  img_ids.reserve(n);
-  for (size_t i = 0; i < n; ++i) img_ids.push_back(dataset.images[i].id);
-
+  if (max_images > 0) n = std::min(n, max_images);
   pipeline::PipelineConfig cfg = pipeline;
-  if (options.batch_size > 0) cfg.loader.batch_size = options.batch_size;
   cfg.loader.max_epochs = 1;
   pipeline::TicketSource tickets = [n](uint64_t epoch) {
     std::vector<stages::SampleTicket> out;
@@ -126,37 +121,54 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
     return out;
   };
 
-  const c10::Device device(options.device);
+  const c10::Device dev(device);
+  const auto t0 = std::chrono::steady_clock::now();
+  EvalModeGuard mode(*net);
+  torch::NoGradGuard no_grad;
+  pipeline::Loader loader(dataset, cfg, pipeline::Output::kBatches, tickets);
+  while (auto batch = loader.next_batch()) {
+    model::ImageList images;
+    images.tensors = batch->images.to(dev);
+    images.image_sizes = batch->image_sizes;
+    std::vector<model::Size2> original;
+    original.reserve(batch->targets.size());
+    for (const auto& t : batch->targets) original.push_back(t.original_size);
+    const model::MaskRCNNOutput out = net->forward_batch(images, {}, original);
+    for (size_t i = 0; i < out.detections.size(); ++i) on_image(batch->targets[i], out.detections[i]);
+    report.images += batch->targets.size();
+  }
+  report.skipped = loader.skipped();
+  report.seconds = seconds_since(t0);
+  return report;
+}
+
+EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                                const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
+                                const EvaluateOptions& options) {
+  EvaluationReport report;
+  size_t n = dataset.images.size();
+  if (options.max_images > 0) n = std::min(n, options.max_images);
+  std::vector<int64_t> img_ids;
+  img_ids.reserve(n);
+  for (size_t i = 0; i < n; ++i) img_ids.push_back(dataset.images[i].id);
+
+  pipeline::PipelineConfig cfg = pipeline;
+  if (options.batch_size > 0) cfg.loader.batch_size = options.batch_size;
   std::vector<eval::Detection> results;
   const bool with_masks = net->config().mask.enabled;
-  const auto t0 = std::chrono::steady_clock::now();
-  {
-    EvalModeGuard mode(*net);
-    torch::NoGradGuard no_grad;
-    pipeline::Loader loader(dataset, cfg, pipeline::Output::kBatches, tickets);
-    while (auto batch = loader.next_batch()) {
-      model::ImageList images;
-      images.tensors = batch->images.to(device);
-      images.image_sizes = batch->image_sizes;
-      std::vector<model::Size2> original;
-      original.reserve(batch->targets.size());
-      for (const auto& t : batch->targets) original.push_back(t.original_size);
-      const model::MaskRCNNOutput out = net->forward_batch(images, {}, original);
-      for (size_t i = 0; i < out.detections.size(); ++i) {
-        std::vector<eval::Detection> dets =
-            to_coco_results(out.detections[i], batch->targets[i].image_id, categories, options.mask_threshold);
-        for (eval::Detection& d : dets) {
+  const InferenceReport inference = run_inference(
+      net, dataset, cfg, n, options.device, [&](const stages::Target& image, const model::Detection& detection) {
+        for (eval::Detection& d : to_coco_results(detection, image.image_id, categories, options.mask_threshold)) {
           if (dataset.category_index(d.category_id) < 0) {
             ++report.dropped;
             continue;
           }
           results.push_back(std::move(d));
         }
-      }
-      report.images += batch->targets.size();
-    }
-  }
-  report.inference_s = seconds_since(t0);
+      });
+  report.images = inference.images;
+  report.inference_s = inference.seconds;
+
   report.detections = results.size();
 
   const auto t1 = std::chrono::steady_clock::now();

@@ -59,6 +59,7 @@ void add_preview_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
 /// Adds `bench pipeline` to the existing `bench` subcommand.
 void add_bench_pipeline_command(CLI::App& bench);
 

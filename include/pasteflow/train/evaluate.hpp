@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,6 +37,25 @@ pipeline::PipelineConfig eval_pipeline_config(const pipeline::PipelineConfig& tr
 std::vector<eval::Detection> to_coco_results(const model::Detection& detection, int64_t image_id,
                                              const stages::CategoryMap& categories, double mask_threshold = 0.5);
 
+/// What run_inference hands over per image: its target (image_id,
+/// original_size) and the model's detections in the original frame.
+using ImageDetectionsFn = std::function<void(const stages::Target& image, const model::Detection& detection)>;
+
+struct InferenceReport {
+  size_t images = 0;     ///< images the model saw
+  double seconds = 0.0;  ///< loading + inference
+  SkipReport skipped;    ///< images the loader dropped (pipeline.loader.on_error skip)
+};
+
+/// Runs `net` (in eval mode for the call, no gradients) over the first
+/// `max_images` images of `dataset` (0 = all), in order, through a Loader
+/// built with `pipeline` (see eval_pipeline_config; used as is, one epoch),
+/// each batch moved to `device`, and calls `on_image` for every image.
+/// Throws what the loader (PipelineError under "strict") and the model throw.
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
+                              const ImageDetectionsFn& on_image);
+
 struct EvaluateOptions {
   size_t max_images = 0;       ///< the first N images of `dataset` (0 = all)
   int batch_size = 0;          ///< 0: the pipeline's
@@ -56,8 +76,7 @@ struct EvaluationReport {
   std::map<std::string, double> metrics() const;
 };
 
-/// Runs `net` (put in eval mode, restored to its previous mode afterwards;
-/// no gradients) over `dataset` and evaluates. `categories` maps the
+/// Runs `net` over `dataset` (run_inference) and evaluates. `categories` maps the
 /// model's labels (the training set's map). The images are read through a
 /// Loader built with `pipeline` (see eval_pipeline_config; the config given
 /// is used as is). Detections whose category the ground truth lacks are

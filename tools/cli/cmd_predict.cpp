@@ -1,0 +1,117 @@
+// pasteflow predict: a trained Mask R-CNN on images or a COCO dataset ->
+// COCO results (results.json) and overlay PNGs (train/predict.hpp).
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "pasteflow/core/json_writer.hpp"
+#include "pasteflow/train/predict.hpp"
+
+namespace pasteflow::cli {
+
+namespace {
+
+struct PredictArgs {
+  train::PredictOptions o;
+  std::vector<std::string> positional;  ///< images and key=value overrides
+  bool no_overlays = false;
+  RunOptions run;
+};
+
+void run_predict(PredictArgs& a) {
+  train::PredictOptions o = a.o;
+  for (const std::string& p : a.positional) {
+    // key=value overrides the config; anything else is an image.
+    const size_t eq = p.find('=');
+    if (eq != std::string::npos && eq > 0 && p.find('/') > eq && !std::filesystem::exists(p)) {
+      o.overrides.push_back(p);
+    } else {
+      o.images.push_back(p);
+    }
+  }
+  if (!o.annotations.empty() && !o.images.empty()) {
+    throw CLI::ValidationError("images", "give image files or --annotations/--images, not both");
+  }
+  if (o.annotations.empty() && o.images.empty()) {
+    throw CLI::ValidationError("images", "give image files or --annotations with --images");
+  }
+  if (!o.annotations.empty() && o.image_dir.empty()) {
+    throw CLI::ValidationError("--images", "is required with --annotations");
+  }
+  o.overlays = !a.no_overlays;
+  o.threads = a.run.threads;
+
+  const train::PredictReport r = train::predict(o, [](const std::string& s) { spdlog::info("{}", s); });
+  if (!r.skipped.empty()) {
+    for (const auto& [reason, n] : r.skipped.counts()) {
+      spdlog::warn("skipped {} image(s): {} (first: {})", n, reason, r.skipped.first_messages().at(reason));
+    }
+  }
+  if (r.dropped > 0) spdlog::warn("{} detections of categories absent from {} dropped", r.dropped, o.annotations);
+  spdlog::info("{} images, {} detections (score >= {}) in {:.1f}s ({:.1f}s inference, {:.1f}s overlays)", r.images,
+               r.detections, o.score_threshold, r.wall_s, r.inference_s, r.overlay_s);
+  spdlog::info("results {}{}", r.results_path, r.overlay_dir.empty() ? "" : ", overlays in " + r.overlay_dir);
+  if (a.run.json) {
+    JsonWriter j(2);
+    j.begin_object();
+    j.field("results", r.results_path);
+    j.field("overlays", r.overlay_dir);
+    j.field("config", r.config_source);
+    j.field("categories", r.categories_source);
+    j.field("images", static_cast<uint64_t>(r.images));
+    j.field("detections", static_cast<uint64_t>(r.detections));
+    j.field("below_threshold", static_cast<uint64_t>(r.below_threshold));
+    j.field("dropped", static_cast<uint64_t>(r.dropped));
+    j.field("skipped", r.skipped.total());
+    j.field("inference_s", r.inference_s);
+    j.field("overlay_s", r.overlay_s);
+    j.field("wall_s", r.wall_s);
+    j.end_object();
+    print_stdout(j.str());
+  }
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app) {
+  auto args = std::make_shared<PredictArgs>();
+  train::PredictOptions& o = args->o;
+  CLI::App* cmd = app.add_subcommand(
+      "predict",
+      "Run a trained Mask R-CNN on image files (image_id = position in the list, from 1) or on a COCO dataset "
+      "(--annotations/--images): OUT/results.json (COCO results, dataset category ids, compressed RLE masks) and "
+      "OUT/overlays/<image_id>_<name>.png");
+  cmd->add_option("--config,-c", o.config,
+                  "training config (configs/train/) or model config (configs/models/); optional with a trainer "
+                  "checkpoint, which embeds its config")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--weights,-w", o.weights, "weights file (best.pt, model/weights.hpp) or trainer checkpoint")
+      ->required();
+  cmd->add_option("--out,-o", o.out_dir, "output directory")->required();
+  cmd->add_option("positional", args->positional, "image files, and config overrides key=value");
+  cmd->add_option("--annotations", o.annotations, "predict the images of this COCO instances file")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--images", o.image_dir, "directory the --annotations file names resolve against");
+  cmd->add_option("--categories", o.categories,
+                  "COCO file whose categories give the label -> category id map (default: --annotations, else the "
+                  "training config's data.train_annotations)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--score-threshold", o.score_threshold, "write and draw detections with score >= this")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--mask-threshold", o.mask_threshold, "mask probability above which a pixel is the object")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--batch-size", o.batch_size, "images per batch (0: the config's eval.batch_size / loader's)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--device", o.device, "cpu, cuda or cuda:N (default: the config's)");
+  cmd->add_option("--on-error", o.on_error, "strict: stop at a bad image; skip: leave it out and count it")
+      ->check(CLI::IsMember({"strict", "skip"}));
+  cmd->add_flag("--no-overlays", args->no_overlays, "write results.json only");
+  cmd->add_option("--threads", args->run.threads, "LibTorch and loader threads (0: the config's)")
+      ->check(CLI::Range(0, 1024));
+  add_json_option(cmd, args->run);
+  cmd->callback([args] { run_predict(*args); });
+}
+
+}  // namespace pasteflow::cli

@@ -1,0 +1,390 @@
+#include "pasteflow/train/predict.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <variant>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "pasteflow/config/config.hpp"
+#include "pasteflow/eval/results.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/mask/rle.hpp"
+#include "pasteflow/model/mask_rcnn.hpp"
+#include "pasteflow/model/weights.hpp"
+#include "pasteflow/stages/decode.hpp"
+#include "pasteflow/train/checkpoint.hpp"
+#include "pasteflow/train/config.hpp"
+#include "pasteflow/train/evaluate.hpp"
+
+namespace pasteflow::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+Location file_location(const std::string& file, const std::string& key = {}) {
+  Location where;
+  where.file = file;
+  where.key = key;
+  return where;
+}
+
+/// The model's tensors of `path` (a weights file or a trainer checkpoint)
+/// and, for a checkpoint, its embedded training config.
+struct LoadedWeights {
+  std::map<std::string, at::Tensor> tensors;
+  std::string config_yaml;  ///< "" for a weights file
+  bool checkpoint = false;
+};
+
+LoadedWeights read_weights(const std::string& path) {
+  LoadedWeights w;
+  std::map<std::string, at::Tensor> all = model::read_checkpoint(path);
+  if (all.count("trainer.format") == 0) {
+    w.tensors = std::move(all);
+    return w;
+  }
+  w.checkpoint = true;
+  const std::string prefix = "model.";
+  for (auto& [key, t] : all) {
+    if (key.rfind(prefix, 0) == 0) w.tensors[key.substr(prefix.size())] = t;
+  }
+  if (w.tensors.empty()) {
+    throw InputError("bad_checkpoint", "the checkpoint holds no 'model.' entries", file_location(path, "model"));
+  }
+  const auto cfg = all.find("trainer.config");
+  if (cfg != all.end()) {
+    const at::Tensor c = cfg->second.to(at::kByte).cpu().contiguous();
+    w.config_yaml.assign(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+  }
+  return w;
+}
+
+/// True when the YAML file's top level has a key only a training config has.
+bool is_training_config(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("cannot_open", "cannot read the config file", file_location(path));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("bad_yaml", e.what(), file_location(path));
+  }
+  if (!root.IsMap()) return false;
+  for (const char* key : {"data", "pipeline", "model", "solver", "checkpoint", "eval", "output_dir", "log_period",
+                          "torch_threads"}) {
+    if (root[key]) return true;
+  }
+  return false;
+}
+
+/// The model config and the evaluation pipeline of a run.
+struct Setup {
+  model::ModelConfig model;
+  pipeline::PipelineConfig pipeline;
+  std::string train_annotations;  ///< a training config's data.train_annotations
+  int eval_batch_size = 0;
+  std::string device = "cpu";
+  int torch_threads = 0;
+  std::string source;
+};
+
+Setup setup_from_train(const TrainConfig& t, const std::string& source) {
+  Setup s;
+  s.model = t.model;
+  s.pipeline = t.pipeline;
+  s.train_annotations = t.data.train_annotations;
+  s.eval_batch_size = t.eval.batch_size;
+  s.device = t.device;
+  s.torch_threads = t.torch_threads;
+  s.source = source;
+  return s;
+}
+
+Setup load_setup(const PredictOptions& o, const LoadedWeights& w) {
+  if (!o.config.empty()) {
+    if (is_training_config(o.config)) return setup_from_train(load_train_config(o.config, o.overrides), o.config);
+    Setup s;
+    s.model = config::load_config<model::ModelConfig>(o.config, o.overrides);
+    model::validate(s.model);
+    const model::TransformConfig& tr = s.model.transform;
+    stages::BatchConfig& b = s.pipeline.batch;
+    b.min_size = tr.min_size.empty() ? b.min_size : tr.min_size.back();
+    b.max_size = tr.max_size;
+    b.size_divisible = tr.size_divisible;
+    b.mean = tr.image_mean;
+    b.std = tr.image_std;
+    s.device = s.model.device;
+    s.source = o.config;
+    return s;
+  }
+  if (w.config_yaml.empty()) {
+    throw ConfigError("no_config",
+                      "--config is required: the weights file carries no config (only trainer checkpoints do)",
+                      file_location(o.weights));
+  }
+  const std::string name = o.weights + ":trainer.config";
+  TrainConfig t = parse_train_config(w.config_yaml, name, o.overrides);
+  return setup_from_train(t, name);
+}
+
+/// The dataset whose categories give the map, and where it came from.
+io::CocoDataset category_dataset(const PredictOptions& o, const Setup& s, const io::CocoDataset* annotations,
+                                 std::string& source) {
+  if (!o.categories.empty()) {
+    source = o.categories;
+    return io::load_coco(o.categories);
+  }
+  if (annotations != nullptr) {
+    source = o.annotations;
+    return *annotations;
+  }
+  if (!s.train_annotations.empty()) {
+    source = s.train_annotations;
+    return io::load_coco(s.train_annotations);
+  }
+  throw ConfigError("no_categories",
+                    "no category map: give --categories (a COCO file), --annotations, or a training config "
+                    "(its data.train_annotations)",
+                    file_location(s.source));
+}
+
+/// Image list -> a dataset (ids 1..n, sizes from the headers, no annotations).
+io::CocoDataset list_dataset(const std::vector<std::string>& files, const io::CocoDataset& cats, bool skip,
+                             SkipReport& skipped) {
+  io::CocoDataset ds;
+  for (const io::CategoryRecord& c : cats.categories) {
+    io::CategoryRecord r = c;
+    r.name = ds.add_string(cats.str(c.name));
+    r.supercategory = ds.add_string(cats.str(c.supercategory));
+    r.extra = {};
+    ds.categories.push_back(r);
+  }
+  for (size_t i = 0; i < files.size(); ++i) {
+    stages::ImageHeader h;
+    try {
+      h = stages::read_image_header(files[i]);
+    } catch (const InputError& e) {
+      if (!skip) throw;
+      skipped.add(e);
+      continue;
+    }
+    io::ImageRecord im;
+    im.id = static_cast<int64_t>(i) + 1;
+    im.width = static_cast<int32_t>(h.width);
+    im.height = static_cast<int32_t>(h.height);
+    im.file_name = ds.add_string(files[i]);
+    ds.images.push_back(im);
+  }
+  ds.rebuild_index();
+  return ds;
+}
+
+cv::Scalar category_colour(int64_t category_id) {
+  // Well-separated hues by the golden angle, full saturation (RGB).
+  const double hue = std::fmod(static_cast<double>(category_id) * 137.508, 360.0);
+  cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(hue / 2.0, 220, 255));
+  cv::Mat rgb;
+  cv::cvtColor(hsv, rgb, cv::COLOR_HSV2RGB);
+  const cv::Vec3b c = rgb.at<cv::Vec3b>(0, 0);
+  return cv::Scalar(c[0], c[1], c[2]);
+}
+
+/// The image (RGB, 8 bit) with its detections drawn.
+cv::Mat draw_overlay(cv::Mat rgb, const std::vector<eval::Detection>& dets, const io::CocoDataset& names) {
+  if (rgb.depth() == CV_16U) rgb.convertTo(rgb, CV_8U, 1.0 / 257.0);
+  if (rgb.channels() == 1) cv::cvtColor(rgb, rgb, cv::COLOR_GRAY2RGB);
+  cv::Mat out = rgb.clone();
+  // Masks first (lowest score first, so the best detections end on top), then outlines, boxes and labels.
+  std::vector<size_t> order(dets.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dets[a].score < dets[b].score; });
+  for (size_t i : order) {
+    const auto* rle = std::get_if<mask::Rle>(&dets[i].segmentation);
+    if (rle == nullptr || static_cast<int>(rle->h) != out.rows || static_cast<int>(rle->w) != out.cols) continue;
+    cv::Mat m(out.rows, out.cols, CV_8U);
+    mask::decode_into(*rle, m.data, m.step[0]);
+    const cv::Scalar colour = category_colour(dets[i].category_id);
+    cv::Mat tint(out.size(), out.type(), colour);
+    cv::Mat blended;
+    cv::addWeighted(out, 0.55, tint, 0.45, 0.0, blended);
+    blended.copyTo(out, m);
+    std::vector<std::vector<cv::Point>> contours;
+    cv::findContours(m, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+    cv::polylines(out, contours, true, colour, 1, cv::LINE_AA);
+  }
+  for (size_t i : order) {
+    const eval::Detection& d = dets[i];
+    if (!d.bbox) continue;
+    const auto& b = *d.bbox;
+    const cv::Scalar colour = category_colour(d.category_id);
+    const cv::Point p0(static_cast<int>(std::lround(b[0])), static_cast<int>(std::lround(b[1])));
+    const cv::Point p1(static_cast<int>(std::lround(b[0] + b[2])), static_cast<int>(std::lround(b[1] + b[3])));
+    cv::rectangle(out, p0, p1, colour, 2);
+    const int64_t ci = names.category_index(d.category_id);
+    const std::string name = ci >= 0 ? std::string(names.str(names.categories[static_cast<size_t>(ci)].name))
+                                     : std::to_string(d.category_id);
+    char score[16];
+    std::snprintf(score, sizeof score, " %.2f", d.score);
+    const std::string text = name + score;
+    int base = 0;
+    const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, 0.4, 1, &base);
+    const int top = std::max(0, p0.y - ts.height - base - 2);
+    cv::rectangle(out, cv::Point(p0.x, top), cv::Point(p0.x + ts.width + 2, top + ts.height + base + 2), colour,
+                  cv::FILLED);
+    cv::putText(out, text, cv::Point(p0.x + 1, top + ts.height + 1), cv::FONT_HERSHEY_SIMPLEX, 0.4,
+                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  }
+  return out;
+}
+
+}  // namespace
+
+PredictReport predict(const PredictOptions& o, const std::function<void(const std::string&)>& log) {
+  const auto wall0 = Clock::now();
+  auto note = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  if (o.weights.empty()) throw ConfigError("missing_option", "no weights file given");
+  if (o.out_dir.empty()) throw ConfigError("missing_option", "no output directory given");
+  if (o.images.empty() == o.annotations.empty()) {
+    throw ConfigError("bad_inputs", "give either image files or an annotations file (with its image directory)");
+  }
+  if (o.score_threshold < 0.0 || o.score_threshold > 1.0) {
+    throw ConfigError("bad_value", "the score threshold must be in [0, 1]");
+  }
+  PredictReport report;
+
+  const LoadedWeights weights = read_weights(o.weights);
+  Setup s = load_setup(o, weights);
+  report.config_source = s.source;
+  if (!o.device.empty()) s.device = o.device;
+  if (!o.on_error.empty()) s.pipeline.loader.on_error = o.on_error;
+  const bool skip = parse_error_policy(s.pipeline.loader.on_error) == ErrorPolicy::kSkip;
+  const int threads = o.threads > 0 ? o.threads : s.torch_threads;
+  if (threads > 0) at::set_num_threads(threads);
+  if (o.threads > 0) s.pipeline.loader.threads = o.threads;
+
+  std::optional<io::CocoDataset> annotated;
+  if (!o.annotations.empty()) {
+    io::LoadOptions load;
+    load.policy = skip ? ErrorPolicy::kSkip : ErrorPolicy::kStrict;
+    load.image_root = o.image_dir;
+    annotated = io::load_coco(o.annotations, load);
+  }
+  const io::CocoDataset names =
+      category_dataset(o, s, annotated ? &*annotated : nullptr, report.categories_source);
+  std::vector<int64_t> ids;
+  for (const io::CategoryRecord& c : names.categories) ids.push_back(c.id);
+  const stages::CategoryMap categories(ids);
+
+  const auto cls = weights.tensors.find("roi_heads.box_predictor.cls_score.weight");
+  if (cls != weights.tensors.end() && cls->second.dim() == 2 && cls->second.size(0) != categories.num_classes()) {
+    throw InputError("category_mismatch",
+                     "the weights have " + std::to_string(cls->second.size(0) - 1) + " categories but " +
+                         report.categories_source + " has " + std::to_string(categories.size()),
+                     file_location(o.weights, "roi_heads.box_predictor.cls_score.weight"));
+  }
+  note("categories from " + report.categories_source + " (" + std::to_string(categories.size()) + ")");
+
+  // The model, as the trainer builds it: classes from the map, transform from the batch.
+  model::ModelConfig mc = s.model;
+  mc.num_classes = static_cast<int>(categories.num_classes());
+  const stages::BatchConfig& b = s.pipeline.batch;
+  mc.transform.min_size = {b.min_size};
+  mc.transform.max_size = b.max_size;
+  mc.transform.size_divisible = b.size_divisible;
+  mc.transform.image_mean = b.mean;
+  mc.transform.image_std = b.std;
+  mc.device = s.device;
+  mc.weights.clear();
+  model::MaskRCNN net(mc);
+  try {
+    model::load_state_dict(*net, weights.tensors);
+  } catch (const InputError& e) {
+    Location where = e.where();
+    where.file = o.weights;
+    throw InputError(e.reason(), e.detail(), where);
+  }
+  net->to(c10::Device(s.device));
+  note("model from " + s.source + ", weights " + o.weights + (weights.checkpoint ? " (trainer checkpoint)" : ""));
+
+  const io::CocoDataset dataset = annotated ? std::move(*annotated) : list_dataset(o.images, names, skip, report.skipped);
+  const pipeline::PipelineConfig pipe =
+      eval_pipeline_config(s.pipeline, o.batch_size > 0 ? o.batch_size : s.eval_batch_size);
+
+  // Inference: COCO results per image (kept in image order for the overlays).
+  std::map<int64_t, std::vector<eval::Detection>> per_image;
+  const InferenceReport inf =
+      run_inference(net, dataset, pipe, 0, s.device, [&](const stages::Target& image, const model::Detection& det) {
+        std::vector<eval::Detection>& kept = per_image[image.image_id];
+        for (eval::Detection& d : to_coco_results(det, image.image_id, categories, o.mask_threshold)) {
+          if (d.score < o.score_threshold) {
+            ++report.below_threshold;
+          } else if (dataset.category_index(d.category_id) < 0) {
+            ++report.dropped;
+          } else {
+            kept.push_back(std::move(d));
+          }
+        }
+      });
+  report.images = inf.images;
+  report.inference_s = inf.seconds;
+  report.skipped.merge(inf.skipped);
+
+  std::vector<eval::Detection> all;
+  for (const io::ImageRecord& im : dataset.images) {
+    const auto it = per_image.find(im.id);
+    if (it == per_image.end()) continue;
+    all.insert(all.end(), it->second.begin(), it->second.end());
+  }
+  report.detections = all.size();
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  if (ec) throw Error("cannot_write", "cannot create the output directory: " + ec.message(), file_location(o.out_dir));
+  report.results_path = (fs::path(o.out_dir) / "results.json").string();
+  write_file_atomic(report.results_path, eval::results_to_json(all));
+
+  if (o.overlays) {
+    const auto t0 = Clock::now();
+    const fs::path dir = fs::path(o.out_dir) / "overlays";
+    fs::create_directories(dir, ec);
+    if (ec) throw Error("cannot_write", "cannot create the overlay directory: " + ec.message(), file_location(dir));
+    report.overlay_dir = dir.string();
+    stages::DecodeConfig dc = s.pipeline.decode;
+    dc.color = "rgb";
+    const stages::Decoder decoder(dc);
+    for (const io::ImageRecord& im : dataset.images) {
+      const auto it = per_image.find(im.id);
+      if (it == per_image.end()) continue;  // skipped by the loader
+      const cv::Mat rgb = decoder.decode(dataset.image_path(im), im.width, im.height);
+      cv::Mat bgr;
+      cv::cvtColor(draw_overlay(rgb, it->second, names), bgr, cv::COLOR_RGB2BGR);
+      std::vector<uint8_t> png;
+      if (!cv::imencode(".png", bgr, png)) {
+        throw Error("cannot_write", "cannot encode the overlay PNG", file_location(dataset.image_path(im)));
+      }
+      const std::string stem = fs::path(std::string(dataset.file_name(im))).stem().string();
+      write_file_atomic((dir / (std::to_string(im.id) + "_" + stem + ".png")).string(), png.data(), png.size());
+    }
+    report.overlay_s = seconds_since(t0);
+  }
+  report.wall_s = seconds_since(wall0);
+  return report;
+}
+
+}  // namespace pasteflow::train

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -51,6 +53,30 @@ TEST(CliBenchPipeline, PrintsJsonWithTheKeys) {
   }
   EXPECT_GT(double(doc["scaling"]["pipeline_scaling"]), 0);
   EXPECT_GT(double(doc["scaling"]["pipeline_images_per_s_1_thread"]), 0);
+}
+
+TEST(CliBenchPipeline, RoundsReportTheMedianOfEachRatio) {
+  int status = -1;
+  const std::string out = run("bench pipeline -c " + kSource + "/configs/paper/original_aug.yaml -a " + kSample +
+                                  "/annotations.json -i " + kSample +
+                                  "/images --seconds 0 --threads 2 --scaling --rounds 3 --json batch.min_size=160 "
+                                  "batch.max_size=256",
+                              status);
+  ASSERT_EQ(status, 0) << out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(out).get(doc), simdjson::SUCCESS) << out;
+  EXPECT_EQ(int64_t(doc["rounds"]), 3);
+  std::vector<double> ratios, scalings;
+  for (simdjson::dom::element r : doc["per_round"].get_array()) {
+    ratios.push_back(double(r["ratio"]));
+    scalings.push_back(double(r["pipeline_scaling"]));
+  }
+  ASSERT_EQ(ratios.size(), 3u);
+  std::sort(ratios.begin(), ratios.end());
+  std::sort(scalings.begin(), scalings.end());
+  EXPECT_EQ(double(doc["ratio"]), ratios[1]);
+  EXPECT_EQ(double(doc["scaling"]["pipeline_scaling"]), scalings[1]);
 }
 
 }  // namespace

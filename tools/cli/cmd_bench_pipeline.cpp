@@ -10,7 +10,10 @@
 // cache). With --scaling both are also run at 1 thread. CPU time per image
 // (and cpu_ratio, the minimal loader's CPU per image over the pipeline's)
 // is reported too: unlike throughput, it does not move with other load on
-// the machine.
+// the machine. --rounds N repeats the whole set N times, interleaved, and
+// reports the median of each ratio (the per-round figures are listed too):
+// on a shared machine a burst of other load then spoils one round, not the
+// figure.
 #include <ATen/Parallel.h>
 
 #include <sys/resource.h>
@@ -35,6 +38,7 @@ struct BenchPipelineArgs {
   PipelineArgs pipe;
   double seconds = 10.0;
   bool scaling = false;
+  int rounds = 1;
   int torch_threads = 0;
 };
 
@@ -139,46 +143,77 @@ void run_bench_pipeline(const BenchPipelineArgs& a) {
     }
   }
 
-  const RunResult base = run_loader(ds, minimal_config(cfg), a.seconds);
-  log_run("minimal loader", base);
-  const RunResult full = run_loader(ds, cfg, a.seconds);
-  log_run("full pipeline", full);
-  RunResult base1, full1;
-  if (a.scaling) {
-    pipeline::PipelineConfig one = cfg;
-    one.loader.threads = 1;
-    base1 = run_loader(ds, minimal_config(one), a.seconds);
-    log_run("minimal loader", base1);
-    full1 = run_loader(ds, one, a.seconds);
-    log_run("full pipeline", full1);
+  struct Round {
+    RunResult base, full, base1, full1;
+    double ratio() const { return full.images_per_s / base.images_per_s; }
+    double cpu_ratio() const {
+      return (base.cpu_s / static_cast<double>(base.images)) / (full.cpu_s / static_cast<double>(full.images));
+    }
+    double baseline_scaling() const { return base.images_per_s / base1.images_per_s; }
+    double pipeline_scaling() const { return full.images_per_s / full1.images_per_s; }
+  };
+  std::vector<Round> rounds;
+  for (int k = 0; k < a.rounds; ++k) {
+    Round r;
+    r.base = run_loader(ds, minimal_config(cfg), a.seconds);
+    log_run("minimal loader", r.base);
+    r.full = run_loader(ds, cfg, a.seconds);
+    log_run("full pipeline", r.full);
+    if (a.scaling) {
+      pipeline::PipelineConfig one = cfg;
+      one.loader.threads = 1;
+      r.base1 = run_loader(ds, minimal_config(one), a.seconds);
+      log_run("minimal loader", r.base1);
+      r.full1 = run_loader(ds, one, a.seconds);
+      log_run("full pipeline", r.full1);
+    }
+    rounds.push_back(std::move(r));
   }
+  auto median = [&rounds](auto figure) {
+    std::vector<double> v;
+    for (const Round& r : rounds) v.push_back(figure(r));
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  const Round& last = rounds.back();
 
   JsonWriter w(a.pipe.run.json ? 0 : 2);
   w.begin_object();
   w.field("config", a.pipe.config);
-  w.field("threads", full.threads);
-  w.field("baseline_images_per_s", base.images_per_s);
-  w.field("pipeline_images_per_s", full.images_per_s);
-  w.field("ratio", full.images_per_s / base.images_per_s);
-  w.field("cpu_ratio", (base.cpu_s / static_cast<double>(base.images)) / (full.cpu_s / static_cast<double>(full.images)));
+  w.field("threads", last.full.threads);
+  w.field("rounds", a.rounds);
+  w.field("baseline_images_per_s", median([](const Round& r) { return r.base.images_per_s; }));
+  w.field("pipeline_images_per_s", median([](const Round& r) { return r.full.images_per_s; }));
+  w.field("ratio", median([](const Round& r) { return r.ratio(); }));
+  w.field("cpu_ratio", median([](const Round& r) { return r.cpu_ratio(); }));
   w.field("peak_rss_mb", io::peak_rss_mb());
   w.field("torch_threads", at::get_num_threads());
   w.key("baseline");
-  write_run(w, base);
+  write_run(w, last.base);
   w.key("pipeline");
-  write_run(w, full);
+  write_run(w, last.full);
   if (a.scaling) {
     w.key("scaling").begin_object();
-    w.field("baseline_images_per_s_1_thread", base1.images_per_s);
-    w.field("pipeline_images_per_s_1_thread", full1.images_per_s);
-    w.field("baseline_scaling", base.images_per_s / base1.images_per_s);
-    w.field("pipeline_scaling", full.images_per_s / full1.images_per_s);
+    w.field("baseline_images_per_s_1_thread", median([](const Round& r) { return r.base1.images_per_s; }));
+    w.field("pipeline_images_per_s_1_thread", median([](const Round& r) { return r.full1.images_per_s; }));
+    w.field("baseline_scaling", median([](const Round& r) { return r.baseline_scaling(); }));
+    w.field("pipeline_scaling", median([](const Round& r) { return r.pipeline_scaling(); }));
     w.key("baseline_1_thread");
-    write_run(w, base1);
+    write_run(w, last.base1);
     w.key("pipeline_1_thread");
-    write_run(w, full1);
+    write_run(w, last.full1);
     w.end_object();
   }
+  w.key("per_round").begin_array();
+  for (const Round& r : rounds) {
+    w.begin_object();
+    w.field("ratio", r.ratio()).field("cpu_ratio", r.cpu_ratio());
+    w.field("pipeline_utilisation", r.full.cpu_s / (r.full.seconds * r.full.threads));
+    if (a.scaling) w.field("baseline_scaling", r.baseline_scaling()).field("pipeline_scaling", r.pipeline_scaling());
+    w.end_object();
+  }
+  w.end_array();
   w.end_object();
   print_stdout(w.str());
 }
@@ -197,6 +232,10 @@ void add_bench_pipeline_command(CLI::App& bench) {
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
   cmd->add_flag("--scaling", args->scaling, "also run both at 1 thread and report threads/1-thread throughput");
+  cmd->add_option("--rounds", args->rounds,
+                  "repeat all runs this many times, interleaved; the ratios reported are the medians over rounds")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   cmd->add_option("--torch-threads", args->torch_threads,
                   "at::set_num_threads before running (0 = LibTorch's default)")
       ->check(CLI::Range(0, 1024));

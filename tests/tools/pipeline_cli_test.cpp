@@ -345,6 +345,43 @@ TEST(CliAugment, BadConfigFailsBeforeWritingAnything) {
   EXPECT_EQ(files_in(out), 0u);
 }
 
+TEST(CliAugment, TrainingConfigGivesItsPipelineSection) {
+  // The same pipeline settings as a pipeline config and as the `pipeline`
+  // section of a training config augment identically; overrides are
+  // relative to the section; a wrong key names its full path.
+  TempDir dir("traincfg");
+  const std::string section = "seed: 3\nsampler:\n  aug_mode: original_aug\naugment:\n  strategy: several\n"
+                              "  num_objects: 2\n  copies: 2\n";
+  std::string indented;
+  std::istringstream lines(section);
+  for (std::string line; std::getline(lines, line);) indented += "  " + line + "\n";
+  {
+    std::ofstream(dir.path / "pipe.yaml") << section;
+    std::ofstream(dir.path / "train.yaml") << "data:\n  train_annotations: " << kSample << "/annotations.json\n"
+                                           << "  train_images: " << kSample << "/images\npipeline:\n"
+                                           << indented << "solver:\n  max_iter: 10\n";
+  }
+  auto augment = [&](const std::string& config, const std::string& out, const std::string& more) {
+    return run("augment -c " + dir.str() + "/" + config + " -a " + kSample + "/annotations.json -i " + kSample +
+               "/images -o " + dir.str() + "/" + out + " --format png " + more);
+  };
+  ASSERT_EQ(augment("pipe.yaml", "a", "augment.copies=3").status, 0);
+  ASSERT_EQ(augment("train.yaml", "b", "augment.copies=3").status, 0);
+  EXPECT_EQ(slurp(dir.path / "a/annotations.json"), slurp(dir.path / "b/annotations.json"));
+  ASSERT_EQ(augment("train.yaml", "c", "").status, 0);
+  EXPECT_NE(slurp(dir.path / "a/annotations.json"), slurp(dir.path / "c/annotations.json"));  // copies 2, not 3
+
+  const std::string cmd = kBin + " augment -c " + dir.str() + "/train.yaml -a " + kSample + "/annotations.json -i " +
+                          kSample + "/images -o " + dir.str() + "/d augment.copiez=3 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string err;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) err.append(buf, n);
+  EXPECT_NE(pclose(p), 0);
+  EXPECT_NE(err.find("pipeline.augment.copiez"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(dir.path / "d"));
+}
+
 // ------------------------------------------------------------------ preview
 
 TEST(CliPreview, WritesAPngGridOfTheExpectedSize) {

@@ -3,11 +3,15 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+
+#include "pasteflow/train/config.hpp"
 
 namespace pasteflow::cli {
 
@@ -34,7 +38,23 @@ pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args) {
   if (args.threads_opt != nullptr && args.threads_opt->count() > 0) {
     overrides.push_back("loader.threads=" + std::to_string(args.run.threads));
   }
-  return pipeline::load_pipeline_config(args.config, overrides);
+  try {
+    return pipeline::load_pipeline_config(args.config, overrides);
+  } catch (const ConfigError& e) {
+    // A training config (configs/demo.yaml, configs/train/...): its
+    // `pipeline` section, with the overrides taken relative to it.
+    static const char* const kTrainingRoots[] = {"pipeline", "data", "model", "solver", "checkpoint", "eval",
+                                                  "output_dir"};
+    const std::string& key = e.where().key;
+    const std::string root = key.substr(0, key.find('.'));
+    if (e.reason() != "unknown_key" ||
+        std::none_of(std::begin(kTrainingRoots), std::end(kTrainingRoots), [&](const char* r) { return root == r; })) {
+      throw;
+    }
+    for (std::string& o : overrides) o = "pipeline." + o;
+    train::TrainConfig train = train::load_train_config(args.config, overrides);
+    return std::move(train.pipeline);
+  }
 }
 
 io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::PipelineConfig& config) {

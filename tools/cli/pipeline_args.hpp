@@ -27,7 +27,9 @@ struct PipelineArgs {
 void add_pipeline_options(CLI::App* cmd, PipelineArgs& args);
 
 /// The config with the overrides, then --seed / --threads when given (they
-/// win over the file and the overrides).
+/// win over the file and the overrides). A training config (root keys data,
+/// pipeline, model, ...) gives its `pipeline` section; the overrides are
+/// then relative to that section (augment.copies=3, not pipeline.augment...).
 pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args);
 
 /// The annotations with extras kept, images resolved against --images, and

@@ -37,6 +37,7 @@ struct Msg {
   uint64_t order = 0;        ///< position in the whole stream (sequencer key)
   bool group_last = false;   ///< last ticket of its batch group
   bool epoch_last = false;   ///< last ticket of its epoch
+  uint64_t group = 0;        ///< its batch group's position in the epoch (Batch::index)
   stages::SampleTicket ticket;
   std::shared_ptr<stages::Sample> sample;
   std::shared_ptr<stages::PreparedImage> prepared;
@@ -312,7 +313,7 @@ struct Loader::Impl {
     group.clear();
     if (!item.error && !images.empty()) {
       try {
-        item.batch = stages::collate(std::move(images), config.batch, 0);
+        item.batch = stages::collate(std::move(images), config.batch, group.front().group);
       } catch (...) {
         if (policy == ErrorPolicy::kSkip) {
           local.add("collate_error", describe(std::current_exception()));
@@ -398,6 +399,7 @@ struct Loader::Impl {
         m.order = next_order++;
         m.ticket = feed_tickets[feed_pos + i];
         m.ticket.epoch = feed_epoch;
+        m.group = feed_pos / group_size();
         m.group_last = i + 1 == n;
         m.epoch_last = m.group_last && feed_pos + n == feed_tickets.size();
         batch_msgs.push_back(std::move(m));

@@ -55,6 +55,8 @@ void expect_same(const stages::Batch& a, const stages::Batch& b) {
     EXPECT_TRUE(torch::equal(a.targets[i].masks, b.targets[i].masks));
   }
   EXPECT_EQ(a.seqs, b.seqs);
+  EXPECT_EQ(a.index, b.index);
+  EXPECT_EQ(a.epoch, b.epoch);
 }
 
 TEST(Loader, StreamIsBitIdenticalAtOneAndTwoThreads) {
@@ -198,6 +200,9 @@ TEST(Loader, SeekResumesTheSameStream) {
   reference.insert(reference.end(), epoch1.begin(), epoch1.end());
   const size_t per_epoch = full.batches_per_epoch(0);
   ASSERT_GT(per_epoch, 3u);
+  // Batch::index is the batch's position in its epoch (regression: it was
+  // always 0 from the loader).
+  for (size_t i = 0; i < reference.size(); ++i) EXPECT_EQ(reference[i].index, i % per_epoch) << i;
 
   // Resume in the middle of epoch 0: the rest of epoch 0, then epoch 1.
   Loader resumed(ds, cfg);

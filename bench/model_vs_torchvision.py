@@ -13,7 +13,8 @@ mean and variance of its input on this batch (as pretrained statistics would
 be; with identity statistics a random ResNet-50's activations reach 1e10 and
 the losses 1e27), and the class-score weights are multiplied by cls_scale so
 that eval has confident detections (random class scores are near 1/91, below
-the 0.05 threshold). The weights are saved as pasteflow's model/weights.hpp
+the 0.05 threshold; both sides divide them back before the first training
+iteration, as the scaled ones make training diverge). The weights are saved as pasteflow's model/weights.hpp
 format (a plain dict; the C++ side loads them strictly) before any timing.
 With --prepare-only the script stops there.
 
@@ -23,7 +24,8 @@ so that the C++ side can alternate the two models call by call:
          -> {"eval_s": seconds, "detections": [n per image]}
   train  one forward + backward + SGD step (lr 0.0025, momentum 0.9, weight
          decay 1e-4, zero_grad(set_to_none)) on the batch
-         -> {"train_s": seconds, "losses": {...}}
+         -> {"train_s": seconds, "forward_s", "backward_s", "step_s": its parts,
+             "losses": {...}}
   anything else (or EOF) ends it.
 """
 import argparse
@@ -95,6 +97,7 @@ def main():
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.0025, momentum=0.9, weight_decay=1e-4)
+    trained = False
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "eval":
@@ -105,15 +108,22 @@ def main():
                 dt = time.perf_counter() - t0
             reply = {"eval_s": dt, "detections": [int(o["boxes"].shape[0]) for o in out]}
         elif cmd == "train":
+            if not trained:  # training starts from the unscaled class scores (scaled ones diverge)
+                with torch.no_grad():
+                    model.roi_heads.box_predictor.cls_score.weight.div_(float(manifest["cls_scale"]))
+                trained = True
             model.train()
             t0 = time.perf_counter()
             loss_dict = model(images, targets)
             loss = sum(loss_dict.values())
+            t1 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            t2 = time.perf_counter()
             opt.step()
-            dt = time.perf_counter() - t0
-            reply = {"train_s": dt, "losses": {k: float(v) for k, v in loss_dict.items()}}
+            t3 = time.perf_counter()
+            reply = {"train_s": t3 - t0, "forward_s": t1 - t0, "backward_s": t2 - t1, "step_s": t3 - t2,
+                     "losses": {k: float(v) for k, v in loss_dict.items()}}
         else:
             break
         print(json.dumps(reply), flush=True)

@@ -323,7 +323,8 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   net->to(c10::Device(s.device));
   note("model from " + s.source + ", weights " + o.weights + (weights.checkpoint ? " (trainer checkpoint)" : ""));
 
-  const io::CocoDataset dataset = annotated ? std::move(*annotated) : list_dataset(o.images, names, skip, report.skipped);
+  const io::CocoDataset dataset =
+      annotated ? std::move(*annotated) : list_dataset(o.images, names, skip, report.skipped);
   const pipeline::PipelineConfig pipe =
       eval_pipeline_config(s.pipeline, o.batch_size > 0 ? o.batch_size : s.eval_batch_size);
 

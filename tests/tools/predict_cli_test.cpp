@@ -102,15 +102,9 @@ EvaluationReport* PredictCli::report_ = nullptr;
 /// The sample's categories with the listed images as ids 1..n (what
 /// results.json of an image list refers to).
 io::CocoDataset list_gt(const std::vector<std::string>& files) {
-  const io::CocoDataset sample = io::load_coco(kSample + "/annotations.json");
-  io::CocoDataset gt;
-  for (const io::CategoryRecord& c : sample.categories) {
-    io::CategoryRecord r = c;
-    r.name = gt.add_string(sample.str(c.name));
-    r.supercategory = gt.add_string(sample.str(c.supercategory));
-    r.extra = {};
-    gt.categories.push_back(r);
-  }
+  io::CocoDataset gt = io::load_coco(kSample + "/annotations.json");
+  gt.images.clear();
+  gt.annotations.clear();
   for (size_t i = 0; i < files.size(); ++i) {
     const cv::Mat im = cv::imread(files[i]);
     io::ImageRecord r;
@@ -239,7 +233,8 @@ TEST_F(PredictCli, AnnotationsWithCheckpointMatchEvaluate) {
 
 TEST_F(PredictCli, BadWeightsAreNamed) {
   const std::string image = kData + "/images/000000030752.jpg";
-  CommandResult r = predict("-c " + path("config.yaml") + " -w " + path("missing.pt") + " -o " + path("e1") + " " + image);
+  CommandResult r =
+      predict("-c " + path("config.yaml") + " -w " + path("missing.pt") + " -o " + path("e1") + " " + image);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find(path("missing.pt")), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(path("e1/results.json")));

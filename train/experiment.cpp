@@ -334,8 +334,10 @@ RunState read_state(const PlannedRun& run, uint64_t& checkpoint_iteration) {
 
 std::string cell(double v) {
   if (v < 0) return "n/a";  // COCOeval: no ground truth of that size
+  // 3 decimals as in the paper; values below 0.001 (short runs) would all
+  // read 0.000, so they keep two significant digits.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
+  std::snprintf(buf, sizeof buf, v > 0 && v < 0.0005 ? "%.1e" : "%.3f", v);
   return buf;
 }
 

@@ -177,8 +177,9 @@ ExperimentResult run_experiment(const ExperimentPlan& plan, const ExperimentHook
 std::optional<std::map<std::string, double>> final_evaluation(const std::string& metrics_jsonl, uint64_t max_iter);
 
 /// The paper-style table: one row per run (label), columns kTableColumns
-/// with 3 decimals ("n/a" where COCOeval has no ground truth (-1), "-" for
-/// unfinished runs), and a note on what the numbers are.
+/// with 3 decimals (below 0.0005: "1.2e-04"; "n/a" where COCOeval has no
+/// ground truth (-1); "-" for unfinished runs), and a note on what the
+/// numbers are.
 std::string table_markdown(const ExperimentConfig& experiment, const std::vector<RunResult>& runs);
 
 /// The same as JSON: {"title", "experiment", "output_dir", "columns",

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -29,6 +30,23 @@ void print_stdout(const std::string& text);
 
 /// True when stderr is a terminal (progress bars are drawn only then).
 bool stderr_is_terminal();
+
+/// Clears the progress bar's line before a log line (terminals only).
+void clear_progress_line();
+
+/// The flag StopOnSignal raises (for TrainerHooks::stop and the like).
+const std::atomic<bool>* stop_flag();
+
+/// While alive, SIGINT and SIGTERM raise stop_flag() (lowered on
+/// construction) instead of ending the process; a second signal ends it at
+/// once. The default handlers come back on destruction.
+class StopOnSignal {
+ public:
+  StopOnSignal();
+  ~StopOnSignal();
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+};
 
 /// A one-line progress bar on stderr, drawn only on terminals.
 class Progress {

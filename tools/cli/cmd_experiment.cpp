@@ -1,8 +1,5 @@
 // pasteflow experiment: train several runs (train/experiment.hpp), skip the
 // finished ones, resume interrupted ones, and write the paper-style table.
-#include <atomic>
-#include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -25,22 +22,6 @@ struct ExperimentArgs {
   bool schema = false;
   RunOptions run;
 };
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_experiment_signal(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-}
-
-/// Clears the progress bar's line before a log line (terminals only).
-void clear_line() {
-  if (stderr_is_terminal()) {
-    std::fputs("\r\033[K", stderr);
-    std::fflush(stderr);
-  }
-}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -119,11 +100,11 @@ void run_experiment_command(const ExperimentArgs& a) {
   hooks.trainer_hooks = [&](const train::PlannedRun&) {
     train::TrainerHooks th;
     th.log = [](const std::string& s) {
-      clear_line();
+      clear_progress_line();
       spdlog::info("  {}", s);
     };
     th.on_window = [&](const train::MetricsWindow& w) {
-      clear_line();
+      clear_progress_line();
       spdlog::info("  iter {} lr {:.3g} loss {:.3f} {:.2f}s/it data {:.1f}%", w.iteration, w.lr, w.loss, w.time_s,
                    100.0 * w.data_share);
     };
@@ -149,14 +130,13 @@ void run_experiment_command(const ExperimentArgs& a) {
                  r.trained ? "finished" : "already finished", m("segm_AP_small"), m("segm_AP"), m("bbox_AP_small"),
                  m("bbox_AP"), r.trained ? fmt::format(" ({:.0f}s)", r.wall_s) : std::string());
   };
-  hooks.stop = &g_stop;
+  hooks.stop = stop_flag();
 
-  g_stop = false;
-  std::signal(SIGINT, on_experiment_signal);
-  std::signal(SIGTERM, on_experiment_signal);
-  const train::ExperimentResult result = train::run_experiment(plan, hooks);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  train::ExperimentResult result;
+  {
+    const StopOnSignal stop_on_signal;
+    result = train::run_experiment(plan, hooks);
+  }
 
   if (result.interrupted) spdlog::warn("interrupted; run the same command again to resume");
   spdlog::info("table: {} and {}", result.table_md, result.table_json);

@@ -1,8 +1,6 @@
 // pasteflow train: Mask R-CNN training on the prefetching loader, with
 // checkpoints, bit-exact --resume, periodic COCO evaluation and metrics.
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -30,23 +28,6 @@ struct TrainArgs {
   CLI::Option* threads_opt = nullptr;
   CLI::Option* seed_opt = nullptr;
 };
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_stop_signal(int) {
-  g_stop.store(true);
-  // A second Ctrl-C ends the process at once.
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-}
-
-/// Clears the progress bar's line before a log line (terminals only).
-void clear_bar() {
-  if (stderr_is_terminal()) {
-    std::fputs("\r\033[K", stderr);
-    std::fflush(stderr);
-  }
-}
 
 std::string fmt_losses(const std::map<std::string, double>& losses) {
   std::string out;
@@ -85,7 +66,7 @@ void run_train(const TrainArgs& a) {
   uint64_t bar_start = 0;
   train::TrainerHooks hooks;
   hooks.log = [](const std::string& s) {
-    clear_bar();
+    clear_progress_line();
     spdlog::info("{}", s);
   };
   hooks.on_iteration = [&](const train::IterationRecord& r) {
@@ -93,14 +74,14 @@ void run_train(const TrainArgs& a) {
   };
   const uint64_t max_iter = cfg.solver.max_iter;
   hooks.on_window = [max_iter](const train::MetricsWindow& w) {
-    clear_bar();
+    clear_progress_line();
     spdlog::info("iter {}/{} epoch {} lr {:.3g} loss {:.3f} ({}) {:.2f}s/it data {:.1f}% {:.1f} img/s", w.iteration,
                  max_iter, w.epoch, w.lr, w.loss, fmt_losses(w.losses), w.time_s, 100.0 * w.data_share,
                  w.images_per_s);
   };
   const std::string metric = cfg.eval.metric;
   hooks.on_eval = [metric](uint64_t it, const train::EvaluationReport& r) {
-    clear_bar();
+    clear_progress_line();
     const auto m = r.metrics();
     spdlog::info("eval at iter {}: {} images, {} detections ({:.1f}s inference, {:.1f}s COCOeval)", it, r.images,
                  r.detections, r.inference_s, r.eval_s);
@@ -110,7 +91,7 @@ void run_train(const TrainArgs& a) {
                  metric, m.at(metric));
     if (r.dropped > 0) spdlog::warn("  {} detections of categories absent from the validation set dropped", r.dropped);
   };
-  hooks.stop = &g_stop;
+  hooks.stop = stop_flag();
 
   if (a.print_config) {
     train::Trainer probe(cfg);
@@ -126,15 +107,14 @@ void run_train(const TrainArgs& a) {
     spdlog::warn("already at iteration {} of {}: nothing to train", trainer.iteration(), max_iter);
   }
 
-  g_stop = false;
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
   bar_start = trainer.iteration();
   bar = std::make_unique<Progress>("train", max_iter - std::min(max_iter, bar_start));
-  const train::TrainSummary s = trainer.train();
+  train::TrainSummary s;
+  {
+    const StopOnSignal stop_on_signal;
+    s = trainer.train();
+  }
   bar->finish();
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
 
   if (s.interrupted) spdlog::warn("interrupted at iteration {}; continue with --resume", s.end_iteration);
   if (!s.skipped.empty()) {

@@ -283,6 +283,19 @@ fs::path checkpoint_dir_of(const TrainConfig& c) {
 
 fs::path metrics_path_of(const TrainConfig& c) { return fs::path(c.output_dir) / "metrics.jsonl"; }
 
+/// final_evaluation() of a run directory; none when metrics.jsonl is
+/// missing or unreadable (a line cut short by a kill: the resumed trainer
+/// rewrites the file).
+std::optional<std::map<std::string, double>> final_evaluation_of(const TrainConfig& c) {
+  const fs::path metrics = metrics_path_of(c);
+  if (!fs::exists(metrics)) return std::nullopt;
+  try {
+    return final_evaluation(metrics.string(), c.solver.max_iter);
+  } catch (const InputError&) {
+    return std::nullopt;
+  }
+}
+
 uint64_t newest_checkpoint(const TrainConfig& c) {
   const auto cps = list_checkpoints(checkpoint_dir_of(c).string());
   return cps.empty() ? 0 : cps.back().first;
@@ -323,8 +336,7 @@ RunState read_state(const PlannedRun& run, uint64_t& checkpoint_iteration) {
                     "); delete it or choose another output_dir",
                 where);
   }
-  if (checkpoint_iteration >= c.solver.max_iter && fs::exists(metrics_path_of(c)) &&
-      final_evaluation(metrics_path_of(c).string(), c.solver.max_iter)) {
+  if (checkpoint_iteration >= c.solver.max_iter && final_evaluation_of(c)) {
     return RunState::kFinished;
   }
   return checkpoint_iteration > 0 ? RunState::kPartial : RunState::kNew;
@@ -365,9 +377,8 @@ RunResult result_of(const PlannedRun& run) {
   r.label = run.spec.label.empty() ? run.spec.name : run.spec.label;
   r.output_dir = run.config.output_dir;
   r.iteration = newest_checkpoint(run.config);
-  const fs::path metrics = metrics_path_of(run.config);
-  if (r.iteration >= run.config.solver.max_iter && fs::exists(metrics)) {
-    if (auto m = final_evaluation(metrics.string(), run.config.solver.max_iter)) {
+  if (r.iteration >= run.config.solver.max_iter) {
+    if (auto m = final_evaluation_of(run.config)) {
       r.finished = true;
       r.iteration = run.config.solver.max_iter;
       r.metrics = std::move(*m);

@@ -393,14 +393,16 @@ TrainSummary Trainer::train(uint64_t until) {
   fs::create_directories(im.output_dir(), ec);
   write_file_atomic((im.output_dir() / "config.yaml").string(), im.config_yaml);
 
-  // metrics.jsonl: a resumed run drops the lines of iterations after its checkpoint.
+  // metrics.jsonl: a resumed run drops the lines of iterations after its
+  // checkpoint, and a line the interruption cut short (every line written is
+  // one JSON object, so a complete one ends with '}').
   const std::string metrics_file = im.metrics_path().string();
   if (im.resumed && fs::exists(metrics_file)) {
     std::ifstream in(metrics_file);
     std::string kept, line;
     while (std::getline(in, line)) {
       const auto it = line_iteration(line);
-      if (!line.empty() && (!it || *it <= im.iteration)) kept += line + "\n";
+      if (!line.empty() && line.back() == '}' && (!it || *it <= im.iteration)) kept += line + "\n";
     }
     write_file_atomic(metrics_file, kept);
   } else if (!im.resumed && im.iteration == 0) {

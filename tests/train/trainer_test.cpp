@@ -122,6 +122,9 @@ TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
   const auto listed = list_checkpoints(b_dir.str("checkpoints"));
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].first, 4u);
+  // The kill cut the last metrics line short (regression: a truncated line
+  // without "iter" was kept on resume and broke readers of the file).
+  std::ofstream(b_dir.str("metrics.jsonl"), std::ios::app) << "{\"type\":\"tra";
   {
     TrainerHooks h;
     std::vector<std::string> notes;
@@ -160,6 +163,10 @@ TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
     EXPECT_EQ(lb.train[i].iteration, i + 1);
     EXPECT_EQ(la.train[i].loss, lb.train[i].loss);
     EXPECT_EQ(la.train[i].lr, lb.train[i].lr);
+  }
+  {
+    std::ifstream in(b_dir.str("metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) EXPECT_EQ(line.back(), '}') << line;
   }
   // The resolved config is in the run directory and the checkpoint.
   EXPECT_TRUE(fs::exists(b_dir.str("config.yaml")));

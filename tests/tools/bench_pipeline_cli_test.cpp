@@ -4,9 +4,10 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "common/command.hpp"
 
 namespace {
 
@@ -15,13 +16,9 @@ const std::string kSample = PASTEFLOW_SAMPLE_DATA;
 const std::string kSource = PASTEFLOW_SOURCE_DIR;
 
 std::string run(const std::string& args, int& status) {
-  FILE* p = popen((kBin + " " + args + " 2>/dev/null").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  status = WEXITSTATUS(pclose(p));
-  return out;
+  const pasteflow::testing::CommandResult r = pasteflow::testing::run_command(kBin + " " + args, /*keep_stderr=*/false);
+  status = r.status;
+  return r.output;
 }
 
 TEST(CliBenchPipeline, PrintsJsonWithTheKeys) {

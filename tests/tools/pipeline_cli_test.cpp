@@ -17,6 +17,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "common/command.hpp"
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/mask/rle.hpp"
@@ -37,14 +38,8 @@ struct CliRun {
 };
 
 CliRun run(const std::string& args) {
-  const std::string cmd = kBin + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  const pasteflow::testing::CommandResult r = pasteflow::testing::run_command(kBin + " " + args, /*keep_stderr=*/false);
+  return {r.status, r.output};
 }
 
 struct TempDir {
@@ -371,14 +366,11 @@ TEST(CliAugment, TrainingConfigGivesItsPipelineSection) {
   ASSERT_EQ(augment("train.yaml", "c", "").status, 0);
   EXPECT_NE(slurp(dir.path / "a/annotations.json"), slurp(dir.path / "c/annotations.json"));  // copies 2, not 3
 
-  const std::string cmd = kBin + " augment -c " + dir.str() + "/train.yaml -a " + kSample + "/annotations.json -i " +
-                          kSample + "/images -o " + dir.str() + "/d augment.copiez=3 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string err;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) err.append(buf, n);
-  EXPECT_NE(pclose(p), 0);
-  EXPECT_NE(err.find("pipeline.augment.copiez"), std::string::npos) << err;
+  const auto bad = pasteflow::testing::run_command(kBin + " augment -c " + dir.str() + "/train.yaml -a " + kSample +
+                                                  "/annotations.json -i " + kSample + "/images -o " + dir.str() +
+                                                  "/d augment.copiez=3");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("pipeline.augment.copiez"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(dir.path / "d"));
 }
 

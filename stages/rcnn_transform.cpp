@@ -76,12 +76,23 @@ at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<doubl
     at::Tensor t = normalize(image_to_tensor(image), mean, std);  // 16-bit, or the error image_to_tensor names
     return flip ? t.flip({2}) : t;
   }
-  // Each channel's results for the values 0..255, by the reference functions.
-  cv::Mat ramp(1, 256, CV_8UC3);
-  for (int v = 0; v < 256; ++v) ramp.at<cv::Vec3b>(0, v) = cv::Vec3b(static_cast<uint8_t>(v), static_cast<uint8_t>(v),
-                                                                      static_cast<uint8_t>(v));
-  const at::Tensor table = normalize(image_to_tensor(ramp), mean, std).contiguous();  // [3, 1, 256]
-  const float* lut = table.data_ptr<float>();
+  // Each channel's results for the values 0..255, by the reference functions;
+  // computed once per thread and normalisation, not per image.
+  struct Table {
+    std::vector<double> mean, std;
+    at::Tensor values;  // [3, 1, 256]
+  };
+  thread_local Table table;
+  if (!table.values.defined() || table.mean != mean || table.std != std) {
+    cv::Mat ramp(1, 256, CV_8UC3);
+    for (int v = 0; v < 256; ++v) {
+      ramp.at<cv::Vec3b>(0, v) = cv::Vec3b(static_cast<uint8_t>(v), static_cast<uint8_t>(v), static_cast<uint8_t>(v));
+    }
+    table.values = normalize(image_to_tensor(ramp), mean, std).contiguous();
+    table.mean = mean;
+    table.std = std;
+  }
+  const float* lut = table.values.data_ptr<float>();
 
   const int64_t h = image.rows;
   const int64_t w = image.cols;

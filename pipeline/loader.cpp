@@ -41,6 +41,7 @@ struct Msg {
   stages::SampleTicket ticket;
   std::shared_ptr<stages::Sample> sample;
   std::shared_ptr<stages::PreparedImage> prepared;
+  stages::BatchSlot slot;    ///< where prepare puts the resized pixels (see plan_group)
   std::exception_ptr error;
   std::string error_stage;
 };
@@ -103,6 +104,7 @@ struct Loader::Impl {
   StageCounter load_t, augment_t, prepare_t, batch_t;
   std::atomic<int64_t> in_graph{0};
   std::atomic<uint64_t> max_in_graph{0};
+  std::atomic<uint64_t> batches_copied{0};
   std::atomic<bool> stopping{false};
 
   // Batcher state (touched by the serial batch node only).
@@ -244,8 +246,9 @@ struct Loader::Impl {
     prepare = std::make_unique<StageNode>(g, concurrency(lc.prepare_concurrency), stage("prepare", prepare_t, [this](Msg& m) {
       if (output != Output::kBatches) return;
       m.prepared = std::make_shared<stages::PreparedImage>(
-          stages::prepare(*m.sample, config.batch, categories, stages::batch_rng(config.seed, *m.sample)));
+          stages::prepare(*m.sample, config.batch, categories, stages::batch_rng(config.seed, *m.sample), m.slot));
       m.sample.reset();  // the decoded pixels are no longer needed
+      m.slot = {};
     }));
 
     order = std::make_unique<OrderNode>(g, [](const Msg& m) -> size_t { return static_cast<size_t>(m.order); });
@@ -313,7 +316,9 @@ struct Loader::Impl {
     group.clear();
     if (!item.error && !images.empty()) {
       try {
+        const at::Tensor planned = images.front().slot.images;
         item.batch = stages::collate(std::move(images), config.batch, group.front().group);
+        if (!planned.defined() || !item.batch->images.is_same(planned)) ++batches_copied;
       } catch (...) {
         if (policy == ErrorPolicy::kSkip) {
           local.add("collate_error", describe(std::current_exception()));
@@ -404,6 +409,7 @@ struct Loader::Impl {
         m.epoch_last = m.group_last && feed_pos + n == feed_tickets.size();
         batch_msgs.push_back(std::move(m));
       }
+      if (output == Output::kBatches) plan_group(batch_msgs.end() - static_cast<std::ptrdiff_t>(n), batch_msgs.end());
       feed_pos += n;
       {
         std::lock_guard<std::mutex> lock(mutex);
@@ -414,6 +420,28 @@ struct Loader::Impl {
     arena.execute([&] {
       for (Msg& m : batch_msgs) entry->try_put(m);
     });
+  }
+
+  /// Allocates a batch group's padded image tensor before its samples enter
+  /// the graph, sized from the annotation file's image sizes and the batch
+  /// stage's own random draws, and gives each sample its slot: prepare
+  /// resizes into it and collate hands the tensor over without copying.
+  /// Groups with an image of unknown size (0 in the file) go without; a
+  /// sample whose pixels turn out another size gets a tensor of its own
+  /// (stages::prepare) and its batch is copied as before.
+  template <typename It>
+  void plan_group(It first, It last) {
+    std::vector<stages::rcnn::Size2> sizes;
+    for (It m = first; m != last; ++m) {
+      const io::ImageRecord& im = dataset.images[m->ticket.image_index];
+      if (im.width <= 0 || im.height <= 0) return;
+      sizes.push_back(stages::planned_size(im.height, im.width, config.batch,
+                                           stages::batch_rng(config.seed, m->ticket.epoch, m->ticket.position)));
+    }
+    if (sizes.empty()) return;
+    const at::Tensor images = stages::allocate_batch(sizes, config.batch);
+    int64_t index = 0;
+    for (It m = first; m != last; ++m) m->slot = stages::BatchSlot{images, index++};
   }
 
   /// Takes the next ready item; returns false at the end of the epoch.
@@ -554,6 +582,7 @@ StageTimes Loader::times() const {
   t.samples = impl_->samples_out;
   t.max_ready = impl_->max_ready;
   t.max_inflight = impl_->max_in_graph.load();
+  t.batches_copied = impl_->batches_copied.load();
   return t;
 }
 

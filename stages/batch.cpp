@@ -33,6 +33,28 @@ c10::Device parse_device(const std::string& text) {
   }
 }
 
+/// prepare()'s random choices, in their draw order (see the header).
+struct Choice {
+  bool flip = false;
+  int min_size = 0;
+};
+
+Choice draw_choice(const BatchConfig& config, Rng& rng) {
+  Choice c;
+  c.flip = rng.uniform() < 0.5 && config.hflip;
+  c.min_size = config.min_size;
+  if (!config.train_min_sizes.empty()) c.min_size = rcnn::choose_min_size(config.train_min_sizes, true, rng);
+  return c;
+}
+
+/// Whether `slot` is a CPU float [N, 3, H, W] place with room for an image of `size`.
+bool fits(const BatchSlot& slot, const rcnn::Size2& size) {
+  if (!slot.defined()) return false;
+  const at::Tensor& t = slot.images;
+  return t.is_cpu() && t.scalar_type() == at::kFloat && t.dim() == 4 && slot.index < t.size(0) && t.size(1) == 3 &&
+         size[0] > 0 && size[1] > 0 && t.size(2) >= size[0] && t.size(3) >= size[1];
+}
+
 Location sample_where(const Sample& sample, int64_t annotation_id = -1) {
   Location where;
   where.file = sample.path;
@@ -95,15 +117,34 @@ int64_t CategoryMap::to_dataset(int64_t label) const {
 
 // ------------------------------------------------------------------ prepare
 
-PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories, Rng rng) {
+rcnn::Size2 planned_size(int64_t H, int64_t W, const BatchConfig& config, Rng rng) {
+  const Choice choice = draw_choice(config, rng);
+  return rcnn::resized_size(H, W, static_cast<double>(choice.min_size), static_cast<double>(config.max_size));
+}
+
+at::Tensor allocate_batch(const std::vector<rcnn::Size2>& sizes, const BatchConfig& config) {
+  if (sizes.empty()) throw InputError("empty_batch", "allocate_batch: no images");
+  int64_t max_h = 0;
+  int64_t max_w = 0;
+  for (const rcnn::Size2& s : sizes) {
+    if (s[0] <= 0 || s[1] <= 0) throw InputError("bad_image", "allocate_batch: image sizes must be positive");
+    max_h = std::max(max_h, s[0]);
+    max_w = std::max(max_w, s[1]);
+  }
+  const rcnn::Size2 padded = rcnn::padded_size(max_h, max_w, config.size_divisible);
+  return at::empty({static_cast<int64_t>(sizes.size()), 3, padded[0], padded[1]}, at::kFloat);
+}
+
+PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories, Rng rng,
+                      const BatchSlot& slot) {
   if (sample.image.empty()) throw InputError("bad_image", "sample has no pixels", sample_where(sample));
   const int64_t H = sample.image.rows;
   const int64_t W = sample.image.cols;
 
   // Random choices first, in a fixed order (see the header).
-  const bool flip = rng.uniform() < 0.5 && config.hflip;
-  int min_size = config.min_size;
-  if (!config.train_min_sizes.empty()) min_size = rcnn::choose_min_size(config.train_min_sizes, true, rng);
+  const Choice choice = draw_choice(config, rng);
+  const bool flip = choice.flip;
+  const int min_size = choice.min_size;
 
   // 1. Instances -> boxes (ConvertCocoPolysToMask), labels, masks.
   struct Kept {
@@ -199,13 +240,27 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
   } catch (const InputError& e) {
     throw InputError(e.reason(), e.detail(), sample_where(sample));
   }
-  rcnn::Resized resized = rcnn::resize_image_and_masks(image, static_cast<double>(min_size),
-                                                       static_cast<double>(config.max_size), at::Tensor());
-  const rcnn::Size2 new_size{resized.image.size(1), resized.image.size(2)};
-  if (masks.defined()) resized.masks = rcnn::resize_masks_nearest(masks, new_size, flip);
-
   PreparedImage out;
-  out.image = std::move(resized.image);
+  rcnn::Size2 new_size = rcnn::resized_size(H, W, static_cast<double>(min_size), static_cast<double>(config.max_size));
+  if (fits(slot, new_size)) {
+    at::Tensor place = slot.images.select(0, slot.index);
+    out.image = place.narrow(1, 0, new_size[0]).narrow(2, 0, new_size[1]);
+    rcnn::resize_bilinear_into(image, out.image);
+    // The padding collate() would have zeroed: rows below, then the columns right of the image.
+    if (place.size(1) > new_size[0]) place.narrow(1, new_size[0], place.size(1) - new_size[0]).zero_();
+    if (place.size(2) > new_size[1]) {
+      place.narrow(1, 0, new_size[0]).narrow(2, new_size[1], place.size(2) - new_size[1]).zero_();
+    }
+    out.slot = slot;
+  } else {
+    out.image = rcnn::resize_image_and_masks(image, static_cast<double>(min_size),
+                                             static_cast<double>(config.max_size), at::Tensor())
+                    .image;
+    new_size = {out.image.size(1), out.image.size(2)};
+  }
+  at::Tensor resized_masks;
+  if (masks.defined()) resized_masks = rcnn::resize_masks_nearest(masks, new_size, flip);
+
   out.flipped = flip;
   out.min_size = min_size;
   out.seq = sample.seq;
@@ -213,7 +268,7 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
   Target& t = out.target;
   t.boxes = rcnn::resize_boxes(boxes, {H, W}, new_size);
   t.labels = std::move(labels);
-  t.masks = std::move(resized.masks);
+  t.masks = std::move(resized_masks);
   t.iscrowd = std::move(iscrowd);
   t.area = std::move(area);
   t.annotation_ids = std::move(ann_ids);
@@ -225,6 +280,29 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
 
 // ------------------------------------------------------------------ collate
 
+namespace {
+
+/// Whether `images` are slots 0..N-1 of one allocate_batch() tensor that has
+/// exactly the shape batch_images would give them (so it can be the batch).
+bool filled_batch(const std::vector<PreparedImage>& images, const BatchConfig& config) {
+  const at::Tensor& buffer = images.front().slot.images;
+  if (!buffer.defined() || buffer.dim() != 4 || buffer.size(0) != static_cast<int64_t>(images.size())) return false;
+  int64_t max_h = 0;
+  int64_t max_w = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const PreparedImage& p = images[i];
+    if (!p.slot.images.is_same(buffer) || p.slot.index != static_cast<int64_t>(i) || p.image.size(0) != buffer.size(1)) {
+      return false;
+    }
+    max_h = std::max(max_h, p.image.size(1));
+    max_w = std::max(max_w, p.image.size(2));
+  }
+  const rcnn::Size2 padded = rcnn::padded_size(max_h, max_w, config.size_divisible);
+  return buffer.size(2) == padded[0] && buffer.size(3) == padded[1];
+}
+
+}  // namespace
+
 Batch collate(std::vector<PreparedImage>&& images, const BatchConfig& config, uint64_t index) {
   if (images.empty()) throw InputError("empty_batch", "collate: no images");
   const c10::Device device = parse_device(config.device);
@@ -235,7 +313,9 @@ Batch collate(std::vector<PreparedImage>&& images, const BatchConfig& config, ui
   Batch batch;
   batch.index = index;
   batch.epoch = images.front().epoch;
-  batch.images = rcnn::batch_images(pixels, config.size_divisible).to(device);
+  batch.images = (filled_batch(images, config) ? images.front().slot.images
+                                              : rcnn::batch_images(pixels, config.size_divisible))
+                     .to(device);
   pixels.clear();
   batch.targets.reserve(images.size());
   for (PreparedImage& p : images) {

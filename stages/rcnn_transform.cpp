@@ -7,6 +7,9 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#ifdef PASTEFLOW_HAVE_ATEN_STUB
+#include <ATen/native/UpSample.h>
+#endif
 #include <torch/nn/functional/upsampling.h>
 
 #include "pasteflow/core/error.hpp"
@@ -166,6 +169,27 @@ Resized resize_image_and_masks(const at::Tensor& image, double self_min_size, do
     out.masks = F::interpolate(masks.unsqueeze(1).to(at::kFloat), nearest).select(1, 0).to(at::kByte);
   }
   return out;
+}
+
+void resize_bilinear_into(const at::Tensor& image, const at::Tensor& out) {
+  auto is_cpu_float3d = [](const at::Tensor& t) {
+    return t.defined() && t.dim() == 3 && t.is_cpu() && t.scalar_type() == at::kFloat;
+  };
+  if (!is_cpu_float3d(image) || image.numel() == 0) {
+    throw InputError("bad_image", "resize_bilinear_into: expected a non-empty float32 [C, H, W] CPU image");
+  }
+  if (!is_cpu_float3d(out) || out.size(0) != image.size(0) || out.numel() == 0) {
+    throw InputError("bad_image", "resize_bilinear_into: the output must be a non-empty float32 [" +
+                                      std::to_string(image.size(0)) + ", h, w] CPU tensor");
+  }
+#ifdef PASTEFLOW_HAVE_ATEN_STUB
+  // upsample_bilinear2d.out would allocate a contiguous proxy for a strided
+  // `out` and copy it back; the kernel itself iterates over any strides.
+  at::native::upsample_bilinear2d_kernel(c10::DeviceType::CPU, out.unsqueeze(0), image.contiguous().unsqueeze(0),
+                                         /*align_corners=*/false, c10::nullopt, c10::nullopt);
+#else
+  out.copy_(at::upsample_bilinear2d(image.unsqueeze(0), {out.size(1), out.size(2)}, /*align_corners=*/false).select(0, 0));
+#endif
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/nn/functional/upsampling.h>
 
@@ -483,6 +484,122 @@ TEST(Collate, PadsStacksAndKeepsOrder) {
   EXPECT_EQ(batch.images[0].narrow(1, 800, 416).abs().sum().item<float>(), 0.0f);
   EXPECT_NE(batch.images[0].narrow(1, 0, 800).abs().sum().item<float>(), 0.0f);
   EXPECT_THROW(collate({}, BatchConfig{}), InputError);
+}
+
+// ------------------------------------------------- batch slots (no-copy collate)
+
+/// A real COCO train image (tests/data/batch/README.md), RGB.
+cv::Mat coco_image() {
+  cv::Mat bgr = cv::imread(std::string(PASTEFLOW_TEST_DATA) + "/batch/000000215657.jpg", cv::IMREAD_COLOR);
+  cv::Mat rgb;
+  if (!bgr.empty()) cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+TEST(RcnnTransform, ResizeBilinearIntoAStridedViewEqualsInterpolate) {
+  const cv::Mat rgb = coco_image();
+  ASSERT_EQ(rgb.size(), cv::Size(640, 480));
+  const at::Tensor image = rcnn::normalized_image_tensor(rgb, rcnn::imagenet_mean(), rcnn::imagenet_std());
+  // Up, down, and odd sizes; the view sits in a larger tensor whose other
+  // values must stay as they were.
+  for (const auto& [min_size, max_size] : std::vector<std::pair<double, double>>{{800, 1333}, {333, 1333}, {600, 700}, {479, 1000}}) {
+    const rcnn::Size2 size = rcnn::resized_size(480, 640, min_size, max_size);
+    const at::Tensor expected = rcnn::resize_image_and_masks(image, min_size, max_size).image;
+    ASSERT_EQ(expected.sizes(), (std::vector<int64_t>{3, size[0], size[1]}));
+    at::Tensor big = at::full({2, 3, size[0] + 37, size[1] + 45}, 7.0f);
+    at::Tensor view = big[1].narrow(1, 0, size[0]).narrow(2, 0, size[1]);
+    rcnn::resize_bilinear_into(image, view);
+    EXPECT_TRUE(at::equal(view, expected)) << min_size << " / " << max_size;
+    EXPECT_EQ(at::count_nonzero(big[0] != 7.0f).item<int64_t>(), 0);
+    EXPECT_EQ(at::count_nonzero(big[1].narrow(1, size[0], 37) != 7.0f).item<int64_t>(), 0);
+    EXPECT_EQ(at::count_nonzero(big[1].narrow(2, size[1], 45) != 7.0f).item<int64_t>(), 0);
+  }
+  EXPECT_THROW(rcnn::resize_bilinear_into(image, at::empty({1, 10, 10})), InputError);
+  EXPECT_THROW(rcnn::resize_bilinear_into(image, at::empty({3, 10, 10}, at::kDouble)), InputError);
+  EXPECT_THROW(rcnn::resize_bilinear_into(image.to(at::kDouble), at::empty({3, 10, 10})), InputError);
+}
+
+/// Two real-image samples of different shapes, for the slot tests.
+std::vector<Sample> two_samples() {
+  const cv::Mat rgb = coco_image();
+  std::vector<Sample> samples(2);
+  samples[0] = rect_sample(480, 640, cv::Rect(100, 50, 200, 100), 20);
+  rgb.copyTo(samples[0].image);
+  samples[1] = rect_sample(427, 300, cv::Rect(10, 10, 50, 60), 21);
+  rgb(cv::Rect(100, 20, 300, 427)).copyTo(samples[1].image);
+  return samples;
+}
+
+TEST(Collate, SlotsOfAPlannedBatchAreTheBatchWithoutCopy) {
+  const CategoryMap map({7});
+  BatchConfig cfg;
+  cfg.hflip = true;
+  cfg.train_min_sizes = {480, 512, 608, 800};
+  const std::vector<Sample> samples = two_samples();
+  // Reference: images prepared on their own, copied by collate.
+  std::vector<PreparedImage> own;
+  for (const Sample& s : samples) own.push_back(prepare(s, cfg, map, batch_rng(9, s)));
+  const Batch reference = collate(std::move(own), cfg);
+
+  std::vector<rcnn::Size2> sizes;
+  for (const Sample& s : samples) {
+    sizes.push_back(planned_size(s.image.rows, s.image.cols, cfg, batch_rng(9, s.epoch, s.seq)));
+  }
+  const at::Tensor buffer = allocate_batch(sizes, cfg);
+  std::vector<PreparedImage> slotted;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    slotted.push_back(prepare(samples[i], cfg, map, batch_rng(9, samples[i]), BatchSlot{buffer, static_cast<int64_t>(i)}));
+    EXPECT_EQ(slotted.back().target.image_size, sizes[i]);
+    EXPECT_TRUE(slotted.back().slot.defined());
+  }
+  const Batch batch = collate(std::move(slotted), cfg);
+  EXPECT_EQ(batch.images.data_ptr(), buffer.data_ptr());  // handed over, not copied
+  EXPECT_TRUE(at::equal(batch.images, reference.images));
+  EXPECT_EQ(batch.image_sizes, reference.image_sizes);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(at::equal(batch.targets[i].boxes, reference.targets[i].boxes));
+    EXPECT_TRUE(at::equal(batch.targets[i].masks, reference.targets[i].masks));
+  }
+}
+
+TEST(Collate, IncompleteOrMismatchedSlotsFallBackToACopy) {
+  const CategoryMap map({7});
+  const BatchConfig cfg;
+  const std::vector<Sample> samples = two_samples();
+  std::vector<rcnn::Size2> sizes;
+  for (const Sample& s : samples) sizes.push_back(planned_size(s.image.rows, s.image.cols, cfg, batch_rng(3, s)));
+
+  // A group whose first sample was skipped: the buffer is sized for both,
+  // the batch holds the second only and is padded for it alone.
+  {
+    const at::Tensor buffer = allocate_batch(sizes, cfg);
+    std::vector<PreparedImage> one;
+    one.push_back(prepare(samples[1], cfg, map, batch_rng(3, samples[1]), BatchSlot{buffer, 1}));
+    std::vector<PreparedImage> alone;
+    alone.push_back(prepare(samples[1], cfg, map, batch_rng(3, samples[1])));
+    const Batch got = collate(std::move(one), cfg);
+    const Batch want = collate(std::move(alone), cfg);
+    EXPECT_NE(got.images.data_ptr(), buffer.data_ptr());
+    EXPECT_TRUE(at::equal(got.images, want.images));
+  }
+  // A slot too small for the image (the annotation file gave another size):
+  // the image gets a tensor of its own; the batch is still right.
+  {
+    const at::Tensor small = allocate_batch({{32, 32}, sizes[1]}, cfg);
+    std::vector<PreparedImage> got_images;
+    std::vector<PreparedImage> want_images;
+    for (size_t i = 0; i < 2; ++i) {
+      got_images.push_back(prepare(samples[i], cfg, map, batch_rng(3, samples[i]), BatchSlot{small, static_cast<int64_t>(i)}));
+      want_images.push_back(prepare(samples[i], cfg, map, batch_rng(3, samples[i])));
+    }
+    EXPECT_FALSE(got_images[0].slot.defined());
+    const Batch got = collate(std::move(got_images), cfg);
+    const Batch want = collate(std::move(want_images), cfg);
+    EXPECT_NE(got.images.data_ptr(), small.data_ptr());
+    EXPECT_TRUE(at::equal(got.images, want.images));
+  }
+  EXPECT_THROW(allocate_batch({}, cfg), InputError);
+  EXPECT_THROW(allocate_batch({{0, 5}}, cfg), InputError);
 }
 
 TEST(BatchConfigValidate, RejectsBadValues) {

@@ -59,6 +59,7 @@ struct StageTimes {
   uint64_t samples = 0;
   uint64_t max_ready = 0;       ///< most batches (or samples) ever ready at once
   uint64_t max_inflight = 0;    ///< most samples ever inside the graph at once
+  uint64_t batches_copied = 0;  ///< batches whose images were copied into a new tensor (a skipped sample, an unknown image size, a GPU device) instead of prepared in place
 };
 
 /// What the loader delivers: batches (training) or single augmented samples

@@ -19,7 +19,9 @@
 //   5. resize: shorter side to the chosen min size, longer side capped at
 //      max_size; masks nearest; boxes scaled per axis
 // collate(): zero padding to a multiple of size_divisible (after
-// normalisation, as torchvision), stacked, moved to `device`.
+// normalisation, as torchvision), stacked, moved to `device`. The pipeline
+// allocates each batch's tensor before its images are prepared (sizes
+// planned from the annotation file), so the stacking is usually free.
 //
 // Randomness: Rng(seed, {epoch, seq, kBatchRngTag}); first draw
 // uniform() < 0.5 decides the flip (drawn even when hflip is off, so the size
@@ -114,9 +116,21 @@ struct Target {
   int64_t image_id = 0;
 };
 
+/// A place for one image in a batch tensor allocated before its images are
+/// prepared (allocate_batch): prepare() resizes straight into it and
+/// collate() hands the whole tensor over instead of copying every image into
+/// a new one (the copy was a tenth of the stage's time and the part that
+/// slowed down most when two threads share the memory bus).
+struct BatchSlot {
+  at::Tensor images;  ///< float32 [N, 3, H, W], the whole batch (CPU)
+  int64_t index = -1;  ///< this image's position in it
+  bool defined() const noexcept { return images.defined() && index >= 0; }
+};
+
 /// One sample after prepare(): everything but the padding.
 struct PreparedImage {
-  at::Tensor image;  ///< float32 [3, h, w], normalised and resized (CPU)
+  at::Tensor image;  ///< float32 [3, h, w], normalised and resized (CPU); a view into `slot` when it has one
+  BatchSlot slot;    ///< where `image` lives when prepare() was given a slot it fits
   Target target;
   bool flipped = false;
   int min_size = 0;  ///< the shorter-side size used
@@ -138,15 +152,39 @@ inline Rng batch_rng(uint64_t seed, const Sample& sample) {
   return Rng(seed, {sample.epoch, sample.seq, kBatchRngTag});
 }
 
+/// The Rng for the sample at stream position `seq` of `epoch` (Sample::seq,
+/// Sample::epoch), for planning before the sample exists.
+inline Rng batch_rng(uint64_t seed, uint64_t epoch, uint64_t seq) {
+  return Rng(seed, {epoch, seq, kBatchRngTag});
+}
+
+/// The resized {h, w} prepare() gives an H x W image with `rng` (the same
+/// draws, so the same shorter-side size).
+rcnn::Size2 planned_size(int64_t H, int64_t W, const BatchConfig& config, Rng rng);
+
+/// An uninitialised float32 [N, 3, H, W] CPU tensor for images of the
+/// given resized sizes, H and W padded as collate() pads them; prepare()
+/// fills slot i (pixels and padding). Throws InputError "empty_batch" for
+/// no sizes, "bad_image" for a non-positive size.
+at::Tensor allocate_batch(const std::vector<rcnn::Size2>& sizes, const BatchConfig& config);
+
 /// Steps 1-5 above for one sample. Throws InputError "bad_image" (empty or
 /// unsupported pixels), "unknown_category", "missing_mask" (keep_masks and an
 /// instance without a mask), "mask_size_mismatch" (mask not of the image's
 /// size); the Location names the image id / annotation id and path.
+/// With a `slot` (see BatchSlot) that has room for the resized image, the
+/// pixels are resized into it (rcnn::resize_bilinear_into, bit-identical)
+/// and the rest of the slot is zeroed; otherwise they get a tensor of their
+/// own.
 PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories,
-                      Rng rng);
+                      Rng rng, const BatchSlot& slot = {});
 
 /// Pads and stacks prepared images (in the given order) and moves images
 /// and targets to config.device. `epoch` is taken from the first image.
+/// When the images are slots 0..N-1 of one allocate_batch() tensor of
+/// exactly the padded size, that tensor is the batch (no copy); otherwise
+/// (a sample of the group was skipped, or a slot was too small) the images
+/// are copied into a new one. Either way the values are the same.
 /// Throws InputError "empty_batch" for no images.
 Batch collate(std::vector<PreparedImage>&& images, const BatchConfig& config, uint64_t index = 0);
 

@@ -78,6 +78,18 @@ Size2 resized_size(int64_t h, int64_t w, double self_min_size, double self_max_s
 /// row is a copy. Throws InputError "bad_masks" for other tensors.
 at::Tensor resize_masks_nearest(const at::Tensor& masks, Size2 out, bool flip = false);
 
+/// The bilinear part of resize_image_and_masks, written into `out`, a CPU
+/// float32 [C, h, w] tensor of any strides (typically a view into a padded
+/// batch, so that collating needs no copy): ATen's own upsample_bilinear2d
+/// CPU kernel (align_corners = False, no scale factors, as interpolate with
+/// recompute_scale_factor = True calls it), reached through its dispatch
+/// stub, which writes through the view's strides where the operator would
+/// write a contiguous tensor and copy it. Bit-identical to
+/// resize_image_and_masks(image, ...).image when out has the size
+/// resized_size gives. Throws InputError "bad_image" for a non-[C, H, W]
+/// float32 CPU image or an `out` of another dtype, device or channel count.
+void resize_bilinear_into(const at::Tensor& image, const at::Tensor& out);
+
 struct Resized {
   at::Tensor image;  ///< float [C, h', w']
   at::Tensor masks;  ///< uint8 [N, h', w'], undefined when no masks were given

@@ -7,23 +7,19 @@
 #include <sstream>
 
 #include "pasteflow/io/coco.hpp"
+#include "common/file.hpp"
 
 using namespace pasteflow;
 using namespace pasteflow::io;
 
 namespace {
 
+using pasteflow::testing::read_file;
+
 const std::string kData = PASTEFLOW_TEST_DATA;
 const std::string kTrain = kData + "/coco_mini/instances_train2017.json";
 const std::string kVal = kData + "/coco_mini/instances_val2017.json";
 const std::string kVoc = kData + "/labelme_voc3/annotations.json";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 const AnnotationRecord& ann_by_id(const CocoDataset& ds, int64_t id) {
   for (const AnnotationRecord& a : ds.annotations) {
@@ -202,7 +198,7 @@ TEST(CocoLoad, MissingFileNamesIt) {
 
 TEST(CocoLoad, ParseFromMemoryMatchesFile) {
   const CocoDataset a = load_coco(kVal);
-  const CocoDataset b = parse_coco(slurp(kVal), "val.json");
+  const CocoDataset b = parse_coco(read_file(kVal), "val.json");
   EXPECT_EQ(b.source_path, "val.json");
   ASSERT_EQ(a.annotations.size(), b.annotations.size());
   EXPECT_EQ(a.coords, b.coords);

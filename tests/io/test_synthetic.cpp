@@ -8,6 +8,7 @@
 
 #include "pasteflow/io/bench.hpp"
 #include "pasteflow/io/coco.hpp"
+#include "common/file.hpp"
 
 using namespace pasteflow;
 using namespace pasteflow::io;
@@ -15,15 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using pasteflow::testing::read_file;
+
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / ("pf_io_syn_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -72,10 +68,10 @@ TEST(SyntheticCoco, LoadsWithExactCounts) {
   // Deterministic for a seed, different for another.
   const std::string again = temp_path("b.json");
   generate_synthetic_coco(again, opt);
-  EXPECT_EQ(slurp(path), slurp(again));
+  EXPECT_EQ(read_file(path), read_file(again));
   opt.seed = 8;
   generate_synthetic_coco(again, opt);
-  EXPECT_NE(slurp(path), slurp(again));
+  EXPECT_NE(read_file(path), read_file(again));
   fs::remove(path);
   fs::remove(again);
   EXPECT_FALSE(fs::exists(path + ".tmp"));

@@ -20,12 +20,15 @@
 #include "pasteflow/mask/coco_mask.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/synth/shapes.hpp"
+#include "common/file.hpp"
 
 namespace fs = std::filesystem;
 using namespace pasteflow;
 using synth::ShapeClass;
 
 namespace {
+
+using pasteflow::testing::read_file;
 
 const std::string kBackgrounds = std::string(PASTEFLOW_SAMPLE_DATA) + "/images";
 
@@ -38,11 +41,6 @@ synth::ShapesOptions small_options() {
   o.max_objects = 20;
   o.seed = 7;
   return o;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 class TempDir {

@@ -22,8 +22,11 @@
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/pipeline/config.hpp"
+#include "common/file.hpp"
 
 namespace {
+
+using pasteflow::testing::read_file;
 
 namespace fs = std::filesystem;
 using pasteflow::io::CocoDataset;
@@ -83,13 +86,6 @@ int64_t json_int(const std::string& json, const std::string& key) {
   const std::string k = "\"" + key + "\": ";
   const size_t at = json.find(k);
   return at == std::string::npos ? -1 : std::stoll(json.substr(at + k.size()));
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 size_t files_in(const fs::path& dir) {
@@ -224,13 +220,13 @@ TEST(CliAugment, OutputDoesNotDependOnThreads) {
   TempDir dir("det");
   ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t1", "--threads 1 --seed 5 --format png")).status, 0);
   ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t2", "--threads 2 --seed 5 --format png")).status, 0);
-  EXPECT_EQ(slurp(dir.path / "t1/annotations.json"), slurp(dir.path / "t2/annotations.json"));
+  EXPECT_EQ(read_file(dir.path / "t1/annotations.json"), read_file(dir.path / "t2/annotations.json"));
   for (const auto& e : fs::directory_iterator(dir.path / "t1/images")) {
-    EXPECT_EQ(slurp(e.path()), slurp(dir.path / "t2/images" / e.path().filename())) << e.path();
+    EXPECT_EQ(read_file(e.path()), read_file(dir.path / "t2/images" / e.path().filename())) << e.path();
   }
   // A different seed pastes differently.
   ASSERT_EQ(run(augment_args("one_object_2x.yaml", dir.str() + "/t3", "--threads 2 --seed 6 --format png")).status, 0);
-  EXPECT_NE(slurp(dir.path / "t1/annotations.json"), slurp(dir.path / "t3/annotations.json"));
+  EXPECT_NE(read_file(dir.path / "t1/annotations.json"), read_file(dir.path / "t3/annotations.json"));
 }
 
 TEST(CliAugment, OversamplingCopiesAndRepeatsAreNewImagesWithCopiedBytes) {
@@ -250,8 +246,8 @@ TEST(CliAugment, OversamplingCopiesAndRepeatsAreNewImagesWithCopiedBytes) {
     const int64_t src = extra_int(ds, im.extra, "source_image_id");
     if (src < 0) continue;
     const auto& s = in.images[static_cast<size_t>(in.image_index(src))];
-    EXPECT_EQ(slurp(out + "/images/" + std::string(ds.file_name(im))),
-              slurp(kSample + "/images/" + std::string(in.file_name(s))));
+    EXPECT_EQ(read_file(out + "/images/" + std::string(ds.file_name(im))),
+              read_file(kSample + "/images/" + std::string(in.file_name(s))));
     const auto mine = ds.annotations_of(static_cast<size_t>(ds.image_index(im.id)));
     const auto theirs = in.annotations_of(static_cast<size_t>(in.image_index(src)));
     ASSERT_EQ(mine.size(), theirs.size());
@@ -328,7 +324,7 @@ TEST(CliAugment, RefusesToReplaceAnExistingOutputUnlessAsked) {
   fs::create_directories(out);
   { std::ofstream(out + "/annotations.json") << "keep me"; }
   EXPECT_NE(run(augment_args("baseline.yaml", out)).status, 0);
-  EXPECT_EQ(slurp(out + "/annotations.json"), "keep me");
+  EXPECT_EQ(read_file(out + "/annotations.json"), "keep me");
   EXPECT_EQ(run(augment_args("baseline.yaml", out, "--overwrite")).status, 0);
   EXPECT_EQ(load(out + "/annotations.json").images.size(), 16u);
 }
@@ -362,9 +358,9 @@ TEST(CliAugment, TrainingConfigGivesItsPipelineSection) {
   };
   ASSERT_EQ(augment("pipe.yaml", "a", "augment.copies=3").status, 0);
   ASSERT_EQ(augment("train.yaml", "b", "augment.copies=3").status, 0);
-  EXPECT_EQ(slurp(dir.path / "a/annotations.json"), slurp(dir.path / "b/annotations.json"));
+  EXPECT_EQ(read_file(dir.path / "a/annotations.json"), read_file(dir.path / "b/annotations.json"));
   ASSERT_EQ(augment("train.yaml", "c", "").status, 0);
-  EXPECT_NE(slurp(dir.path / "a/annotations.json"), slurp(dir.path / "c/annotations.json"));  // copies 2, not 3
+  EXPECT_NE(read_file(dir.path / "a/annotations.json"), read_file(dir.path / "c/annotations.json"));  // copies 2, not 3
 
   const auto bad = pasteflow::testing::run_command(kBin + " augment -c " + dir.str() + "/train.yaml -a " + kSample +
                                                   "/annotations.json -i " + kSample + "/images -o " + dir.str() +
@@ -401,7 +397,7 @@ TEST(CliPreview, WritesAPngGridOfTheExpectedSize) {
 TEST(CliConfig, SchemaMatchesTheCommittedDocs) {
   const CliRun r = run("config --schema");
   ASSERT_EQ(r.status, 0);
-  EXPECT_EQ(r.out, slurp(kSource + "/docs/config.md")) << "regenerate: pasteflow config --schema > docs/config.md";
+  EXPECT_EQ(r.out, read_file(kSource + "/docs/config.md")) << "regenerate: pasteflow config --schema > docs/config.md";
 }
 
 TEST(CliConfig, PrintResolvesBasesAndOverrides) {

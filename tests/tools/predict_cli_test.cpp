@@ -35,9 +35,12 @@
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/trainer.hpp"
+#include "common/file.hpp"
 
 namespace pasteflow::train {
 namespace {
+
+using pasteflow::testing::read_file;
 
 namespace fs = std::filesystem;
 using pasteflow::testing::CommandResult;
@@ -46,11 +49,6 @@ using pasteflow::testing::run_command;
 const std::string kBin = PASTEFLOW_BIN;
 const std::string kSample = PASTEFLOW_SAMPLE_DATA;
 const std::string kData = PASTEFLOW_TEST_DATA;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 /// One temporary run shared by the tests: the tiny model (seeded init, no
 /// training), its resolved config, weights and checkpoint, and the metrics
@@ -239,7 +237,7 @@ TEST_F(PredictCli, BadWeightsAreNamed) {
   EXPECT_NE(r.output.find(path("missing.pt")), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(path("e1/results.json")));
 
-  std::ofstream(path("corrupt.pt")) << slurp(path("config.yaml")).substr(0, 50);
+  std::ofstream(path("corrupt.pt")) << read_file(path("config.yaml")).substr(0, 50);
   r = predict("-c " + path("config.yaml") + " -w " + path("corrupt.pt") + " -o " + path("e2") + " " + image);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find(path("corrupt.pt")), std::string::npos) << r.output;
@@ -253,7 +251,7 @@ TEST_F(PredictCli, BadWeightsAreNamed) {
 TEST_F(PredictCli, BadImagesAreNamedOrSkipped) {
   const std::string good = kData + "/images/000000030752.jpg";
   const std::string missing = path("no_such_image.jpg");
-  const std::string bytes = slurp(good);
+  const std::string bytes = read_file(good);
   const std::string cut = path("cut.jpg");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   const std::string base = "-c " + path("config.yaml") + " -w " + path("best.pt") + " ";

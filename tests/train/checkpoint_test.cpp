@@ -18,17 +18,15 @@
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/trainer.hpp"
 #include "train_test_util.hpp"
+#include "common/file.hpp"
 
 namespace pasteflow::train {
 namespace {
 
+using pasteflow::testing::read_file;
+
 namespace fs = std::filesystem;
 using testing_util::TempDir;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 void touch(const fs::path& p) { std::ofstream(p) << "x"; }
 
@@ -68,7 +66,7 @@ TEST(Checkpoint, AtomicWriteLeavesNoTemporaryFile) {
   const std::string path = dir.str("a.txt");
   write_file_atomic(path, std::string("first"));
   write_file_atomic(path, std::string("second"));
-  EXPECT_EQ(slurp(path), "second");
+  EXPECT_EQ(read_file(path), "second");
   size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) {
     (void)e;

@@ -26,9 +26,12 @@
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/plot.hpp"
 #include "train_test_util.hpp"
+#include "common/file.hpp"
 
 namespace pasteflow::train {
 namespace {
+
+using pasteflow::testing::read_file;
 
 namespace fs = std::filesystem;
 using testing_util::TempDir;
@@ -36,13 +39,6 @@ using testing_util::TempDir;
 const std::string kSource = PASTEFLOW_SOURCE_DIR;
 const std::string kSample = PASTEFLOW_SAMPLE_DATA;
 const std::string kTiny = kSource + "/configs/train/sample_tiny.yaml";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -284,7 +280,7 @@ TEST(ExperimentMiniConfigs, LoadValidateAndMatchThePaperFiles) {
 
 TEST(ExperimentDocs, DocsExperimentMdIsTheSchema) {
   // The file is the command's output (print_stdout adds a newline).
-  EXPECT_EQ(slurp(kSource + "/docs/experiment.md"), experiment_schema_markdown() + "\n")
+  EXPECT_EQ(read_file(kSource + "/docs/experiment.md"), experiment_schema_markdown() + "\n")
       << "regenerate: pasteflow experiment --schema > docs/experiment.md";
   for (const char* key : {"`base`", "`output_dir`", "`overrides`", "`runs`", "`name`", "`pipeline`", "`label`"}) {
     EXPECT_NE(experiment_schema_markdown().find(key), std::string::npos) << key;
@@ -357,8 +353,8 @@ TEST(ExperimentRun, TableEqualsFinalEvaluationsAndSecondCallTrainsNothing) {
   EXPECT_EQ(res.table_md, dir.str("out/table.md"));
   EXPECT_EQ(res.table_json, dir.str("out/table.json"));
 
-  const std::string md = slurp(res.table_md);
-  const std::string json = slurp(res.table_json);
+  const std::string md = read_file(res.table_md);
+  const std::string json = read_file(res.table_json);
   EXPECT_NE(md.find("# Tiny | two runs"), std::string::npos) << md;
   EXPECT_NE(md.find("| original+aug |"), std::string::npos) << md;
   EXPECT_NE(md.find("segm AP small"), std::string::npos) << md;
@@ -387,7 +383,7 @@ TEST(ExperimentRun, TableEqualsFinalEvaluationsAndSecondCallTrainsNothing) {
   }
 
   // Second call: both finished, nothing trained, metrics files untouched.
-  const std::string metrics_before = slurp(dir.str("out/baseline/metrics.jsonl"));
+  const std::string metrics_before = read_file(dir.str("out/baseline/metrics.jsonl"));
   plan = plan_experiment(e, kFast);
   EXPECT_EQ(plan.runs[0].state, RunState::kFinished);
   EXPECT_EQ(plan.runs[1].state, RunState::kFinished);
@@ -397,8 +393,8 @@ TEST(ExperimentRun, TableEqualsFinalEvaluationsAndSecondCallTrainsNothing) {
   EXPECT_FALSE(started);
   EXPECT_FALSE(res.runs[0].trained);
   EXPECT_TRUE(res.runs[0].finished);
-  EXPECT_EQ(slurp(dir.str("out/baseline/metrics.jsonl")), metrics_before);
-  EXPECT_EQ(slurp(res.table_json), json);
+  EXPECT_EQ(read_file(dir.str("out/baseline/metrics.jsonl")), metrics_before);
+  EXPECT_EQ(read_file(res.table_json), json);
 
   // Another config for the same directories is refused, not mixed in.
   try {
@@ -434,8 +430,8 @@ TEST(ExperimentRun, InterruptedRunResumes) {
   EXPECT_TRUE(res.runs[0].finished);
   EXPECT_FALSE(res.runs[1].finished);
   EXPECT_EQ(res.runs[1].iteration, 1u);
-  EXPECT_NE(slurp(res.table_md).find("| original+aug | - |"), std::string::npos) << slurp(res.table_md);
-  EXPECT_NE(slurp(res.table_json).find("\"segm_AP\": null"), std::string::npos);
+  EXPECT_NE(read_file(res.table_md).find("| original+aug | - |"), std::string::npos) << read_file(res.table_md);
+  EXPECT_NE(read_file(res.table_json).find("\"segm_AP\": null"), std::string::npos);
 
   stop = false;
   ExperimentPlan plan = plan_experiment(e, fast);
@@ -463,7 +459,7 @@ TEST(ExperimentCli, SchemaDryRunErrorsAndARun) {
   TempDir dir;
   const auto schema = run_command(kBin + " experiment --schema", false);
   ASSERT_EQ(schema.status, 0);
-  EXPECT_EQ(schema.output, slurp(kSource + "/docs/experiment.md"));
+  EXPECT_EQ(schema.output, read_file(kSource + "/docs/experiment.md"));
 
   const std::string exp = two_run_experiment(dir);
   std::string fast;
@@ -482,7 +478,7 @@ TEST(ExperimentCli, SchemaDryRunErrorsAndARun) {
 
   r = run_command(kBin + " experiment " + exp + fast + " --json");  // logs (stderr) first, then the table
   ASSERT_EQ(r.status, 0) << r.output;
-  const std::string table = slurp(dir.str("out/table.json")) + "\n";
+  const std::string table = read_file(dir.str("out/table.json")) + "\n";
   ASSERT_GE(r.output.size(), table.size());
   EXPECT_EQ(r.output.substr(r.output.size() - table.size()), table) << r.output;
   EXPECT_NE(r.output.find("\"finished\": true"), std::string::npos);

@@ -17,9 +17,12 @@
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/plot.hpp"
 #include "train_test_util.hpp"
+#include "common/file.hpp"
 
 namespace pasteflow::train {
 namespace {
+
+using pasteflow::testing::read_file;
 
 namespace fs = std::filesystem;
 using testing_util::TempDir;
@@ -34,11 +37,6 @@ struct CliRun {
   std::string err;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 CliRun run(const TempDir& dir, const std::string& args) {
   const std::string err = dir.str("stderr.txt");
   const std::string cmd = kBin + " " + args + " 2>" + err;
@@ -48,7 +46,7 @@ CliRun run(const TempDir& dir, const std::string& args) {
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int status = pclose(p);
-  return {WEXITSTATUS(status), out, slurp(err)};
+  return {WEXITSTATUS(status), out, read_file(err)};
 }
 
 std::string train_args(const TempDir& dir, const std::string& more) {
@@ -112,16 +110,16 @@ TEST(TrainCli, InterruptWritesACheckpoint) {
   // Wait for two iterations in the metrics file (log_period 1).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
   while (std::chrono::steady_clock::now() < deadline) {
-    const std::string m = slurp(dir.str("run/metrics.jsonl"));
+    const std::string m = read_file(dir.str("run/metrics.jsonl"));
     if (m.find("\"iter\":2,") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << slurp(dir.str("stderr.txt"));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(dir.str("stderr.txt"));
-  EXPECT_NE(slurp(dir.str("stderr.txt")).find("interrupted at iteration"), std::string::npos);
+  ASSERT_TRUE(WIFEXITED(status)) << read_file(dir.str("stderr.txt"));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << read_file(dir.str("stderr.txt"));
+  EXPECT_NE(read_file(dir.str("stderr.txt")).find("interrupted at iteration"), std::string::npos);
   const auto cps = list_checkpoints(dir.str("run/checkpoints"));
   ASSERT_EQ(cps.size(), 1u);
   EXPECT_GE(cps[0].first, 2u);

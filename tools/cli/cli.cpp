@@ -41,8 +41,10 @@ void clear_progress_line() {
 
 namespace {
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
 
-extern "C" void on_stop_signal(int) {
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal.store(sig);
   g_stop.store(true);
   // A second Ctrl-C ends the process at once.
   std::signal(SIGINT, SIG_DFL);
@@ -52,8 +54,16 @@ extern "C" void on_stop_signal(int) {
 
 const std::atomic<bool>* stop_flag() { return &g_stop; }
 
+int stop_signal() { return g_stop.load() ? g_stop_signal.load() : 0; }
+
+void throw_if_interrupted(const std::string& what) {
+  const int sig = stop_signal();
+  if (sig != 0) throw Interrupted(sig, what);
+}
+
 StopOnSignal::StopOnSignal() {
   g_stop = false;
+  g_stop_signal = 0;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace pasteflow::cli {
@@ -37,6 +38,9 @@ void clear_progress_line();
 /// The flag StopOnSignal raises (for TrainerHooks::stop and the like).
 const std::atomic<bool>* stop_flag();
 
+/// The signal that raised stop_flag() (SIGINT, SIGTERM), 0 when none did.
+int stop_signal();
+
 /// While alive, SIGINT and SIGTERM raise stop_flag() (lowered on
 /// construction) instead of ending the process; a second signal ends it at
 /// once. The default handlers come back on destruction.
@@ -47,6 +51,23 @@ class StopOnSignal {
   StopOnSignal(const StopOnSignal&) = delete;
   StopOnSignal& operator=(const StopOnSignal&) = delete;
 };
+
+/// Thrown by a command that stopped early on a signal, after it has saved
+/// or cleaned up what it must; main() logs `what()` and exits with
+/// 128 + signal (130 for SIGINT, 143 for SIGTERM), so schedulers and shells
+/// see the run as interrupted, never as finished.
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted(int signal, const std::string& what) : std::runtime_error(what), signal_(signal) {}
+  int signal() const noexcept { return signal_; }
+  int exit_code() const noexcept { return 128 + signal_; }
+
+ private:
+  int signal_;
+};
+
+/// Throws Interrupted(stop_signal(), what) when a signal raised stop_flag().
+void throw_if_interrupted(const std::string& what);
 
 /// A one-line progress bar on stderr, drawn only on terminals.
 class Progress {

@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const pasteflow::cli::Interrupted& e) {
+    spdlog::warn("{}", e.what());
+    return e.exit_code();
   } catch (const pasteflow::Error& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -7,14 +7,19 @@
 
 namespace pasteflow::mask {
 
+static_assert(io::kMaxCoordinate == kMaxPolygonCoordinate,
+              "the loader accepts exactly the coordinates the rasteriser does");
+
 namespace {
 
 [[noreturn]] void rethrow_with_context(const Error& e, const io::CocoDataset& ds,
                                        const io::AnnotationRecord& ann) {
-  Location loc = e.where();
-  if (loc.file.empty()) loc.file = ds.source_path;
-  if (loc.record.empty()) loc.record = "annotation id " + std::to_string(ann.id);
-  throw InputError(e.reason(), e.detail(), loc);
+  // The annotation's place in the file (byte offset, JSON path); an offset
+  // inside a compressed string (from_string) goes into the message.
+  Location loc = ds.annotation_location(ann, ".segmentation");
+  std::string detail = e.detail();
+  if (e.where().byte_offset >= 0) detail += " (at character " + std::to_string(e.where().byte_offset) + ")";
+  throw InputError(e.reason(), detail, loc);
 }
 
 Rle build(const io::CocoDataset& ds, const io::AnnotationRecord& ann, uint32_t img_h, uint32_t img_w) {

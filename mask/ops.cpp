@@ -20,7 +20,8 @@ void merge_pair(const std::vector<uint32_t>& A, const std::vector<uint32_t>& B, 
   out.clear();
   out.reserve(A.size() + B.size());
   const size_t am = A.size(), bm = B.size();
-  uint32_t ca = am ? A[0] : 0, cb = bm ? B[0] : 0, cc = 0;
+  uint32_t ca = am ? A[0] : 0, cb = bm ? B[0] : 0;
+  uint64_t cc = 0;  // <= h * w <= kMaxPixels (sums checked)
   bool v = false, va = false, vb = false;
   size_t a = 1, b = 1;
   uint64_t ct = 1;
@@ -43,7 +44,7 @@ void merge_pair(const std::vector<uint32_t>& A, const std::vector<uint32_t>& B, 
     const bool vp = v;
     v = intersect ? (va && vb) : (va || vb);
     if (v != vp || ct == 0) {
-      out.push_back(cc);
+      out.push_back(static_cast<uint32_t>(cc));
       cc = 0;
     }
   }
@@ -189,6 +190,7 @@ namespace {
 
 Rle window(const Rle& rle, int64_t x, int64_t y, uint32_t w, uint32_t h) {
   detail::check_sum(rle, "crop");
+  detail::check_pixels(h, w, "crop");
   Rle out;
   out.h = h;
   out.w = w;

@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "pasteflow/core/short_number.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "rle_internal.hpp"
 
@@ -16,7 +17,6 @@ namespace pasteflow::mask {
 namespace {
 
 constexpr double kScale = 5;
-constexpr double kMaxCoordinate = 1e8;
 
 /// (int) of a double as x86-64 does it (cvttsd2si): truncation toward zero,
 /// INT_MIN for NaN and out-of-range values. maskApi.c relies on this for
@@ -60,6 +60,8 @@ struct BoundaryCollector {
 };
 
 Rle rasterize(const double* xy, size_t k, uint32_t h, uint32_t w) {
+  // Run starts x * h + y are 32-bit, as in maskApi.c.
+  detail::check_pixels(h, w, "polygon");
   Rle r;
   r.h = h;
   r.w = w;
@@ -74,9 +76,9 @@ Rle rasterize(const double* xy, size_t k, uint32_t h, uint32_t w) {
   for (size_t j = 0; j < k; ++j) {
     for (int c = 0; c < 2; ++c) {
       const double v = xy[j * 2 + c];
-      if (!std::isfinite(v) || std::fabs(v) > kMaxCoordinate) {
-        throw InputError("polygon_range", "polygon coordinate " + std::to_string(v) +
-                                              " is not finite or beyond +-1e8");
+      if (!std::isfinite(v) || std::fabs(v) > kMaxPolygonCoordinate) {
+        throw InputError("polygon_range", "polygon coordinate " + short_number(v) + " is not finite or beyond +-" +
+                                              short_number(kMaxPolygonCoordinate));
       }
     }
     xs_[j] = static_cast<int>(kScale * xy[j * 2 + 0] + .5);

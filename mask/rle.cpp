@@ -11,7 +11,16 @@ namespace pasteflow::mask {
 
 namespace detail {
 
+void check_pixels(uint64_t h, uint64_t w, const char* what) {
+  // h, w < 2^32 as uint32_t: the product fits in 64 bits.
+  if (h * w > kMaxPixels) {
+    throw InputError("mask_too_large", std::string(what) + ": a mask of " + std::to_string(h) + "x" +
+                                           std::to_string(w) + " has more than 2^32-1 pixels");
+  }
+}
+
 void check_sum(const Rle& r, const char* what) {
+  check_pixels(r.h, r.w, what);
   const uint64_t sum = count_sum(r);
   if (sum != pixels(r)) {
     throw InputError("rle_sum", std::string(what) + ": RLE counts add up to " + std::to_string(sum) +
@@ -24,6 +33,7 @@ void check_sum(const Rle& r, const char* what) {
 }  // namespace detail
 
 Rle empty(uint32_t h, uint32_t w) {
+  detail::check_pixels(h, w, "empty mask");
   Rle r;
   r.h = h;
   r.w = w;
@@ -133,6 +143,7 @@ void decode_into(const Rle& rle, uint8_t* rowmajor, size_t stride) {
 }
 
 std::vector<uint8_t> decode(const Rle& rle) {
+  detail::check_sum(rle, "decode");  // before allocating h * w bytes
   std::vector<uint8_t> out(static_cast<size_t>(rle.h) * rle.w);
   decode_into(rle, out.data(), rle.w);
   return out;
@@ -158,6 +169,7 @@ Rle encode(const uint8_t* rowmajor, uint32_t h, uint32_t w, size_t stride) {
   // before it in column-major order, i.e. from (x, y-1), or for y = 0 from
   // (x-1, h-1). Rows are compared 8 bytes at a time; the transitions are
   // then bucketed by column (counting sort, rows already in order).
+  detail::check_pixels(h, w, "encode");
   Rle r;
   r.h = h;
   r.w = w;

@@ -17,7 +17,11 @@ inline uint64_t count_sum(const Rle& r) {
 
 inline uint64_t pixels(const Rle& r) { return static_cast<uint64_t>(r.h) * r.w; }
 
-/// Throws InputError "rle_sum" unless the counts add up to h * w.
+/// Throws InputError "mask_too_large" when h * w is above kMaxPixels.
+void check_pixels(uint64_t h, uint64_t w, const char* what);
+
+/// Throws InputError "rle_sum" unless the counts add up to h * w (and
+/// "mask_too_large" as check_pixels).
 void check_sum(const Rle& r, const char* what);
 
 /// Appends runs, merging runs of equal value; starts with the zero run.

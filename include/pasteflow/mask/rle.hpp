@@ -16,6 +16,8 @@
 //   "odd_polygon"       a polygon with an odd number of coordinates
 //   "polygon_range"     a coordinate that is not finite or beyond +-1e8
 //   "rle_size_mismatch" merge of masks of different sizes
+//   "mask_too_large"    h * w above kMaxPixels (runs are 32-bit, as
+//                       pycocotools'; pixel counts are 64-bit throughout)
 #pragma once
 
 #include <array>
@@ -29,6 +31,13 @@
 #include "pasteflow/core/span.hpp"
 
 namespace pasteflow::mask {
+
+/// Largest mask (h * w pixels): run lengths and pycocotools' run starts
+/// are 32-bit unsigned.
+inline constexpr uint64_t kMaxPixels = UINT32_MAX;
+
+/// Largest magnitude of a polygon coordinate ("polygon_range").
+inline constexpr double kMaxPolygonCoordinate = 1e8;
 
 struct Rle {
   uint32_t h = 0, w = 0;

@@ -23,6 +23,7 @@
 
 #include "id_table.hpp"
 #include "json_scan.hpp"
+#include "pasteflow/core/short_number.hpp"
 #include "pasteflow/io/coco.hpp"
 
 namespace pasteflow::io {
@@ -122,11 +123,6 @@ struct Problem {
   const char* at = nullptr;  ///< position in the buffer, nullptr = record start
 };
 
-struct RecordSource {
-  uint64_t offset;
-  uint32_t element;
-};
-
 std::string_view rtrim(std::string_view s) {
   while (!s.empty() && is_json_ws(s.back())) s.remove_suffix(1);
   return s;
@@ -183,7 +179,7 @@ bool compressed_rle_sum(std::string_view s, uint64_t& sum, std::string& why) {
         why = "compressed RLE string has a character outside '0'..'o'";
         return false;
       }
-      if (k >= 13) {
+      if (k >= 12) {  // as mask::from_string
         why = "compressed RLE count is too long";
         return false;
       }
@@ -196,6 +192,10 @@ bool compressed_rle_sum(std::string_view s, uint64_t& sum, std::string& why) {
     if (m > 2) x += prev2;
     if (x < 0) {
       why = "compressed RLE decodes to a negative count";
+      return false;
+    }
+    if (x > static_cast<int64_t>(std::numeric_limits<uint32_t>::max())) {
+      why = "compressed RLE count " + std::to_string(x) + " is beyond 2^32-1";
       return false;
     }
     sum += static_cast<uint64_t>(x);
@@ -300,6 +300,7 @@ class Reader {
   size_t batch_bytes_ = 0;  // bytes per On-Demand iterate() call (set by run())
 
   std::vector<RecordSource> src_images_, src_categories_, src_annotations_;
+  std::vector<int64_t> skipped_images_;  // ids of images dropped under kSkip
 };
 
 bool Reader::refill(size_t keep_from, size_t& shift) {
@@ -511,6 +512,8 @@ void Reader::parse_image(od::value& v) {
   const size_t str_mark = ds_.strings.size();
   extra_.clear();
   int64_t w = 0, h = 0;
+  const char* w_at = nullptr;
+  const char* h_at = nullptr;
   unsigned seen = 0;
   bool id_ok = false;
   od::object obj;
@@ -531,8 +534,14 @@ void Reader::parse_image(od::value& v) {
       if (which >= 0 && !first_occurrence(p, seen, which, k, n)) continue;
       switch (which) {
         case 0: id_ok = read_int(val, im.id, p, "id", k - 1); break;
-        case 1: read_int(val, w, p, "width", k - 1); break;
-        case 2: read_int(val, h, p, "height", k - 1); break;
+        case 1:
+          w_at = k - 1;
+          read_int(val, w, p, "width", k - 1);
+          break;
+        case 2:
+          h_at = k - 1;
+          read_int(val, h, p, "height", k - 1);
+          break;
         case 3: {
           std::string_view s;
           if (read_string(val, s, p, "file_name", k - 1)) {
@@ -553,24 +562,33 @@ void Reader::parse_image(od::value& v) {
         set_problem(p, "missing_field", std::string("image lacks required field '") + kReq[i] + "'", "", nullptr);
       }
     }
-    if ((seen & 2u) && (w < 0 || w > std::numeric_limits<int32_t>::max())) {
-      set_problem(p, "bad_value", "'width' must be a non-negative 32-bit integer, got " + std::to_string(w),
-                  ".width", nullptr);
+    // Masks are rasterised at the image's size: a zero or huge size would
+    // turn into wrong masks or overflowing pixel counts later.
+    if ((seen & 2u) && (w <= 0 || w > std::numeric_limits<int32_t>::max())) {
+      set_problem(p, "bad_image_size", "'width' must be a positive 32-bit integer, got " + std::to_string(w),
+                  ".width", w_at);
     }
-    if ((seen & 4u) && (h < 0 || h > std::numeric_limits<int32_t>::max())) {
-      set_problem(p, "bad_value", "'height' must be a non-negative 32-bit integer, got " + std::to_string(h),
-                  ".height", nullptr);
+    if ((seen & 4u) && (h <= 0 || h > std::numeric_limits<int32_t>::max())) {
+      set_problem(p, "bad_image_size", "'height' must be a positive 32-bit integer, got " + std::to_string(h),
+                  ".height", h_at);
+    }
+    if (opt_.max_pixels > 0 && w > 0 && h > 0 && w * h > opt_.max_pixels) {  // both < 2^31: no overflow
+      set_problem(p, "pixel_limit",
+                  "image size " + std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(w * h) +
+                      " pixels exceeds the limit of " + std::to_string(opt_.max_pixels) + " (max_pixels)",
+                  ".width", w_at);
     }
   }
   if (finish(p, id_ok, im.id)) {
     ds_.strings.resize(str_mark);
+    if (id_ok) skipped_images_.push_back(im.id);
     return;
   }
   im.width = static_cast<int32_t>(w);
   im.height = static_cast<int32_t>(h);
   if (opt_.keep_extra_fields && !extra_.empty()) im.extra = ds_.add_string(extra_);
   ds_.images.push_back(im);
-  src_images_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_});
+  src_images_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_, im.id});
 }
 
 void Reader::parse_category(od::value& v) {
@@ -628,7 +646,7 @@ void Reader::parse_category(od::value& v) {
   }
   if (opt_.keep_extra_fields && !extra_.empty()) c.extra = ds_.add_string(extra_);
   ds_.categories.push_back(c);
-  src_categories_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_});
+  src_categories_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_, c.id});
 }
 
 void Reader::parse_segmentation(od::value& v, AnnotationRecord& a, Problem& p, const char* at) {
@@ -675,10 +693,17 @@ void Reader::parse_segmentation(od::value& v, AnnotationRecord& a, Problem& p, c
       if (auto e = std::move(xr).get(x)) json_fail(e, part_at);
       double d;
       const simdjson::error_code e = x.get_double().get(d);
-      if (e != simdjson::SUCCESS) {
-        const char* x_at = nullptr;
-        if (x.current_location().get(x_at) != simdjson::SUCCESS) x_at = part_at;
-        read_double(x, d, p, "segmentation[" + std::to_string(k) + "][" + std::to_string(j) + "]", x_at);
+      if (e != simdjson::SUCCESS || std::fabs(d) > kMaxCoordinate) {
+        const char* x_at = e == simdjson::SUCCESS ? x.raw_json_token().data() : nullptr;  // the number's start
+        if (x_at == nullptr && x.current_location().get(x_at) != simdjson::SUCCESS) x_at = part_at;
+        const std::string field = "segmentation[" + std::to_string(k) + "][" + std::to_string(j) + "]";
+        if (e != simdjson::SUCCESS) {
+          read_double(x, d, p, field, x_at);
+        } else {
+          set_problem(p, "polygon_range",
+                      "polygon coordinate " + short_number(d) + " is beyond +-" + short_number(kMaxCoordinate),
+                      "." + field, x_at);
+        }
         return;
       }
       coords.push_back(d);
@@ -870,6 +895,14 @@ void Reader::parse_annotation(od::value& v) {
               break;
             }
             if (i < 4) a.bbox[i] = d;
+            if (std::fabs(d) > kMaxCoordinate) {
+              set_problem(p, "bad_value",
+                          "'bbox[" + std::to_string(i) + "]' is " + short_number(d) + ", beyond +-" +
+                              short_number(kMaxCoordinate),
+                          ".bbox", k - 1);
+              ok = false;
+              break;
+            }
             ++i;
           }
           if (!ok) break;
@@ -882,8 +915,15 @@ void Reader::parse_annotation(od::value& v) {
           break;
         }
         case 5:
-          if (read_double(val, a.area, p, "area", k - 1) && a.area < 0) {
-            set_problem(p, "bad_value", "'area' is negative", ".area", k - 1);
+          if (read_double(val, a.area, p, "area", k - 1)) {
+            if (a.area < 0) {
+              set_problem(p, "bad_value", "'area' is negative", ".area", k - 1);
+            } else if (a.area > kMaxCoordinate * kMaxCoordinate) {
+              set_problem(p, "bad_value",
+                          "'area' is " + short_number(a.area) + ", beyond " +
+                              short_number(kMaxCoordinate * kMaxCoordinate),
+                          ".area", k - 1);
+            }
           }
           a.has_area = true;
           break;
@@ -920,7 +960,7 @@ void Reader::parse_annotation(od::value& v) {
   }
   if (opt_.keep_extra_fields && !extra_.empty()) a.extra = ds_.add_string(extra_);
   ds_.annotations.push_back(a);
-  src_annotations_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_});
+  src_annotations_.push_back({base_ + ranges_[elem_ - batch_first_].first, elem_, a.id});
 }
 
 // ------------------------------------------------------------------ batches
@@ -1093,36 +1133,59 @@ void Reader::resolve() {
   ds_.build_index();
 
   detail::IdSet ann_ids(ds_.annotations.size());
+  detail::IdSet skipped_images(skipped_images_.size());
+  for (int64_t id : skipped_images_) skipped_images.insert(id);
   std::vector<AnnotationRecord>& anns = ds_.annotations;
   size_t out = 0;
   for (size_t i = 0; i < anns.size(); ++i) {
     AnnotationRecord& a = anns[i];
     const char* reason = nullptr;
+    const char* subpath = "";
     std::string message;
     int64_t im = -1, cat = -1;
     if (!ann_ids.insert(a.id)) {
       reason = "duplicate_id";
       message = "duplicate annotation id " + std::to_string(a.id);
     } else if ((im = ds_.image_index(a.image_id)) < 0) {
-      reason = "unknown_image";
-      message = "image_id " + std::to_string(a.image_id) + " names no image";
+      if (skipped_images.contains(a.image_id)) {
+        reason = "image_skipped";
+        message = "image_id " + std::to_string(a.image_id) + " names an image that was skipped";
+      } else {
+        reason = "unknown_image";
+        message = "image_id " + std::to_string(a.image_id) + " names no image";
+      }
     } else if ((cat = ds_.category_index(a.category_id)) < 0) {
       reason = "unknown_category";
       message = "category_id " + std::to_string(a.category_id) + " names no category";
+    } else if ((a.seg_kind == SegmentationKind::kRleCounts || a.seg_kind == SegmentationKind::kRleString) &&
+               (static_cast<int64_t>(a.rle_height) != ds_.images[im].height ||
+                static_cast<int64_t>(a.rle_width) != ds_.images[im].width)) {
+      // pycocotools decodes an RLE at its own size: one that disagrees with
+      // its image would silently give a mask of another shape.
+      reason = "rle_size_mismatch";
+      subpath = ".segmentation.size";
+      message = "RLE size [" + std::to_string(a.rle_height) + ", " + std::to_string(a.rle_width) +
+                "] is not its image's [height, width] = [" + std::to_string(ds_.images[im].height) + ", " +
+                std::to_string(ds_.images[im].width) + "]";
     }
     if (reason) {
       const RecordSource& s = src_annotations_[i];
-      report(reason, message, "annotations[" + std::to_string(s.element) + "]", static_cast<int64_t>(s.offset),
-             "annotation id " + std::to_string(a.id));
+      report(reason, message, "annotations[" + std::to_string(s.element) + "]" + subpath,
+             static_cast<int64_t>(s.offset), "annotation id " + std::to_string(a.id));
       continue;
     }
     a.image_index = static_cast<uint32_t>(im);
     a.category_index = static_cast<uint32_t>(cat);
-    if (out != i) anns[out] = a;
+    if (out != i) {
+      anns[out] = a;
+      src_annotations_[out] = src_annotations_[i];
+    }
     ++out;
   }
   const bool dropped = out != anns.size();
   anns.resize(out);
+  src_annotations_.resize(out);
+  ds_.annotation_sources = std::move(src_annotations_);
   if (dropped) compact_pools();
   detail::group_by_image(ds_);
 }

@@ -61,6 +61,12 @@ class IdSet {
     used_.assign(cap, 0);
     mask_ = cap - 1;
   }
+  bool contains(int64_t id) const {
+    for (uint64_t h = mix_id(id) & mask_;; h = (h + 1) & mask_) {
+      if (!used_[h]) return false;
+      if (keys_[h] == id) return true;
+    }
+  }
   /// Returns false when `id` was already present.
   bool insert(int64_t id) {
     for (uint64_t h = mix_id(id) & mask_;; h = (h + 1) & mask_) {

@@ -12,6 +12,7 @@ namespace {
 const char* const kImage = R"({"id":1,"width":10,"height":10,"file_name":"a.jpg"})";
 const char* const kCategory = R"({"id":1,"name":"thing"})";
 const char* const kTri = "[[0,0,4,0,4,4]]";
+const char* const kImage4x5 = R"({"id":1,"width":5,"height":4,"file_name":"a.jpg"})";  // RLE size [4, 5]
 
 std::string doc(const std::string& annotations, const std::string& images = kImage,
                 const std::string& categories = kCategory) {
@@ -133,7 +134,7 @@ TEST(CocoValidation, UnknownReferences) {
 
 TEST(CocoValidation, RleChecks) {
   const std::string good = R"(,"iscrowd":1,"segmentation":{"counts":[3,7,5,5],"size":[4,5]})";
-  const CocoDataset ds = parse_coco(doc(ann(1, good)), "rle.json");
+  const CocoDataset ds = parse_coco(doc(ann(1, good), kImage4x5), "rle.json");
   ASSERT_EQ(ds.annotations[0].seg_kind, SegmentationKind::kRleCounts);
   EXPECT_EQ(ds.annotations[0].rle_height, 4u);
   EXPECT_EQ(ds.annotations[0].rle_width, 5u);
@@ -156,7 +157,8 @@ TEST(CocoValidation, RleChecks) {
 // Compressed RLE: counts [3,7,5,5] on a 4x5 image encode (pycocotools
 // rleToString) as "375N" (the 4th count is stored as the difference -2).
 TEST(CocoValidation, CompressedRle) {
-  const CocoDataset ds = parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"375N"})")), "c.json");
+  const CocoDataset ds =
+      parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"375N"})"), kImage4x5), "c.json");
   const AnnotationRecord& a = ds.annotations[0];
   ASSERT_EQ(a.seg_kind, SegmentationKind::kRleString);
   EXPECT_EQ(ds.rle_string(a), "375N");
@@ -164,7 +166,8 @@ TEST(CocoValidation, CompressedRle) {
   EXPECT_EQ(a.rle_width, 5u);
   // Backslash is a legal RLE character (code 92): escaped in JSON, stored unescaped.
   // "\\" = 44 = more bit + 12; "0" ends it: 12 | (0 << 5) = 12; then "8" = 8: 12 + 8 = 20 = 4 x 5.
-  const CocoDataset ds2 = parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"\\08"})")), "c.json");
+  const CocoDataset ds2 =
+      parse_coco(doc(ann(1, R"(,"segmentation":{"size":[4,5],"counts":"\\08"})"), kImage4x5), "c.json");
   EXPECT_EQ(ds2.rle_string(ds2.annotations[0]), "\\08");
 }
 
@@ -174,7 +177,7 @@ TEST(CocoValidation, BadValues) {
   expect_problem(doc(ann(3, R"(,"bbox":[0,0,-2,3])")), "bad_value", "annotations[0].bbox", "annotation id 3");
   expect_problem(doc(ann(3, R"(,"bbox":[0,0,2])")), "bad_value", "annotations[0].bbox", "annotation id 3");
   expect_problem(doc(ann(3, R"(,"iscrowd":2)")), "bad_value", "annotations[0].iscrowd", "annotation id 3");
-  expect_problem(doc(ann(1), R"({"id":1,"width":-10,"height":10,"file_name":"a"})"), "bad_value", "images[0].width",
+  expect_problem(doc(ann(1), R"({"id":1,"width":-10,"height":10,"file_name":"a"})"), "bad_image_size", "images[0].width",
                  "image id 1");
   expect_problem(doc(ann(1), R"({"id":1,"width":10,"height":1e3,"file_name":"a"})"), "wrong_type",
                  "images[0].height", "image id 1");
@@ -249,7 +252,7 @@ TEST(CocoValidation, SkipPolicyCountsByReason) {
                            R"({"id":4,"image_id":99,"category_id":1})" + "," +  // unknown image
                            R"({"id":5,"image_id":1,"category_id":99})" + "," +  // unknown category
                            ann(1) + "," +                                       // duplicate id
-                           R"({"id":6,"image_id":2,"category_id":1})" + "," +   // image 2 was dropped
+                           R"({"id":6,"image_id":2,"category_id":1})" + "," +   // image 2 was skipped
                            R"({"id":7,"category_id":1})" + "," +                // missing image_id
                            ann(8, R"(,"segmentation":[[0,0,1,0,1,1],[0,0,2,0,2,2]],"area":1)");  // good
   const std::string images = std::string(kImage) + R"(,{"id":2,"width":-1,"height":3,"file_name":"b"})";
@@ -262,11 +265,12 @@ TEST(CocoValidation, SkipPolicyCountsByReason) {
   EXPECT_EQ(ds.images.size(), 1u);
   EXPECT_EQ(ds.skipped.count("odd_polygon"), 1u);
   EXPECT_EQ(ds.skipped.count("short_polygon"), 1u);
-  EXPECT_EQ(ds.skipped.count("unknown_image"), 2u);
+  EXPECT_EQ(ds.skipped.count("unknown_image"), 1u);
+  EXPECT_EQ(ds.skipped.count("image_skipped"), 1u);
   EXPECT_EQ(ds.skipped.count("unknown_category"), 1u);
   EXPECT_EQ(ds.skipped.count("duplicate_id"), 1u);
   EXPECT_EQ(ds.skipped.count("missing_field"), 1u);
-  EXPECT_EQ(ds.skipped.count("bad_value"), 1u);
+  EXPECT_EQ(ds.skipped.count("bad_image_size"), 1u);
   EXPECT_EQ(ds.skipped.total(), 8u);
   EXPECT_NE(ds.skipped.first_messages().at("odd_polygon").find("annotations[1].segmentation[0]"), std::string::npos);
   // Dropped records leave nothing behind in the pools.
@@ -300,4 +304,157 @@ TEST(CocoValidation, EmptyArraysWhitespaceAndBom) {
     EXPECT_EQ(p[4], 0.5);
     EXPECT_EQ(ds.annotations[0].category_index, 0u);
   }
+}
+
+// ------------------------------------------------------------ issue 10
+// Image sizes, RLE sizes, coordinate ranges: what used to load silently and
+// give wrong masks, wrong AP or overflowing pixel counts later.
+
+namespace {
+
+LoadOptions skip_policy() {
+  LoadOptions opt;
+  opt.policy = ErrorPolicy::kSkip;
+  return opt;
+}
+
+}  // namespace
+
+TEST(CocoValidationRegression, ZeroWidthImageIsRefusedNotRasterisedAsEmpty) {
+  const std::string zero = R"({"id":1,"width":0,"height":422,"file_name":"a.jpg"})";
+  expect_problem(doc(ann(1), zero), "bad_image_size", "images[0].width", "image id 1", "\"width\"");
+  EXPECT_NE(std::string(strict_error(doc(ann(1), zero)).what()).find("got 0"), std::string::npos);
+  expect_problem(doc(ann(1), R"({"id":1,"width":10,"height":-3,"file_name":"a.jpg"})"), "bad_image_size",
+                 "images[0].height", "image id 1", "\"height\"");
+  expect_problem(doc(ann(1), R"({"id":1,"width":4294967297,"height":1,"file_name":"a.jpg"})"), "bad_image_size",
+                 "images[0].width", "image id 1");
+  // Skip: the image and its annotations are dropped and counted.
+  const CocoDataset ds = parse_coco(doc(ann(1) + "," + ann(2), std::string(kImage) + "," +
+                                                                 R"({"id":2,"width":0,"height":5,"file_name":"b"})"),
+                                    "zero.json", skip_policy());
+  EXPECT_EQ(ds.images.size(), 1u);
+  EXPECT_EQ(ds.annotations.size(), 2u);
+  const CocoDataset dropped = parse_coco(
+      doc(ann(1) + R"(,{"id":2,"image_id":2,"category_id":1,"segmentation":[[0,0,4,0,4,4]]})",
+          std::string(kImage) + R"(,{"id":2,"width":0,"height":5,"file_name":"b"})"),
+      "zero.json", skip_policy());
+  ASSERT_EQ(dropped.images.size(), 1u);
+  ASSERT_EQ(dropped.annotations.size(), 1u);
+  EXPECT_EQ(dropped.annotations[0].id, 1);
+  EXPECT_EQ(dropped.skipped.count("bad_image_size"), 1u);
+  EXPECT_EQ(dropped.skipped.count("image_skipped"), 1u);
+  EXPECT_NE(dropped.skipped.first_messages().at("image_skipped").find("annotation id 2"), std::string::npos);
+}
+
+TEST(CocoValidationRegression, HugeImageSizeIsCheckedAgainstThePixelLimit) {
+  // 100000 x 100000 = 1e10 pixels overflows 32 bits (1410065408).
+  const std::string huge = R"({"id":1,"width":100000,"height":100000,"file_name":"a.jpg"})";
+  const std::string j = doc(ann(1), huge);
+  expect_problem(j, "pixel_limit", "images[0].width", "image id 1", "\"width\"");
+  const std::string msg = strict_error(j).what();
+  EXPECT_NE(msg.find("10000000000"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("178956970"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("1410065408"), std::string::npos) << msg;
+  EXPECT_LT(msg.size(), 200u) << msg;
+  // The default is the decode stage's (decode.max_pixels); 0 lifts it.
+  EXPECT_EQ(LoadOptions{}.max_pixels, 178956970);
+  EXPECT_EQ(kDefaultMaxPixels, 178956970);
+  LoadOptions no_limit;
+  no_limit.max_pixels = 0;
+  EXPECT_EQ(parse_coco(j, "huge.json", no_limit).images.at(0).width, 100000);
+  LoadOptions small;
+  small.max_pixels = 100;
+  EXPECT_EQ(parse_coco(doc(ann(1)), "ok.json", small).images.size(), 1u);  // 10 x 10 = 100: at the limit
+  small.max_pixels = 99;
+  EXPECT_EQ(strict_error(doc(ann(1)), small).reason(), "pixel_limit");
+}
+
+TEST(CocoValidationRegression, RleSizeDisagreeingWithItsImageIsRefused) {
+  // A 4x5 RLE on a 10x10 image: the mask would silently have another shape.
+  const std::string rle = R"(,"segmentation":{"counts":[3,7,5,5],"size":[4,5]})";
+  const std::string j = doc(ann(1) + "," + ann(2, rle));
+  expect_problem(j, "rle_size_mismatch", "annotations[1].segmentation.size", "annotation id 2", ann(2, rle));
+  const std::string msg = strict_error(j).what();
+  EXPECT_NE(msg.find("[4, 5]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[10, 10]"), std::string::npos) << msg;
+  // [w, h] instead of [h, w] is a mismatch too.
+  EXPECT_EQ(strict_error(doc(ann(2, rle), R"({"id":1,"width":4,"height":5,"file_name":"a"})")).reason(),
+            "rle_size_mismatch");
+  // The compressed form, and the images array after the annotations.
+  const std::string late = R"({"annotations":[)" + ann(3, R"(,"segmentation":{"counts":"375N","size":[4,5]})") +
+                           R"(],"categories":[)" + kCategory + R"(],"images":[)" + kImage + "]}";
+  EXPECT_EQ(strict_error(late).reason(), "rle_size_mismatch");
+  // Skip: the annotation is dropped and counted, the rest stays.
+  const CocoDataset ds = parse_coco(j, "mismatch.json", skip_policy());
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_EQ(ds.annotations[0].id, 1);
+  EXPECT_EQ(ds.skipped.count("rle_size_mismatch"), 1u);
+  EXPECT_EQ(ds.annotations_of(0).size(), 1u);
+}
+
+TEST(CocoValidationRegression, PolygonCoordinate1e308IsRefusedWithAShortMessage) {
+  const std::string j = doc(ann(4, R"(,"segmentation":[[0,0,1e308,0,4,4]])"));
+  expect_problem(j, "polygon_range", "annotations[0].segmentation[0][2]", "annotation id 4", "1e308");
+  const std::string msg = strict_error(j).what();
+  EXPECT_NE(msg.find("1e+308"), std::string::npos) << msg;
+  EXPECT_LT(msg.size(), 200u) << msg;  // never the 309 digits of std::to_string(1e308)
+  expect_problem(doc(ann(4, R"(,"segmentation":[[0,0,4,0,4,-100000001]])")), "polygon_range",
+                 "annotations[0].segmentation[0][5]", "annotation id 4", "-100000001");
+  // 1e8 itself is the rasteriser's limit and loads.
+  EXPECT_EQ(parse_coco(doc(ann(4, R"(,"segmentation":[[0,0,1e8,0,4,4]])")), "ok.json").annotations.size(), 1u);
+  const CocoDataset ds = parse_coco(doc(ann(1) + "," + ann(4, R"(,"segmentation":[[0,0,1e308,0,4,4]])")),
+                                    "range.json", skip_policy());
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_EQ(ds.skipped.count("polygon_range"), 1u);
+}
+
+TEST(CocoValidationRegression, HugeBboxAndAreaDoNotReachTable2OrEval) {
+  // Finite in JSON, but w * h and x + w overflow to inf downstream.
+  expect_problem(doc(ann(3, R"(,"bbox":[0,0,1e308,1e308])")), "bad_value", "annotations[0].bbox", "annotation id 3",
+                 "\"bbox\"");
+  EXPECT_NE(std::string(strict_error(doc(ann(3, R"(,"bbox":[0,0,1e308,1])"))).what()).find("1e+308"),
+            std::string::npos);
+  expect_problem(doc(ann(3, R"(,"area":1e308)")), "bad_value", "annotations[0].area", "annotation id 3", "\"area\"");
+  // NaN is not a JSON number: named with its place.
+  const std::string nan = doc(ann(3, R"(,"area":NaN)"));
+  const InputError e = strict_error(nan);
+  EXPECT_EQ(e.reason(), "wrong_type") << e.what();
+  EXPECT_EQ(e.where().path, "annotations[0].area") << e.what();
+  EXPECT_GE(e.where().byte_offset, 0) << e.what();
+}
+
+TEST(CocoValidationRegression, CompressedRleCountBeyond32BitsIsRefusedAtLoad) {
+  // "PPPPPP8" is one count of 2^33 (six 5-bit groups of 0 with the more bit,
+  // then 8 << 30): it sums to the 65536 x 131072 image without a pixel
+  // limit, but no 32-bit run (pycocotools' or ours) holds it.
+  LoadOptions opt;
+  opt.max_pixels = 0;
+  const std::string j = doc(ann(2, R"(,"segmentation":{"counts":"PPPPPP8","size":[65536,131072]})"),
+                            R"({"id":1,"width":131072,"height":65536,"file_name":"a.jpg"})");
+  const InputError e = strict_error(j, opt);
+  EXPECT_EQ(e.reason(), "bad_value") << e.what();
+  EXPECT_EQ(e.where().path, "annotations[0].segmentation.counts");
+  EXPECT_NE(std::string(e.what()).find("2^32-1"), std::string::npos) << e.what();
+}
+
+TEST(CocoValidationRegression, AnnotationLocationSurvivesSkippedRecords) {
+  // Errors found after loading (rasterising an empty polygon list) name the
+  // record's byte offset and its index in the file, not in the array kept.
+  const std::string bad = R"({"id":9,"image_id":1,"category_id":1,"segmentation":[]})";
+  const std::string j = doc(ann(1, R"(,"segmentation":[[1,2,3]])") + "," + ann(2) + "," + bad);
+  const CocoDataset ds = parse_coco(j, "late.json", skip_policy());
+  ASSERT_EQ(ds.annotations.size(), 2u);
+  ASSERT_EQ(ds.annotation_sources.size(), 2u);
+  const Location loc = ds.annotation_location(ds.annotations[1], ".segmentation");
+  EXPECT_EQ(loc.file, "late.json");
+  EXPECT_EQ(loc.path, "annotations[2].segmentation");
+  EXPECT_EQ(loc.byte_offset, static_cast<int64_t>(j.find(bad)));
+  EXPECT_EQ(loc.record, "annotation id 9");
+  // A record edited after loading keeps only its id.
+  CocoDataset edited = ds;
+  edited.annotations[1].id = 77;
+  const Location e = edited.annotation_location(edited.annotations[1]);
+  EXPECT_EQ(e.byte_offset, -1);
+  EXPECT_EQ(e.path, "");
+  EXPECT_EQ(e.record, "annotation id 77");
 }

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "pasteflow/io/coco.hpp"
+#include "pasteflow/mask/rle.hpp"
 
 using namespace pasteflow;
 using namespace pasteflow::io;
@@ -138,14 +139,15 @@ TEST(CocoWrite, ExtrasDroppedWhenNotKept) {
 }
 
 TEST(CocoWrite, DoublesReloadBitIdentical) {
+  // Coordinates within the loader's +-1e8 (io::kMaxCoordinate).
   const double tricky[] = {0.1 + 0.2,
                            1.0 / 3.0,
                            -0.0,
                            5e-324,
                            2.2250738585072014e-308,
-                           std::numeric_limits<double>::max(),
-                           123456789.12345679,
-                           1e21,
+                           std::nextafter(kMaxCoordinate, 0.0),
+                           12345678.912345679,
+                           kMaxCoordinate,
                            -7.000000000000001};
   CocoDataset ds;
   ImageRecord im;
@@ -214,7 +216,8 @@ TEST(CocoWrite, AtomicNothingLeftOnFailure) {
 }
 
 // `pasteflow rle` rewrites every segmentation as compressed RLE and keeps
-// every other field. Here: the 4x5 mask with counts [3,7,5,5] ("375N").
+// every other field. Here: an empty mask at each image's size (an RLE of
+// another size than its image does not load).
 TEST(CocoWrite, SegmentationOverrideToCompressedRle) {
   LoadOptions keep;
   keep.keep_extra_fields = true;
@@ -224,9 +227,11 @@ TEST(CocoWrite, SegmentationOverrideToCompressedRle) {
   opt.segmentation_override = [&calls](const CocoDataset& d, size_t index, CompressedRle& out) {
     ++calls;
     if (d.annotations[index].id == 3) return false;  // keep this one
-    out.height = 4;
-    out.width = 5;
-    out.counts = "375N";
+    const ImageRecord& im = d.images[d.annotations[index].image_index];
+    const mask::Rle empty = mask::empty(static_cast<uint32_t>(im.height), static_cast<uint32_t>(im.width));
+    out.height = empty.h;
+    out.width = empty.w;
+    out.counts = mask::to_string(empty);
     return true;
   };
   TempDir dir;
@@ -246,9 +251,10 @@ TEST(CocoWrite, SegmentationOverrideToCompressedRle) {
       EXPECT_EQ(ds.polygon(x, 0).size(), back.polygon(y, 0).size());
     } else {
       ASSERT_EQ(y.seg_kind, SegmentationKind::kRleString);
-      EXPECT_EQ(back.rle_string(y), "375N");
-      EXPECT_EQ(y.rle_height, 4u);
-      EXPECT_EQ(y.rle_width, 5u);
+      const ImageRecord& im = back.images[y.image_index];
+      EXPECT_EQ(static_cast<int64_t>(y.rle_height), im.height);
+      EXPECT_EQ(static_cast<int64_t>(y.rle_width), im.width);
+      EXPECT_EQ(back.rle_string(y), mask::to_string(mask::empty(y.rle_height, y.rle_width)));
     }
   }
   EXPECT_EQ(ds.str(ds.top_level_extra), back.str(back.top_level_extra));

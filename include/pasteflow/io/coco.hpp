@@ -82,9 +82,21 @@ struct AnnotationRecord {
   StrRef extra;
 };
 
+/// Default of LoadOptions::max_pixels: the decode stage's default
+/// decode.max_pixels (PIL's decompression-bomb limit), so that a file the
+/// loader accepts never names an image the pipeline refuses by its size.
+inline constexpr int64_t kDefaultMaxPixels = 178956970;
+
+/// Largest magnitude of a polygon coordinate or bbox number the loader
+/// accepts (mask::kMaxPolygonCoordinate, the rasteriser's limit).
+inline constexpr double kMaxCoordinate = 1e8;
+
 /// Options of the loader.
 struct LoadOptions {
   ErrorPolicy policy = ErrorPolicy::kStrict;
+  /// Largest width * height of an image record ("pixel_limit"); 0 = no
+  /// limit. Default: kDefaultMaxPixels.
+  int64_t max_pixels = kDefaultMaxPixels;
   /// Keep unknown members (images' coco_url, top-level info/licenses, ...) as
   /// raw JSON so that the writer reproduces them. Off: they are skipped.
   bool keep_extra_fields = false;
@@ -109,6 +121,13 @@ struct CompressedRle {
 };
 
 class CocoDataset;
+
+/// Where a record starts in the file it was loaded from.
+struct RecordSource {
+  uint64_t offset = 0;   ///< byte offset of the record's first character
+  uint32_t element = 0;  ///< index in the file's array ("annotations[element]")
+  int64_t id = 0;        ///< the record's id (checked on lookup)
+};
 
 /// Called once per annotation by the writer. Return true after filling `out`
 /// to write {"size":[h,w],"counts":"..."} instead of the stored segmentation;
@@ -144,6 +163,10 @@ class CocoDataset {
   /// Records dropped under ErrorPolicy::kSkip, by reason.
   SkipReport skipped;
 
+  /// Where each annotation of `annotations` starts in source_path (set by
+  /// the loader, empty for datasets built in memory). Entries whose id does
+  /// not match the annotation's (records edited after loading) are ignored.
+  std::vector<RecordSource> annotation_sources;
   // --- lookups --------------------------------------------------------------
   std::string_view str(StrRef r) const { return std::string_view(strings).substr(r.begin, r.size); }
   std::string_view file_name(const ImageRecord& im) const { return str(im.file_name); }
@@ -165,6 +188,23 @@ class CocoDataset {
   /// Compressed counts string (kRleString only).
   std::string_view rle_string(const AnnotationRecord& a) const {
     return std::string_view(strings).substr(a.seg_begin, a.seg_count);
+  }
+  /// Where annotation `a` (a record of `annotations`) is: the file, its
+  /// byte offset and "annotations[i]" + `subpath` when it came from the
+  /// loaded file, and "annotation id N". For errors found after loading
+  /// (rasterising, evaluating).
+  Location annotation_location(const AnnotationRecord& a, std::string_view subpath = {}) const {
+    Location loc;
+    loc.file = source_path;
+    loc.record = "annotation id " + std::to_string(a.id);
+    if (!annotations.empty() && &a >= annotations.data() && &a < annotations.data() + annotations.size()) {
+      const size_t i = static_cast<size_t>(&a - annotations.data());
+      if (i < annotation_sources.size() && annotation_sources[i].id == a.id) {
+        loc.byte_offset = static_cast<int64_t>(annotation_sources[i].offset);
+        loc.path = "annotations[" + std::to_string(annotation_sources[i].element) + "]" + std::string(subpath);
+      }
+    }
+    return loc;
   }
   /// Annotation indices of image `image_index`.
   Span<const uint32_t> annotations_of(size_t image_index) const {
@@ -210,7 +250,12 @@ class CocoDataset {
 ///
 /// Reason codes: "io_error", "malformed_json", "missing_field", "wrong_type",
 /// "bad_value", "duplicate_id", "duplicate_field", "unknown_image",
-/// "unknown_category", "odd_polygon", "short_polygon", "rle_sum".
+/// "unknown_category", "odd_polygon", "short_polygon", "polygon_range" (a
+/// coordinate beyond +-kMaxCoordinate), "rle_sum", "bad_image_size" (width
+/// or height not a positive 32-bit integer), "pixel_limit" (width * height
+/// above LoadOptions::max_pixels), "rle_size_mismatch" (an RLE "size" that
+/// is not its image's [height, width]), "image_skipped" (under kSkip: an
+/// annotation of an image that was dropped).
 CocoDataset load_coco(const std::string& path, const LoadOptions& options = {});
 
 /// Parses COCO JSON from memory (`name` is used in error messages).

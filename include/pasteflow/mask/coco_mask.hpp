@@ -13,7 +13,9 @@ namespace pasteflow::mask {
 /// - uncompressed counts: taken at the annotation's own "size" (frPyObjects),
 ///   checked to add up to h * w;
 /// - compressed string: decoded at the annotation's own "size".
-/// Throws InputError naming the dataset file and the annotation id:
+/// Throws InputError naming the dataset file, the annotation's byte offset
+/// and JSON path ("annotations[i].segmentation", when it came from the
+/// loaded file) and its id:
 /// "no_segmentation", "empty_segmentation" (polygon list with no part),
 /// "short_polygon", "odd_polygon", "polygon_range", "bad_rle", "rle_sum".
 /// Uses only header-inline accessors of CocoDataset (no link to pasteflow_io).

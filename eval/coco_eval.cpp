@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <string>
 
@@ -132,6 +133,9 @@ struct Plan {
   std::vector<uint32_t> gt_image;               ///< evaluated image -> GT image index (or UINT32_MAX)
   std::vector<std::vector<GtRef>> gts;          ///< per evaluated image, file order
   std::vector<std::vector<DetRef>> dts;         ///< per evaluated image, results order
+  /// segm: the ground-truth masks (annToRLE) by annotation index, built
+  /// once before the per-image step (empty for annotations not evaluated).
+  std::vector<mask::Rle> gt_masks;
 };
 
 [[noreturn]] void rethrow_for_detection(const Error& e, size_t index, const char* field) {
@@ -148,12 +152,14 @@ Location detection_location(size_t index, const std::string& field) {
   return loc;
 }
 
-Location gt_location(const io::CocoDataset& gt, uint32_t ann) {
-  Location loc;
-  loc.file = gt.source_path;
-  loc.path = "annotations[" + std::to_string(ann) + "]";
-  loc.record = "annotation id " + std::to_string(gt.annotations[ann].id);
-  return loc;
+Location gt_location(const io::CocoDataset& gt, uint32_t ann, std::string_view field) {
+  return gt.annotation_location(gt.annotations[ann], field);
+}
+
+/// A bad record under `policy`: thrown (strict) or counted (skip).
+void reject(const InputError& error, ErrorPolicy policy, SkipReport& skipped) {
+  if (policy == ErrorPolicy::kStrict) throw error;
+  skipped.add(error);
 }
 
 std::vector<int64_t> sorted_unique(std::vector<int64_t> v) {
@@ -181,7 +187,8 @@ void check_params(const EvalParams& p) {
   }
 }
 
-Plan make_plan(const io::CocoDataset& gt, const std::vector<Detection>& dets, const EvalParams& params) {
+Plan make_plan(const io::CocoDataset& gt, const std::vector<Detection>& dets, const EvalParams& params,
+               ErrorPolicy policy, SkipReport& skipped) {
   check_params(params);
   Plan plan;
   plan.gt = &gt;
@@ -229,11 +236,15 @@ Plan make_plan(const io::CocoDataset& gt, const std::vector<Detection>& dets, co
       const uint32_t pos = pos_of_cat[a.category_index];
       if (pos == UINT32_MAX) continue;
       if (!a.has_area) {
-        throw InputError("missing_field", "ground truth has no 'area' (COCOeval reads it for the area ranges)",
-                         gt_location(gt, ann));
+        reject(InputError("missing_field", "ground truth has no 'area' (COCOeval reads it for the area ranges)",
+                          gt_location(gt, ann, "")),
+               policy, skipped);
+        continue;
       }
       if (p.iou_type == IouType::kBbox && !a.has_bbox) {
-        throw InputError("missing_field", "ground truth has no 'bbox' (bbox evaluation)", gt_location(gt, ann));
+        reject(InputError("missing_field", "ground truth has no 'bbox' (bbox evaluation)", gt_location(gt, ann, "")),
+               policy, skipped);
+        continue;
       }
       plan.gts[i].push_back(GtRef{ann, pos});
     }
@@ -250,30 +261,38 @@ Plan make_plan(const io::CocoDataset& gt, const std::vector<Detection>& dets, co
   for (size_t d = 0; d < dets.size(); ++d) {
     const Detection& det = dets[d];
     const int64_t gi = gt.image_index(det.image_id);
-    if (gi < 0) {
-      throw InputError("unknown_image",
-                       "image_id " + std::to_string(det.image_id) +
-                           " is not in the ground truth (pycocotools: results do not correspond to current coco set)",
-                       detection_location(d, "image_id"));
-    }
     const int64_t ci = gt.category_index(det.category_id);
+    if (gi < 0) {
+      reject(InputError("unknown_image",
+                        "image_id " + std::to_string(det.image_id) +
+                            " is not in the ground truth (pycocotools: results do not correspond to current coco set)",
+                        detection_location(d, "image_id")),
+             policy, skipped);
+      continue;
+    }
     if (ci < 0) {
-      throw InputError("unknown_category", "category_id " + std::to_string(det.category_id) +
-                                               " is not a ground-truth category",
-                       detection_location(d, "category_id"));
+      reject(InputError("unknown_category",
+                        "category_id " + std::to_string(det.category_id) + " is not a ground-truth category",
+                        detection_location(d, "category_id")),
+             policy, skipped);
+      continue;
     }
     if (!std::isfinite(det.score)) {
-      throw InputError("bad_value", "score is not finite", detection_location(d, "score"));
+      reject(InputError("bad_value", "score is not finite", detection_location(d, "score")), policy, skipped);
+      continue;
     }
     if (plan.bbox_branch && !det.bbox) {
-      throw InputError("missing_field",
-                       "no 'bbox' (the first result has one, so loadRes reads every result's bbox)",
-                       detection_location(d, "bbox"));
+      reject(InputError("missing_field", "no 'bbox' (the first result has one, so loadRes reads every result's bbox)",
+                        detection_location(d, "bbox")),
+             policy, skipped);
+      continue;
     }
     if (!plan.bbox_branch && std::holds_alternative<std::monostate>(det.segmentation)) {
-      throw InputError("missing_field",
-                       "no 'segmentation' (the first result has no bbox, so loadRes reads every result's mask)",
-                       detection_location(d, "segmentation"));
+      reject(InputError("missing_field",
+                        "no 'segmentation' (the first result has no bbox, so loadRes reads every result's mask)",
+                        detection_location(d, "segmentation")),
+             policy, skipped);
+      continue;
     }
     const uint32_t ei = eval_of_image[gi];
     const uint32_t pos = pos_of_cat[ci];
@@ -308,6 +327,42 @@ mask::Rle detection_mask(const Detection& det, size_t index, uint32_t img_h, uin
     return mask::from_polygon(xy, 8, img_h, img_w);
   } catch (const Error& e) {
     rethrow_for_detection(e, index, "segmentation");
+  }
+}
+
+/// The ground-truth masks of every evaluated annotation, in parallel. A
+/// segmentation that does not rasterise fails the evaluation (strict; the
+/// first in file order) or leaves the annotation out and is counted (skip).
+void build_gt_masks(Plan& plan, ErrorPolicy policy, SkipReport& skipped) {
+  const io::CocoDataset& gt = *plan.gt;
+  plan.gt_masks.assign(gt.annotations.size(), mask::Rle{});
+  std::vector<std::pair<uint32_t, uint32_t>> work;  // (annotation, GT image)
+  for (size_t i = 0; i < plan.gts.size(); ++i) {
+    for (const GtRef& g : plan.gts[i]) work.emplace_back(g.ann, plan.gt_image[i]);
+  }
+  std::vector<std::unique_ptr<InputError>> errors(gt.annotations.size());
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, work.size(), 64), [&](const tbb::blocked_range<size_t>& range) {
+    for (size_t j = range.begin(); j != range.end(); ++j) {
+      const auto [ann, image] = work[j];
+      const io::ImageRecord& im = gt.images[image];
+      try {
+        plan.gt_masks[ann] = mask::annotation_rle(gt, gt.annotations[ann], static_cast<uint32_t>(std::max(im.height, 0)),
+                                                  static_cast<uint32_t>(std::max(im.width, 0)));
+      } catch (const InputError& e) {
+        errors[ann] = std::make_unique<InputError>(e);
+      }
+    }
+  });
+  bool any = false;
+  for (const auto& e : errors) {
+    if (!e) continue;
+    reject(*e, policy, skipped);
+    any = true;
+  }
+  if (!any) return;
+  for (auto& refs : plan.gts) {
+    refs.erase(std::remove_if(refs.begin(), refs.end(), [&](const GtRef& g) { return errors[g.ann] != nullptr; }),
+               refs.end());
   }
 }
 
@@ -398,9 +453,7 @@ std::vector<EvalImg> evaluate_image(const Plan& plan, size_t i) {
       if (segm) {
         std::vector<mask::Rle> dr(D), gr(G);
         for (size_t j = 0; j < D; ++j) dr[j] = std::move(rle_all[order[j]]);
-        for (size_t g = 0; g < G; ++g) {
-          gr[g] = mask::annotation_rle(gt, gt.annotations[gts[gb + g].ann], img_h, img_w);
-        }
+        for (size_t g = 0; g < G; ++g) gr[g] = plan.gt_masks[gts[gb + g].ann];
         ious = mask::iou_matrix(dr, gr, crowd);
       } else {
         std::vector<std::array<double, 4>> dbx(D), gbx(G);
@@ -669,8 +722,12 @@ std::string format_summary(const EvalResult& r) {
 
 EvalResult evaluate(const io::CocoDataset& gt, const std::vector<Detection>& detections, const EvalParams& params,
                     const EvalOptions& options) {
-  const Plan plan = make_plan(gt, detections, params);
+  SkipReport skipped;
+  Plan plan = make_plan(gt, detections, params, options.policy, skipped);
   const size_t I = plan.p.img_ids.size();
+  const int threads = options.threads > 0 ? options.threads : tbb::task_arena::automatic;
+  tbb::task_arena arena(threads);
+  if (plan.p.iou_type == IouType::kSegm) arena.execute([&] { build_gt_masks(plan, options.policy, skipped); });
 
   // evaluate(): per image, in parallel; each image writes its own slot and
   // the first error (lowest image) is rethrown, whatever the scheduling.
@@ -687,14 +744,13 @@ EvalResult evaluate(const io::CocoDataset& gt, const std::vector<Detection>& det
       }
     });
   };
-  const int threads = options.threads > 0 ? options.threads : tbb::task_arena::automatic;
-  tbb::task_arena arena(threads);
   arena.execute(run_images);
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
 
   EvalResult r;
+  r.skipped = std::move(skipped);
   r.params = plan.p;
   r.cat_ids = plan.p.use_cats ? plan.p.cat_ids : std::vector<int64_t>{-1};
   r.T = plan.T;

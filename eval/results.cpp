@@ -6,7 +6,9 @@
 #include <cmath>
 #include <string>
 
+#include "json_scan.hpp"
 #include "pasteflow/core/json_writer.hpp"
+#include "pasteflow/core/short_number.hpp"
 #include "pasteflow/core/random.hpp"
 
 namespace pasteflow::eval {
@@ -23,8 +25,11 @@ Location file_location(const std::string& file) {
 
 class ResultsReader {
  public:
-  ResultsReader(const std::string& name, const io::CocoDataset& gt) : name_(name), gt_(gt) {}
+  ResultsReader(const std::string& name, const io::CocoDataset& gt, ErrorPolicy policy, SkipReport* skipped)
+      : name_(name), gt_(gt), policy_(policy), skipped_(skipped) {}
 
+  /// The whole document parsed: every result read (a bad one thrown or
+  /// counted), then the loadRes branch checked.
   std::vector<Detection> read(dom::element root) {
     dom::array arr;
     if (root.get_array().get(arr) != simdjson::SUCCESS) {
@@ -33,23 +38,198 @@ class ResultsReader {
     std::vector<Detection> out;
     out.reserve(arr.size());
     size_t i = 0;
-    for (dom::element e : arr) {
-      out.push_back(read_one(e, i));
-      ++i;
+    for (dom::element e : arr) take(out, e, i++, -1);
+    return finish(std::move(out));
+  }
+
+  /// The document does not parse: cut the top-level array into records with
+  /// the scanner and parse each alone, so that the error gets its byte
+  /// offset, and a record with a non-finite number literal (NaN, Infinity:
+  /// what Python's json writes) is a bad record (thrown or counted), not a
+  /// bad file. `text` is padded (simdjson::SIMDJSON_PADDING readable bytes).
+  std::vector<Detection> read_malformed(std::string_view text, size_t skip, simdjson::error_code whole) {
+    const char* const begin = text.data();
+    const char* const end = begin + text.size();
+    const char* p = begin + skip;
+    auto ws = [&] {
+      while (p < end && io::detail::is_json_ws(*p)) ++p;
+    };
+    auto malformed = [&](const std::string& message, const char* at, const std::string& path) {
+      Location loc = file_location(name_);
+      loc.byte_offset = static_cast<int64_t>(at - begin);
+      loc.path = path;
+      throw InputError("malformed_json", "not valid JSON: " + message, loc);
+    };
+    ws();
+    if (p == end) malformed("the file is empty", p, "");
+    if (*p != '[') {
+      if (*p == '{') throw InputError("not_an_array", "a results file is a JSON array of result objects", file_location(name_));
+      malformed(std::string("expected '[', got '") + *p + "'", p, "");
     }
-    check_branch(out);
-    return out;
+    ++p;
+    std::vector<Detection> out;
+    dom::parser parser;
+    for (size_t i = 0;; ++i) {
+      ws();
+      const std::string path = "[" + std::to_string(i) + "]";
+      if (p == end) malformed("the file ends inside the array (truncated?)", p, path);
+      if (*p == ']' && i == 0) {
+        ++p;
+        break;
+      }
+      const char* e = io::detail::find_value_end(p, end, true);
+      if (e == nullptr) {
+        malformed("the file ends inside result " + std::to_string(i) + " (truncated?)", end, path);
+      }
+      const std::string_view record(p, static_cast<size_t>(e - p));
+      dom::element el;
+      if (parser.parse(record.data(), record.size(), true).get(el) != simdjson::SUCCESS) {
+        std::string token, key;
+        const char* at = bad_token(record, token, key);
+        if (at != nullptr && (token == "NaN" || token == "Infinity" || token == "-Infinity")) {
+          Location loc = file_location(name_);
+          loc.byte_offset = static_cast<int64_t>(at - begin);
+          loc.path = path + (key.empty() ? "" : "." + key);
+          loc.record = "result " + std::to_string(i);
+          ++literal_records_;
+          reject(InputError("bad_value", "'" + (key.empty() ? token : key) + "' is not a finite number (" + token + ")",
+                            loc));
+        } else {
+          simdjson::error_code err = parser.parse(record.data(), record.size(), true).error();
+          malformed(at != nullptr ? "bad literal '" + token + "'" : std::string(simdjson::error_message(err)),
+                    at != nullptr ? at : p, path);
+        }
+      } else {
+        take(out, el, i, p - begin);
+      }
+      p = e;
+      ws();
+      if (p < end && *p == ',') {
+        ++p;
+        continue;
+      }
+      if (p < end && *p == ']') {
+        ++p;
+        break;
+      }
+      malformed(p == end ? "the file ends after result " + std::to_string(i) + " (truncated?)"
+                         : std::string("expected ',' or ']' after a result, got '") + *p + "'",
+                p, path);
+    }
+    ws();
+    if (p != end) malformed("unexpected content after the array", p, "");
+    // Every record parsed alone: the document's error was elsewhere.
+    if (literal_records_ == 0) malformed(simdjson::error_message(whole), begin + skip, "");
+    return finish(std::move(out));
   }
 
  private:
-  [[noreturn]] void fail(const std::string& reason, const std::string& message, size_t i,
-                         const std::string& field) const {
+  /// Reads result `i` into `out`, or rejects it.
+  void take(std::vector<Detection>& out, dom::element e, size_t i, int64_t offset) {
+    try {
+      out.push_back(read_one(e, i));
+      index_.push_back(i);
+    } catch (const InputError& err) {
+      Location loc = err.where();
+      loc.byte_offset = offset;
+      reject(InputError(err.reason(), err.detail(), loc));
+    }
+  }
+
+  void reject(const InputError& e) {
+    if (policy_ == ErrorPolicy::kStrict || skipped_ == nullptr) throw e;
+    skipped_->add(e);
+  }
+
+  /// loadRes reads every result the way the first one looks: one that does
+  /// not have what the first one has is rejected.
+  std::vector<Detection> finish(std::vector<Detection> out) {
+    const auto no_mask = [](const Detection& d) { return std::holds_alternative<std::monostate>(d.segmentation); };
+    size_t kept = 0;
+    bool decided = false, bbox_branch = false;
+    for (size_t j = 0; j < out.size(); ++j) {
+      const size_t i = index_[j];
+      const Detection& d = out[j];
+      if (!decided && !d.bbox && no_mask(d)) {
+        reject(error("missing_field", "the first result has neither 'bbox' nor 'segmentation'", i, ""));
+        continue;
+      }
+      if (!decided) {
+        decided = true;
+        bbox_branch = d.bbox.has_value();
+      }
+      if (bbox_branch && !d.bbox) {
+        reject(error("missing_field", "no 'bbox' (the first result has one, so pycocotools reads every result's bbox)",
+                     i, "bbox"));
+        continue;
+      }
+      if (!bbox_branch && no_mask(d)) {
+        reject(error("missing_field",
+                     "no 'segmentation' (the first result has no bbox, so pycocotools reads every result's "
+                     "segmentation)",
+                     i, "segmentation"));
+        continue;
+      }
+      if (kept != j) out[kept] = std::move(out[j]);
+      ++kept;
+    }
+    out.resize(kept);
+    return out;
+  }
+
+  /// The first token of `record` (outside strings) that is neither a
+  /// literal nor a JSON number, with the key it is the value of ("" inside
+  /// an array); nullptr when there is none.
+  static const char* bad_token(std::string_view record, std::string& token, std::string& key) {
+    const char* s = record.data();
+    const size_t n = record.size();
+    for (size_t k = 0; k < n; ++k) {
+      const char c = s[k];
+      if (c == '"') {
+        for (++k; k < n && s[k] != '"'; ++k) {
+          if (s[k] == '\\') ++k;
+        }
+        continue;
+      }
+      const auto word = [](char x) {
+        return (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z') || (x >= '0' && x <= '9') || x == '-' || x == '+' ||
+               x == '.';
+      };
+      if (!word(c)) continue;
+      size_t e = k;
+      while (e < n && word(s[e])) ++e;
+      const std::string_view t(s + k, e - k);
+      if (t != "true" && t != "false" && t != "null" && !io::detail::json_number_grammar(t.data(), t.size())) {
+        token = std::string(t.substr(0, 32));
+        // The key: `"key" :` right before the token.
+        size_t b = k;
+        while (b > 0 && io::detail::is_json_ws(s[b - 1])) --b;
+        if (b > 0 && s[b - 1] == ':') {
+          --b;
+          while (b > 0 && io::detail::is_json_ws(s[b - 1])) --b;
+          if (b > 1 && s[b - 1] == '"') {
+            const size_t q = std::string_view(s, b - 1).rfind('"');
+            if (q != std::string_view::npos) key.assign(s + q + 1, b - 2 - q);
+          }
+        }
+        return s + k;
+      }
+      k = e - 1;
+    }
+    return nullptr;
+  }
+
+  InputError error(const std::string& reason, const std::string& message, size_t i, const std::string& field) const {
     Location loc = file_location(name_);
     loc.path = "[" + std::to_string(i) + "]" + (field.empty() ? "" : "." + field);
     loc.record = "result " + std::to_string(i);
-    throw InputError(reason, message, loc);
+    return InputError(reason, message, loc);
   }
 
+  [[noreturn]] void fail(const std::string& reason, const std::string& message, size_t i,
+                         const std::string& field) const {
+    throw error(reason, message, i, field);
+  }
   static const char* type_name(dom::element_type t) {
     switch (t) {
       case dom::element_type::ARRAY: return "an array";
@@ -137,6 +317,15 @@ class ResultsReader {
     }
     const uint32_t h = dimension(sz.at(0).value_unsafe(), i, f + ".size[0]");
     const uint32_t w = dimension(sz.at(1).value_unsafe(), i, f + ".size[1]");
+    // As for the ground truth: a mask of another size than its image would
+    // silently never match (rleIou gives -1).
+    const int64_t gi = gt_.image_index(det.image_id);
+    if (gi >= 0 && (static_cast<int64_t>(h) != gt_.images[gi].height || static_cast<int64_t>(w) != gt_.images[gi].width)) {
+      fail("rle_size_mismatch",
+           "RLE size [" + std::to_string(h) + ", " + std::to_string(w) + "] is not its image's [height, width] = [" +
+               std::to_string(gt_.images[gi].height) + ", " + std::to_string(gt_.images[gi].width) + "]",
+           i, f + ".size");
+    }
     std::string_view s;
     if (counts.get_string().get(s) == simdjson::SUCCESS) {
       try {
@@ -206,6 +395,11 @@ class ResultsReader {
           box[j] = number(c, i, "bbox[" + std::to_string(j) + "]");
           ++j;
         }
+        if (!(box[2] > 0) || !(box[3] > 0)) {
+          fail("bad_value",
+               "'bbox' has a zero or negative size (w " + short_number(box[2]) + ", h " + short_number(box[3]) + ")",
+               i, "bbox");
+        }
         det.bbox = box;
       }
     }
@@ -213,32 +407,16 @@ class ResultsReader {
     return det;
   }
 
-  /// loadRes reads every result the way the first one looks.
-  void check_branch(const std::vector<Detection>& out) const {
-    if (out.empty()) return;
-    const bool bbox_branch = out[0].bbox.has_value();
-    if (!bbox_branch && std::holds_alternative<std::monostate>(out[0].segmentation)) {
-      fail("missing_field", "the first result has neither 'bbox' nor 'segmentation'", 0, "");
-    }
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (bbox_branch && !out[i].bbox) {
-        fail("missing_field", "no 'bbox' (the first result has one, so pycocotools reads every result's bbox)", i,
-             "bbox");
-      }
-      if (!bbox_branch && std::holds_alternative<std::monostate>(out[i].segmentation)) {
-        fail("missing_field",
-             "no 'segmentation' (the first result has no bbox, so pycocotools reads every result's segmentation)", i,
-             "segmentation");
-      }
-    }
-  }
-
   const std::string& name_;
   const io::CocoDataset& gt_;
+  ErrorPolicy policy_;
+  SkipReport* skipped_;
+  std::vector<size_t> index_;  ///< the file index of each result read
+  size_t literal_records_ = 0;  ///< results rejected for a NaN / Infinity literal
 };
 
 std::vector<Detection> parse_padded(const simdjson::padded_string& json, const std::string& name,
-                                    const io::CocoDataset& gt) {
+                                    const io::CocoDataset& gt, ErrorPolicy policy, SkipReport* skipped) {
   dom::parser parser;
   std::string_view text(json.data(), json.size());
   size_t skip = 0;
@@ -250,26 +428,27 @@ std::vector<Detection> parse_padded(const simdjson::padded_string& json, const s
   } else {
     err = parser.parse(json.data() + skip, json.size() - skip, true).get(root);
   }
-  if (err != simdjson::SUCCESS) {
-    throw InputError("malformed_json", std::string("not valid JSON: ") + simdjson::error_message(err), file_location(name));
-  }
-  return ResultsReader(name, gt).read(root);
+  ResultsReader reader(name, gt, policy, skipped);
+  if (err != simdjson::SUCCESS) return reader.read_malformed(text, skip, err);
+  return reader.read(root);
 }
 
 }  // namespace
 
-std::vector<Detection> load_results(const std::string& path, const io::CocoDataset& gt) {
+std::vector<Detection> load_results(const std::string& path, const io::CocoDataset& gt, ErrorPolicy policy,
+                                    SkipReport* skipped) {
   simdjson::padded_string json;
   if (auto e = simdjson::padded_string::load(path).get(json)) {
     throw InputError("io_error", std::string("cannot read the results file: ") + simdjson::error_message(e),
                      file_location(path));
   }
-  return parse_padded(json, path, gt);
+  return parse_padded(json, path, gt, policy, skipped);
 }
 
-std::vector<Detection> parse_results(std::string_view json, const std::string& name, const io::CocoDataset& gt) {
+std::vector<Detection> parse_results(std::string_view json, const std::string& name, const io::CocoDataset& gt,
+                                     ErrorPolicy policy, SkipReport* skipped) {
   const simdjson::padded_string padded(json);
-  return parse_padded(padded, name, gt);
+  return parse_padded(padded, name, gt, policy, skipped);
 }
 
 std::string results_to_json(const std::vector<Detection>& detections) {

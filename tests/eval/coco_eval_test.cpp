@@ -540,3 +540,147 @@ TEST(MalformedFile, InMemoryDetectionsAreCheckedByEvaluate) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- issue 10
+// Results files: byte offsets of malformed files, the skip policy, the
+// checks pycocotools does not make (zero-size boxes, NaN, wrong RLE size).
+
+namespace {
+
+const char* const kGood = R"({"image_id":1,"category_id":1,"bbox":[10,10,20,20],"score":0.9})";
+
+InputError results_error(const std::string& json) {
+  const io::CocoDataset gt = make_gt({{1, 100, 100}}, {1}, {{1, 1, 1, {10, 10, 20, 20}, 400}});
+  try {
+    (void)eval::parse_results(json, "dets.json", gt);
+  } catch (const InputError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no InputError for " << json;
+  return InputError("none", "none");
+}
+
+TEST(EvalResultsRegression, NanLiteralNamesItsByteOffsetAndIsSkippable) {
+  // Python's json.dump writes NaN for a NaN score: not JSON, but one bad
+  // result, not a bad file.
+  const std::string bad = R"({"image_id":1,"category_id":1,"bbox":[10,10,20,20],"score":NaN})";
+  const std::string json = std::string("[") + kGood + "," + bad + "]";
+  const InputError e = results_error(json);
+  EXPECT_EQ(e.reason(), "bad_value") << e.what();
+  EXPECT_EQ(e.where().byte_offset, static_cast<int64_t>(json.find("NaN"))) << e.what();
+  EXPECT_EQ(e.where().path, "[1].score") << e.what();
+  EXPECT_EQ(e.where().record, "result 1") << e.what();
+  EXPECT_NE(std::string(e.what()).find("dets.json:byte " + std::to_string(json.find("NaN"))), std::string::npos)
+      << e.what();
+  EXPECT_EQ(std::string(e.what()).find("improper structure"), std::string::npos) << e.what();
+  EXPECT_EQ(results_error(R"([{"image_id":1,"category_id":1,"bbox":[10,-Infinity,20,20],"score":1}])").reason(),
+            "bad_value");
+
+  const io::CocoDataset gt = make_gt({{1, 100, 100}}, {1}, {{1, 1, 1, {10, 10, 20, 20}, 400}});
+  SkipReport skipped;
+  const auto dets = eval::parse_results(json, "dets.json", gt, ErrorPolicy::kSkip, &skipped);
+  ASSERT_EQ(dets.size(), 1u);
+  EXPECT_EQ(dets[0].score, 0.9);
+  EXPECT_EQ(skipped.count("bad_value"), 1u);
+  EXPECT_EQ(skipped.total(), 1u);
+}
+
+TEST(EvalResultsRegression, TruncatedFileNamesItsEndAndTheResult) {
+  const std::string json = std::string("[") + kGood + "," + R"({"image_id":1,"categ)";
+  const InputError e = results_error(json);
+  EXPECT_EQ(e.reason(), "malformed_json") << e.what();
+  EXPECT_EQ(e.where().byte_offset, static_cast<int64_t>(json.size())) << e.what();
+  EXPECT_EQ(e.where().path, "[1]") << e.what();
+  EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  // A whole file is always needed: skip does not make it readable.
+  const io::CocoDataset gt = make_gt({{1, 100, 100}}, {1}, {{1, 1, 1, {10, 10, 20, 20}, 400}});
+  SkipReport skipped;
+  EXPECT_THROW((void)eval::parse_results(json, "dets.json", gt, ErrorPolicy::kSkip, &skipped), InputError);
+  // Cut after a whole result, and a bad literal.
+  const std::string after = std::string("[") + kGood;
+  EXPECT_EQ(results_error(after).where().byte_offset, static_cast<int64_t>(after.size()));
+  const std::string tru = std::string("[") + kGood + R"(,{"image_id":1,"category_id":1,"score":tru})";
+  const InputError t = results_error(tru);
+  EXPECT_EQ(t.reason(), "malformed_json");
+  EXPECT_EQ(t.where().byte_offset, static_cast<int64_t>(tru.find("tru}")));
+  EXPECT_NE(std::string(t.what()).find("'tru'"), std::string::npos) << t.what();
+}
+
+TEST(EvalResultsRegression, ZeroOrNegativeBoxSizeIsRefused) {
+  for (const char* box : {"[10,10,0,20]", "[10,10,20,-1]"}) {
+    const InputError e =
+        results_error(std::string(R"([{"image_id":1,"category_id":1,"score":1,"bbox":)") + box + "}]");
+    EXPECT_EQ(e.reason(), "bad_value") << e.what();
+    EXPECT_EQ(e.where().path, "[0].bbox") << e.what();
+  }
+}
+
+TEST(EvalResultsRegression, RleSizeDisagreeingWithItsImageIsRefused) {
+  // The image is 100 x 100; an RLE of 50 x 200 would never match (IoU -1).
+  const InputError e =
+      results_error(R"([{"image_id":1,"category_id":1,"score":1,"segmentation":{"size":[50,200],"counts":[10000]}}])");
+  EXPECT_EQ(e.reason(), "rle_size_mismatch") << e.what();
+  EXPECT_EQ(e.where().path, "[0].segmentation.size") << e.what();
+}
+
+TEST(EvalResultsRegression, SkipPolicyCountsBadResultsByReason) {
+  const io::CocoDataset gt = make_gt({{1, 100, 100}}, {1}, {{1, 1, 1, {10, 10, 20, 20}, 400}});
+  const std::string json = std::string("[") + kGood +
+                           R"(,{"image_id":7,"category_id":1,"bbox":[1,1,2,2],"score":1})"   // unknown image
+                           R"(,{"image_id":1,"category_id":7,"bbox":[1,1,2,2],"score":1})"   // unknown category
+                           R"(,{"image_id":1,"category_id":1,"bbox":[1,1,2,2]})"             // no score
+                           R"(,{"image_id":1,"category_id":1,"bbox":[1,1,2],"score":1})"     // 3 numbers
+                           R"(,{"image_id":1,"category_id":1,"bbox":[1,1,-2,2],"score":1})"  // negative size
+                           R"(,{"image_id":1,"category_id":1,"segmentation":[[1,2,3,4,5,6]],"score":1})"  // no bbox
+                           R"(,{"image_id":1,"category_id":1,"bbox":[10,10,20,20],"score":0.5}])";
+  SkipReport skipped;
+  const auto dets = eval::parse_results(json, "dets.json", gt, ErrorPolicy::kSkip, &skipped);
+  ASSERT_EQ(dets.size(), 2u);
+  EXPECT_EQ(dets[1].score, 0.5);
+  EXPECT_EQ(skipped.count("unknown_image"), 1u);
+  EXPECT_EQ(skipped.count("unknown_category"), 1u);
+  EXPECT_EQ(skipped.count("missing_field"), 2u);
+  EXPECT_EQ(skipped.count("bad_value"), 2u);
+  EXPECT_EQ(skipped.total(), 6u);
+  EXPECT_NE(skipped.first_messages().at("unknown_image").find("[1].image_id"), std::string::npos);
+  // The first result without either field is skipped; the next decides the branch.
+  SkipReport s2;
+  const auto d2 = eval::parse_results(std::string(R"([{"image_id":1,"category_id":1,"score":1},)") + kGood + "]",
+                                      "dets.json", gt, ErrorPolicy::kSkip, &s2);
+  ASSERT_EQ(d2.size(), 1u);
+  EXPECT_TRUE(d2[0].bbox.has_value());
+  EXPECT_EQ(s2.count("missing_field"), 1u);
+  // Strict: the first bad one, as before.
+  EXPECT_EQ(results_error(json).reason(), "unknown_image");
+}
+
+TEST(EvalRegression, GroundTruthThatDoesNotRasteriseIsSkippedAndCounted) {
+  // An empty polygon list loads (it has an area and a box) and fails when
+  // segm evaluation rasterises it, naming where it is.
+  const io::CocoDataset gt =
+      make_gt({{1, 100, 100}}, {1},
+              {{1, 1, 1, {10, 10, 20, 20}, 400}, {2, 1, 1, {50, 50, 20, 20}, 400, 0, "[]"}});
+  const std::vector<eval::Detection> dets =
+      dets_from(gt, {{1, 1, 0.9, std::array<double, 4>{10, 10, 20, 20}, box_polygon({10, 10, 20, 20})}});
+  EvalParams p;
+  p.iou_type = IouType::kSegm;
+  try {
+    (void)eval::evaluate(gt, dets, p);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.reason(), "empty_segmentation");
+    EXPECT_EQ(e.where().file, "gt.json");
+    EXPECT_EQ(e.where().path, "annotations[1].segmentation");
+    EXPECT_GT(e.where().byte_offset, 0);
+    EXPECT_EQ(e.where().record, "annotation id 2");
+  }
+  eval::EvalOptions skip;
+  skip.policy = ErrorPolicy::kSkip;
+  const EvalResult r = eval::evaluate(gt, dets, p, skip);
+  EXPECT_EQ(r.skipped.count("empty_segmentation"), 1u);
+  EXPECT_NEAR(r.stats[1], 1.0, 1e-12);  // AP50: the one detection matches the one ground truth left
+  // Bbox evaluation never rasterises it.
+  EXPECT_TRUE(eval::evaluate(gt, dets, EvalParams{}).skipped.empty());
+}
+
+}  // namespace

@@ -124,6 +124,8 @@ struct EvalResult {
   std::vector<std::pair<int64_t, double>> per_category_ap;
   /// The 12 lines pycocotools' summarize() prints, '\n'-terminated.
   std::string summary;
+  /// Ground truth and detections left out under ErrorPolicy::kSkip.
+  SkipReport skipped;
 
   double precision_at(size_t t, size_t r, size_t k, size_t a, size_t m) const {
     return precision[(((t * R + r) * K + k) * A + a) * M + m];
@@ -138,18 +140,26 @@ struct EvalResult {
 
 struct EvalOptions {
   int threads = 0;  ///< worker threads for the per-image step; 0 = all cores
+  /// A bad ground-truth annotation (no area or bbox to evaluate, a
+  /// segmentation that does not rasterise) or detection (unknown ids, no
+  /// bbox / segmentation, non-finite score): kStrict throws, kSkip leaves it
+  /// out and counts it in EvalResult::skipped.
+  ErrorPolicy policy = ErrorPolicy::kStrict;
 };
 
 /// COCOeval(gt, loadRes(detections), type).evaluate(); accumulate();
 /// summarize(). Results never depend on `options.threads`.
 ///
-/// Throws InputError ("results[i]" in the location path) for a detection
+/// Throws InputError ("results[i]" in the location path; under
+/// EvalOptions::policy kSkip the record is left out and counted instead)
+/// for a detection
 /// whose image or category is not in the ground truth ("unknown_image",
 /// "unknown_category"), that lacks what the first detection decided
 /// ("missing_field": bbox or segmentation), a non-finite score ("bad_value")
 /// or a malformed mask ("bad_rle", "rle_sum", ...); for ground truth without
 /// the fields the evaluation reads ("missing_field": area, bbox; mask errors
-/// of annotation_rle). ConfigError for unusable params ("bad_params").
+/// of annotation_rle, checked for every evaluated annotation before the
+/// per-image step). ConfigError for unusable params ("bad_params").
 EvalResult evaluate(const io::CocoDataset& gt, const std::vector<Detection>& detections,
                     const EvalParams& params, const EvalOptions& options = {});
 

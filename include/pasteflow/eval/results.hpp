@@ -29,12 +29,24 @@ namespace pasteflow::eval {
 ///   'Results do not correspond to current coco set'), "unknown_category",
 ///   and the mask codes "bad_rle", "rle_sum", "odd_polygon", "short_polygon",
 ///   "polygon_range" (compressed strings are decoded once to check them).
+/// Also "bad_value" for a box of zero or negative width or height and for a
+/// non-finite number literal (NaN, Infinity, -Infinity, as Python's json
+/// writes them), "rle_size_mismatch" (an RLE "size" that is not its image's
+/// [height, width]).
 /// Unknown members are ignored (pycocotools keeps but never reads them).
-std::vector<Detection> load_results(const std::string& path, const io::CocoDataset& gt);
+///
+/// Bad results: under kStrict the first one throws; under kSkip (with
+/// `skipped` given) each is left out and counted in `skipped` by reason.
+/// A file that is not JSON always throws "malformed_json" with the byte
+/// offset of the problem (a truncated file: its end; a bad literal: the
+/// literal) and the index of the result it is in; results that were read
+/// from a malformed file carry their byte offset too.
+std::vector<Detection> load_results(const std::string& path, const io::CocoDataset& gt,
+                                    ErrorPolicy policy = ErrorPolicy::kStrict, SkipReport* skipped = nullptr);
 
 /// Same from memory; `name` stands for the file in messages.
-std::vector<Detection> parse_results(std::string_view json, const std::string& name,
-                                     const io::CocoDataset& gt);
+std::vector<Detection> parse_results(std::string_view json, const std::string& name, const io::CocoDataset& gt,
+                                     ErrorPolicy policy = ErrorPolicy::kStrict, SkipReport* skipped = nullptr);
 
 /// Writes detections as a COCO results JSON array (shortest round-trip
 /// doubles; masks as compressed RLE strings, polygons as lists).

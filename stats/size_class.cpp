@@ -58,10 +58,7 @@ AreaSource parse_area_source(const std::string& text) {
 namespace {
 
 Location where(const io::CocoDataset& dataset, const io::AnnotationRecord& ann) {
-  Location loc;
-  loc.file = dataset.source_path;
-  loc.record = "annotation id " + std::to_string(ann.id);
-  return loc;
+  return dataset.annotation_location(ann);
 }
 
 }  // namespace

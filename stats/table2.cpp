@@ -64,7 +64,13 @@ Table2 compute_table2(const io::CocoDataset& dataset, const Table2Options& optio
       ObjectAnchorStats os;
       os.ann_id = ann.id;
       os.annotation_index = a;
-      os.area = object_area(dataset, ann, options.size.source);
+      try {
+        os.area = object_area(dataset, ann, options.size.source);
+      } catch (const InputError& e) {
+        if (options.policy == ErrorPolicy::kStrict) throw;
+        t.skipped.add(e);
+        continue;
+      }
       os.size = classify_area(os.area, options.size);
       os.box = box;
       gt.push_back(box);
@@ -166,6 +172,10 @@ std::string table2_to_json(const Table2& table, const Table2Options& options, bo
   w.key("excluded").begin_object();
   w.field("crowd", table.crowd_excluded);
   w.field("degenerate_box", table.degenerate_excluded);
+  w.end_object();
+
+  w.key("skipped").begin_object();
+  for (const auto& [reason, n] : table.skipped.counts()) w.field(reason, n);
   w.end_object();
 
   if (details) {

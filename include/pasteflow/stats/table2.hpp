@@ -39,6 +39,10 @@ struct Table2Options {
   AnchorGeneratorConfig anchors = AnchorGeneratorConfig::mask_rcnn_fpn();
   MatcherConfig matcher;  ///< 0.7 / 0.3, allow_low_quality_matches
   bool exclude_crowd = true;
+  /// An object whose area cannot be determined (a segmentation that does
+  /// not rasterise, a missing field): kStrict throws, kSkip leaves it out
+  /// and counts it in Table2::skipped.
+  ErrorPolicy policy = ErrorPolicy::kStrict;
 };
 
 /// One object (a non-crowd annotation with a usable box).
@@ -92,6 +96,9 @@ struct Table2 {
   /// Non-crowd annotations left out because they have no bbox or a box with
   /// no positive width/height after resizing (torchvision cannot train on them).
   int64_t degenerate_excluded = 0;
+  /// Objects left out under ErrorPolicy::kSkip, by reason (the stats
+  /// command merges the loader's skipped records in before printing).
+  SkipReport skipped;
   std::vector<ImageAnchorStats> images;  ///< dataset image order
   std::vector<ObjectAnchorStats> objects;  ///< grouped by image, file order within
 
@@ -100,12 +107,12 @@ struct Table2 {
 };
 
 /// Computes Table 2 over every image of `dataset`. Throws InputError when an
-/// object's area cannot be determined (see object_area), ConfigError for bad
-/// options.
+/// object's area cannot be determined (see object_area) under kStrict (under
+/// kSkip the object is left out and counted), ConfigError for bad options.
 Table2 compute_table2(const io::CocoDataset& dataset, const Table2Options& options = {});
 
 /// JSON: {"definition": {...}, "table": {"small": {<Table2Row fields>}, ...},
-/// "counts": {...}, "excluded": {...}} plus, with `details`, "per_image" in the
+/// "counts": {...}, "excluded": {...}, "skipped": {reason: count}} plus, with `details`, "per_image" in the
 /// oracle's layout (image_id, scale, resized, num_anchors, objects with
 /// ann_id, size, matched_anchors, max_iou). `indent` 0 is compact.
 std::string table2_to_json(const Table2& table, const Table2Options& options, bool details, int indent = 2);

@@ -17,10 +17,8 @@ Instance InstanceBuilder::build(const io::AnnotationRecord& ann, uint32_t img_h,
   inst.area = ann.area;
   if (config_.use_masks && ann.seg_kind != io::SegmentationKind::kNone) {
     inst.mask = mask::annotation_rle(*dataset_, ann, img_h, img_w);
-    if (inst.mask.h != img_h || inst.mask.w != img_w) {
-      Location where;
-      where.file = dataset_->source_path;
-      where.record = "annotation id " + std::to_string(ann.id);
+    if (inst.mask.h != img_h || inst.mask.w != img_w) {  // the loader refuses these; datasets built in memory
+      const Location where = dataset_->annotation_location(ann, ".segmentation.size");
       throw InputError("rle_size_mismatch",
                        "RLE size " + std::to_string(inst.mask.h) + "x" + std::to_string(inst.mask.w) +
                            " differs from its image's " + std::to_string(img_h) + "x" + std::to_string(img_w),
@@ -30,9 +28,7 @@ Instance InstanceBuilder::build(const io::AnnotationRecord& ann, uint32_t img_h,
     if (!ann.has_bbox) inst.bbox = mask::bbox(inst.mask);
     if (!ann.has_area) inst.area = static_cast<double>(mask::area(inst.mask));
   } else if (!ann.has_bbox) {
-    Location where;
-    where.file = dataset_->source_path;
-    where.record = "annotation id " + std::to_string(ann.id);
+    const Location where = dataset_->annotation_location(ann);
     throw InputError("missing_field", "annotation has neither a usable segmentation nor a bbox", where);
   }
   return inst;

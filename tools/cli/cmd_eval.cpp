@@ -19,6 +19,7 @@ struct EvalArgs {
   std::string results;
   std::string type = "bbox";
   bool per_category = false;
+  std::string policy = "strict";
   RunOptions run;
 };
 
@@ -30,15 +31,23 @@ void run_eval(const EvalArgs& a) {
   eval::EvalParams params;
   params.iou_type = eval::parse_iou_type(a.type);
   auto t0 = std::chrono::steady_clock::now();
-  const io::CocoDataset gt = io::load_coco(a.gt);
-  const std::vector<eval::Detection> dets = eval::load_results(a.results, gt);
+  io::LoadOptions load;
+  load.policy = parse_error_policy(a.policy);
+  const io::CocoDataset gt = io::load_coco(a.gt, load);
+  SkipReport skipped = gt.skipped;  // ground truth, results, evaluation: one report
+  const std::vector<eval::Detection> dets = eval::load_results(a.results, gt, load.policy, &skipped);
   spdlog::info("loaded {} images, {} annotations and {} results in {:.2f}s", gt.images.size(), gt.annotations.size(),
                dets.size(), seconds_since(t0));
   eval::EvalOptions opts;
   opts.threads = a.run.threads;
+  opts.policy = load.policy;
   t0 = std::chrono::steady_clock::now();
   const eval::EvalResult r = eval::evaluate(gt, dets, params, opts);
   spdlog::info("evaluated ({}) in {:.2f}s", a.type, seconds_since(t0));
+  skipped.merge(r.skipped);
+  for (const auto& [reason, n] : skipped.counts()) {
+    spdlog::warn("skipped {} record(s): {} (first: {})", n, reason, skipped.first_messages().at(reason));
+  }
 
   if (a.run.json) {
     JsonWriter w(2);
@@ -48,6 +57,9 @@ void run_eval(const EvalArgs& a) {
     w.end_array();
     w.key("per_category_ap").begin_object();
     for (const auto& [cat, ap] : r.per_category_ap) w.field(std::to_string(cat), ap);
+    w.end_object();
+    w.key("skipped").begin_object();
+    for (const auto& [reason, n] : skipped.counts()) w.field(reason, n);
     w.end_object();
     w.end_object();
     print_stdout(w.str());
@@ -66,6 +78,11 @@ void run_eval(const EvalArgs& a) {
       text += line;
     }
   }
+  if (!skipped.empty()) {
+    text += "\nskipped " + std::to_string(skipped.total()) + " bad record(s) (--on-error skip):";
+    for (const auto& [reason, n] : skipped.counts()) text += " " + reason + " " + std::to_string(n);
+    text += "\n";
+  }
   if (!text.empty() && text.back() == '\n') text.pop_back();
   print_stdout(text);
 }
@@ -77,7 +94,8 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval",
       "COCO detection evaluation with pycocotools' COCOeval semantics (bbox or segm): prints the 12-line summary, "
-      "or with --json {\"stats\": [12 numbers], \"per_category_ap\": {\"<category id>\": AP, ...}}");
+      "or with --json {\"stats\": [12 numbers], \"per_category_ap\": {\"<category id>\": AP, ...}, \"skipped\": "
+      "{\"<reason>\": count, ...}}");
   cmd->add_option("--gt", args->gt, "ground-truth COCO instances JSON")->required()->check(CLI::ExistingFile);
   cmd->add_option("--results", args->results, "COCO results JSON (array of {image_id, category_id, score, bbox "
                                               "and/or segmentation})")
@@ -87,6 +105,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--threads", args->run.threads, "worker threads (0 = all cores); results never depend on it")
       ->check(CLI::Range(0, 1024));
   cmd->add_flag("--per-category", args->per_category, "also print each category's AP (without --json)");
+  cmd->add_option("--on-error", args->policy,
+                  "bad ground-truth records and results: 'strict' fails, 'skip' drops and counts them")
+      ->check(CLI::IsMember({"strict", "skip"}))
+      ->capture_default_str();
   add_json_option(cmd, args->run);
   cmd->callback([args] { run_eval(*args); });
 }

@@ -26,17 +26,17 @@ void run_stats(const StatsArgs& a) {
   io::LoadOptions load;
   load.policy = parse_error_policy(a.policy);
   const io::CocoDataset ds = io::load_coco(a.annotations, load);
-  if (!ds.skipped.empty()) {
-    for (const auto& [reason, n] : ds.skipped.counts()) {
-      spdlog::warn("skipped {} record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));
-    }
-  }
   stats::Table2Options opts;
+  opts.policy = load.policy;
   opts.size.small_max_area = a.small_max;
   opts.size.medium_max_area = a.medium_max;
   opts.size.source = stats::parse_area_source(a.area_source);
   opts.size.validate();
-  const stats::Table2 table = stats::compute_table2(ds, opts);
+  stats::Table2 table = stats::compute_table2(ds, opts);
+  table.skipped.merge(ds.skipped);
+  for (const auto& [reason, n] : table.skipped.counts()) {
+    spdlog::warn("skipped {} record(s): {} (first: {})", n, reason, table.skipped.first_messages().at(reason));
+  }
 
   if (!a.plot.empty()) {
     std::vector<double> areas;
@@ -52,7 +52,10 @@ void run_stats(const StatsArgs& a) {
   print_stdout(a.annotations + ": " + std::to_string(ds.images.size()) + " images, " +
                std::to_string(ds.annotations.size()) + " annotations, " + std::to_string(ds.categories.size()) +
                " categories; size by " + a.area_source + " (small < " + std::to_string(static_cast<long>(a.small_max)) +
-               " <= medium < " + std::to_string(static_cast<long>(a.medium_max)) + " <= large)\n");
+               " <= medium < " + std::to_string(static_cast<long>(a.medium_max)) + " <= large)" +
+               (table.skipped.empty() ? std::string()
+                                      : "; " + std::to_string(table.skipped.total()) + " bad record(s) skipped") +
+               "\n");
   print_stdout(stats::table2_to_markdown(table));
 }
 

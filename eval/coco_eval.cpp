@@ -346,8 +346,8 @@ void build_gt_masks(Plan& plan, ErrorPolicy policy, SkipReport& skipped) {
       const auto [ann, image] = work[j];
       const io::ImageRecord& im = gt.images[image];
       try {
-        plan.gt_masks[ann] = mask::annotation_rle(gt, gt.annotations[ann], static_cast<uint32_t>(std::max(im.height, 0)),
-                                                  static_cast<uint32_t>(std::max(im.width, 0)));
+        plan.gt_masks[ann] = mask::annotation_rle(gt, gt.annotations[ann], static_cast<uint32_t>(im.height),
+                                                  static_cast<uint32_t>(im.width));
       } catch (const InputError& e) {
         errors[ann] = std::make_unique<InputError>(e);
       }

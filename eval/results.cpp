@@ -63,7 +63,9 @@ class ResultsReader {
     ws();
     if (p == end) malformed("the file is empty", p, "");
     if (*p != '[') {
-      if (*p == '{') throw InputError("not_an_array", "a results file is a JSON array of result objects", file_location(name_));
+      if (*p == '{') {
+        throw InputError("not_an_array", "a results file is a JSON array of result objects", file_location(name_));
+      }
       malformed(std::string("expected '[', got '") + *p + "'", p, "");
     }
     ++p;
@@ -320,7 +322,8 @@ class ResultsReader {
     // As for the ground truth: a mask of another size than its image would
     // silently never match (rleIou gives -1).
     const int64_t gi = gt_.image_index(det.image_id);
-    if (gi >= 0 && (static_cast<int64_t>(h) != gt_.images[gi].height || static_cast<int64_t>(w) != gt_.images[gi].width)) {
+    if (gi >= 0 &&
+        (static_cast<int64_t>(h) != gt_.images[gi].height || static_cast<int64_t>(w) != gt_.images[gi].width)) {
       fail("rle_size_mismatch",
            "RLE size [" + std::to_string(h) + ", " + std::to_string(w) + "] is not its image's [height, width] = [" +
                std::to_string(gt_.images[gi].height) + ", " + std::to_string(gt_.images[gi].width) + "]",
@@ -393,6 +396,12 @@ class ResultsReader {
         size_t j = 0;
         for (dom::element c : bb) {
           box[j] = number(c, i, "bbox[" + std::to_string(j) + "]");
+          if (std::fabs(box[j]) > io::kMaxCoordinate) {  // as the ground truth's: w * h must stay finite
+            fail("bad_value",
+                 "'bbox[" + std::to_string(j) + "]' is " + short_number(box[j]) + ", beyond +-" +
+                     short_number(io::kMaxCoordinate),
+                 i, "bbox");
+          }
           ++j;
         }
         if (!(box[2] > 0) || !(box[3] > 0)) {

@@ -1084,6 +1084,13 @@ void Reader::stream_array(size_t& pos) {
       st = St::kSepOrEnd;
     }
     if (!ranges_.empty()) {
+      // Record indices are 32-bit (image_annotations, the id tables).
+      if (ranges_.size() >= std::numeric_limits<uint32_t>::max() - index) {
+        throw InputError("too_many_records",
+                         std::string("more than 2^32-2 records in '") + kArrayName[static_cast<int>(kind_)] + "'",
+                         Location{name_, kArrayName[static_cast<int>(kind_)], static_cast<int64_t>(array_start), "",
+                                  ""});
+      }
       batch_first_ = index;
       parse_batch();
       index += static_cast<uint32_t>(ranges_.size());

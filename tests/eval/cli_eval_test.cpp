@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <sys/wait.h>
@@ -96,6 +97,120 @@ TEST(CliEvalErrors, BadResultsFileFailsWithFileAndIndex) {
   EXPECT_NE(r.out.find("[1].image_id"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("123456789"), std::string::npos) << r.out;
   fs::remove_all(dir);
+}
+
+// ------------------------------------------------------------ issue 10
+
+/// A temporary directory with a tiny ground truth (one 100x100 image, one
+/// box object) and the files a test writes.
+class EvalCliRegression : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pasteflow_cli_eval_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  /// `eval ARGS --on-error skip --json` finishes with AP 1 (the exact
+  /// detection on the one object left) and these skip counts.
+  void expect_skipped(const std::string& args, const std::map<std::string, int64_t>& expected) {
+    const CliRun r = run("eval " + args + " --on-error skip --json");
+    ASSERT_EQ(r.status, 0) << r.out;
+    simdjson::dom::parser parser;
+    const simdjson::dom::element doc = parser.parse(r.out);
+    EXPECT_NEAR(double(doc["stats"].at(0)), 1.0, 1e-12);
+    simdjson::dom::object per_category;
+    EXPECT_EQ(doc["per_category_ap"].get(per_category), simdjson::SUCCESS);  // existing keys stay
+    EXPECT_EQ(simdjson::dom::object(doc["skipped"]).size(), expected.size()) << r.out;
+    for (const auto& [reason, n] : expected) EXPECT_EQ(int64_t(doc["skipped"][reason]), n) << reason;
+  }
+  std::string gt(const std::string& image, const std::string& more_annotations = "") {
+    return write("gt.json", R"({"images":[)" + image + R"(],"categories":[{"id":1,"name":"thing"}],"annotations":[)"
+                                R"({"id":1,"image_id":1,"category_id":1,"area":400,"bbox":[10,10,20,20],)"
+                                R"("segmentation":[[10,10,30,10,30,30,10,30]]})" +
+                                more_annotations + "]}");
+  }
+  fs::path dir_;
+};
+
+const char* const kImage100 = R"({"id":1,"width":100,"height":100,"file_name":"a.jpg"})";
+const char* const kExact = R"({"image_id":1,"category_id":1,"bbox":[10,10,20,20],"score":0.9})";
+
+TEST_F(EvalCliRegression, ZeroWidthImageFailsInsteadOfAWrongAp) {
+  // width 0 used to evaluate (segm masks of [100, 0]) to AP 0.298, exit 0.
+  const std::string g = gt(R"({"id":1,"width":0,"height":100,"file_name":"a.jpg"})");
+  const std::string res = write("res.json", std::string("[") + kExact + "]");
+  const CliRun r = run("eval --gt " + g + " --results " + res + " --type segm --json", true);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("gt.json:byte "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("images[0].width"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\"stats\""), std::string::npos) << r.out;
+  // The same file with a valid width: AP 1.
+  const std::string ok = gt(kImage100);
+  const CliRun good = run("eval --gt " + ok + " --results " + res + " --type bbox --json");
+  ASSERT_EQ(good.status, 0) << good.out;
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = parser.parse(good.out);
+  EXPECT_NEAR(double(doc["stats"].at(0)), 1.0, 1e-12);
+  EXPECT_EQ(simdjson::dom::object(doc["skipped"]).size(), 0u);
+}
+
+TEST_F(EvalCliRegression, NanResultStrictNamesOffsetSkipCountsIt) {
+  const std::string g = gt(kImage100);
+  const std::string text = std::string("[") + kExact +
+                           R"(,{"image_id":1,"category_id":1,"bbox":[1,1,5,5],"score":NaN})" +
+                           R"(,{"image_id":9,"category_id":1,"bbox":[1,1,5,5],"score":0.1})" +
+                           R"(,{"image_id":1,"category_id":1,"bbox":[1,1,5],"score":0.1}])";
+  const std::string res = write("res.json", text);
+  const CliRun strict = run("eval --gt " + g + " --results " + res, true);
+  EXPECT_EQ(strict.status, 1) << strict.out;
+  EXPECT_NE(strict.out.find("res.json:byte " + std::to_string(text.find("NaN"))), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("[1].score"), std::string::npos) << strict.out;
+  EXPECT_EQ(strict.out.find("improper structure"), std::string::npos) << strict.out;
+
+  expect_skipped("--gt " + g + " --results " + res, {{"bad_value", 2}, {"unknown_image", 1}});
+
+  const CliRun text_out = run("eval --gt " + g + " --results " + res + " --on-error skip");
+  ASSERT_EQ(text_out.status, 0) << text_out.out;
+  EXPECT_NE(text_out.out.find("skipped 3 bad record(s) (--on-error skip): bad_value 2 unknown_image 1"),
+            std::string::npos)
+      << text_out.out;
+}
+
+TEST_F(EvalCliRegression, TruncatedResultsNameTheirEnd) {
+  const std::string g = gt(kImage100);
+  const std::string text = std::string("[") + kExact + R"(,{"image_id":1,"cat)";
+  const std::string res = write("res.json", text);
+  for (const char* policy : {"strict", "skip"}) {
+    const CliRun r = run("eval --gt " + g + " --results " + res + " --on-error " + policy, true);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("res.json:byte " + std::to_string(text.size())), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(EvalCliRegression, GroundTruthPolygon1e308AndEmptyListSkippedInSegm) {
+  const std::string g = gt(kImage100, R"(,{"id":2,"image_id":1,"category_id":1,"area":4,"bbox":[50,50,2,2],)"
+                                      R"("segmentation":[[50,50,1e308,50,52,52]]})"
+                                      R"(,{"id":3,"image_id":1,"category_id":1,"area":4,"bbox":[60,60,2,2],)"
+                                      R"("segmentation":[]})");
+  const std::string res = write(
+      "res.json", R"([{"image_id":1,"category_id":1,"score":0.9,"segmentation":[[10,10,30,10,30,30,10,30]]}])");
+  const CliRun strict = run("eval --gt " + g + " --results " + res + " --type segm", true);
+  EXPECT_EQ(strict.status, 1) << strict.out;
+  EXPECT_NE(strict.out.find("annotations[1].segmentation[0][2]"), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("annotation id 2"), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("1e+308"), std::string::npos) << strict.out;
+  EXPECT_LT(strict.out.size(), 400u) << strict.out;
+
+  expect_skipped("--gt " + g + " --results " + res + " --type segm",
+                 {{"polygon_range", 1}, {"empty_segmentation", 1}});
 }
 
 }  // namespace

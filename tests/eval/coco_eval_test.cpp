@@ -615,6 +615,15 @@ TEST(EvalResultsRegression, ZeroOrNegativeBoxSizeIsRefused) {
   }
 }
 
+TEST(EvalResultsRegression, HugeBoxNumbersAreRefused) {
+  // Finite in JSON, but w * h overflows: IoU inf / inf = NaN.
+  const InputError e = results_error(R"([{"image_id":1,"category_id":1,"score":1,"bbox":[0,0,1e308,1e308]}])");
+  EXPECT_EQ(e.reason(), "bad_value") << e.what();
+  EXPECT_EQ(e.where().path, "[0].bbox") << e.what();
+  EXPECT_NE(std::string(e.what()).find("1e+308"), std::string::npos) << e.what();
+  EXPECT_LT(std::string(e.what()).size(), 200u) << e.what();
+}
+
 TEST(EvalResultsRegression, RleSizeDisagreeingWithItsImageIsRefused) {
   // The image is 100 x 100; an RLE of 50 x 200 would never match (IoU -1).
   const InputError e =

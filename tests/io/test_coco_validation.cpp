@@ -177,8 +177,8 @@ TEST(CocoValidation, BadValues) {
   expect_problem(doc(ann(3, R"(,"bbox":[0,0,-2,3])")), "bad_value", "annotations[0].bbox", "annotation id 3");
   expect_problem(doc(ann(3, R"(,"bbox":[0,0,2])")), "bad_value", "annotations[0].bbox", "annotation id 3");
   expect_problem(doc(ann(3, R"(,"iscrowd":2)")), "bad_value", "annotations[0].iscrowd", "annotation id 3");
-  expect_problem(doc(ann(1), R"({"id":1,"width":-10,"height":10,"file_name":"a"})"), "bad_image_size", "images[0].width",
-                 "image id 1");
+  expect_problem(doc(ann(1), R"({"id":1,"width":-10,"height":10,"file_name":"a"})"), "bad_image_size",
+                 "images[0].width", "image id 1");
   expect_problem(doc(ann(1), R"({"id":1,"width":10,"height":1e3,"file_name":"a"})"), "wrong_type",
                  "images[0].height", "image id 1");
 }

@@ -29,7 +29,8 @@ namespace pasteflow::eval {
 ///   'Results do not correspond to current coco set'), "unknown_category",
 ///   and the mask codes "bad_rle", "rle_sum", "odd_polygon", "short_polygon",
 ///   "polygon_range" (compressed strings are decoded once to check them).
-/// Also "bad_value" for a box of zero or negative width or height and for a
+/// Also "bad_value" for a box of zero or negative width or height or with a
+/// number beyond +-io::kMaxCoordinate, and for a
 /// non-finite number literal (NaN, Infinity, -Infinity, as Python's json
 /// writes them), "rle_size_mismatch" (an RLE "size" that is not its image's
 /// [height, width]).

@@ -255,7 +255,8 @@ class CocoDataset {
 /// or height not a positive 32-bit integer), "pixel_limit" (width * height
 /// above LoadOptions::max_pixels), "rle_size_mismatch" (an RLE "size" that
 /// is not its image's [height, width]), "image_skipped" (under kSkip: an
-/// annotation of an image that was dropped).
+/// annotation of an image that was dropped), "too_many_records" (an array of
+/// 2^32-1 records or more: indices are 32-bit).
 CocoDataset load_coco(const std::string& path, const LoadOptions& options = {});
 
 /// Parses COCO JSON from memory (`name` is used in error messages).

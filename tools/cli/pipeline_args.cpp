@@ -62,6 +62,7 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
   load.policy = parse_error_policy(config.loader.on_error);
   load.keep_extra_fields = true;
   load.image_root = args.images;
+  load.max_pixels = config.decode.max_pixels;  // the loader refuses image records decode would refuse
   io::CocoDataset ds = io::load_coco(args.annotations, load);
   for (const auto& [reason, n] : ds.skipped.counts()) {
     spdlog::warn("skipped {} annotation record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));

@@ -149,7 +149,8 @@ void add_augment_command(CLI::App& app) {
       "augment",
       "Offline copy-paste augmentation (the paper's mode): runs every image's copies through the pipeline once and "
       "writes OUT/images/ and OUT/annotations.json (COCO; pasted objects as compressed RLE with pasted: true and "
-      "source_id). Originals keep their id and file name; other copies get new ids and <stem>_pf<k> names");
+      "source_id). Originals keep their id and file name (made relative below OUT/images); other copies get new ids "
+      "and <stem>_pf<k> names. The output is staged in OUT and appears only when the run completes");
   add_pipeline_options(cmd, args->pipe);
   cmd->add_option("--out,-o", args->out, "output directory (images/ and annotations.json)")->required();
   cmd->add_option("--copies", args->copies, "repeat the materialised list this many times (each with new pastes)")

@@ -188,9 +188,15 @@ DatasetWriter::DatasetWriter(const std::string& out_dir, WriterOptions options)
     std::error_code ec;
     const fs::file_status st = fs::status(out_, ec);
     if (!fs::exists(st)) {
+      // The topmost directory this run creates, removed again by abort().
+      fs::path top = fs::path(out_).lexically_normal();
+      if (!top.has_filename()) top = top.parent_path();
+      for (fs::path p = top.parent_path(); !p.empty() && p != p.root_path() && !fs::exists(p, ec); p = p.parent_path()) {
+        top = p;
+      }
       fs::create_directories(out_, ec);
       if (ec) throw io_error("cannot create the output directory", out_, ec);
-      created_out_ = true;
+      created_top_ = top.string();
     } else if (!fs::is_directory(st)) {
       throw Error("io_error", "the output is not a directory", at_file(out_));
     }
@@ -410,7 +416,12 @@ void DatasetWriter::abort() noexcept {
   done_ = true;
   std::error_code ec;
   if (!staging_.empty()) fs::remove_all(staging_, ec);
-  if (created_out_) fs::remove(out_, ec);  // only when empty
+  if (created_top_.empty()) return;
+  // The directories this writer created, from OUT up, each only when empty.
+  const fs::path top(created_top_);
+  fs::path p = fs::path(out_).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  while (fs::remove(p, ec) && p != top && p != p.parent_path()) p = p.parent_path();
 }
 
 }  // namespace pasteflow::dataset

@@ -168,6 +168,10 @@ TEST(DatasetWriter, UncommittedRunRemovesOnlyWhatItCreated) {
     w.write_image("a.jpg", "x", 1);
   }
   EXPECT_FALSE(fs::exists(dir / "fresh"));
+  {  // nor do the parents it created
+    DatasetWriter w((dir / "new/deeper/out/").string(), {});
+  }
+  EXPECT_EQ(tree(dir.path), std::set<std::string>{});
   write_text(dir / "kept/user.txt", "mine");
   {
     DatasetWriter w((dir / "kept").string(), {});

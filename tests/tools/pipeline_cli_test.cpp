@@ -545,17 +545,19 @@ int signal_running_augment(const TempDir& dir, const std::string& out, int signa
   return status;
 }
 
-TEST(AugmentRegression, SigintStopsCleansUpAndExits130) {
+TEST(AugmentRegression, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {
   TempDir dir("sigint");
   std::map<std::string, std::string> sources;
   for (const auto& e : fs::directory_iterator(kPaste + "/images")) sources[e.path().string()] = read_file(e.path());
-  const std::string out = dir.str() + "/out";
-  const int status = signal_running_augment(dir, out, SIGINT);
-  const std::string log = read_file(dir.str() + "/long.log");
-  ASSERT_TRUE(WIFEXITED(status)) << log;
-  EXPECT_EQ(WEXITSTATUS(status), 130) << log;
-  EXPECT_NE(log.find("interrupted"), std::string::npos) << log;
-  EXPECT_FALSE(fs::exists(out)) << "OUT was created by the run: no annotations.json, no staging directory, nothing";
+  for (const int signal : {SIGINT, SIGTERM}) {
+    const std::string out = dir.str() + "/out";
+    const int status = signal_running_augment(dir, out, signal);
+    const std::string log = read_file(dir.str() + "/long.log");
+    ASSERT_TRUE(WIFEXITED(status)) << log;
+    EXPECT_EQ(WEXITSTATUS(status), 128 + signal) << log;
+    EXPECT_NE(log.find("interrupted"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(out)) << "OUT was created by the run: no annotations.json, no staging directory, nothing";
+  }
   for (const auto& [path, bytes] : sources) EXPECT_EQ(read_file(path), bytes) << path;
 }
 

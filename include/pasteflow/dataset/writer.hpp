@@ -17,8 +17,8 @@
 //    annotations.json appear together (the manifest marks the short window
 //    between the two renames as "publishing"), or not at all.
 //  - Cleanup: abort() (or the destructor of an uncommitted writer) removes
-//    the staging directory and OUT itself if this writer created it and it is
-//    empty, nothing else. Opening OUT removes the staging directories of
+//    the staging directory and the directories of OUT's path that this
+//    writer created, when empty; nothing else. Opening OUT removes the staging directories of
 //    killed runs: a marker naming this host and a process that is gone.
 //  - Replacing: an existing OUT/images or OUT/annotations.json is replaced
 //    only with `overwrite` and only when a previous run's manifest lists it
@@ -107,8 +107,8 @@ class DatasetWriter {
   /// published.
   uint64_t commit(const io::CocoDataset& coco);
 
-  /// Removes what this run created (the staging directory; OUT when this
-  /// writer created it and it is empty). Idempotent; never throws.
+  /// Removes what this run created (the staging directory; the directories
+  /// of OUT's path this writer created, when empty). Idempotent; never throws.
   void abort() noexcept;
 
  private:
@@ -120,7 +120,7 @@ class DatasetWriter {
   WriterOptions options_;
   OpenReport opened_;
   std::string staging_;
-  bool created_out_ = false;
+  std::string created_top_;  ///< the topmost directory of OUT's path this writer created, "" when none
   bool done_ = false;
   std::set<std::string> taken_;
   std::set<std::string> created_dirs_;

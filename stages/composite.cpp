@@ -54,7 +54,8 @@ int64_t pasted_annotation_id(const CompositeConfig& config, uint64_t seq, uint32
                                          std::to_string(config.ids_per_sample));
   const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   const uint64_t base = static_cast<uint64_t>(config.id_base) + 1;
-  if (seq > (limit - base - paste_index) / config.ids_per_sample)
+  // base can exceed limit (id_base = INT64_MAX): compare before subtracting.
+  if (base > limit || paste_index > limit - base || seq > (limit - base - paste_index) / config.ids_per_sample)
     throw Error("paste_id_overflow", "annotation id of sample seq " + std::to_string(seq) + " overflows int64");
   return static_cast<int64_t>(base + seq * config.ids_per_sample + paste_index);
 }

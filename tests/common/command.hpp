@@ -29,6 +29,18 @@ inline CommandResult run_command(const std::string& command, bool keep_stderr = 
   return r;
 }
 
+/// Starts `command` through the shell without waiting (for tests that
+/// signal a running program); `exec` it in `command` to signal the program
+/// itself rather than the shell. Returns the pid (waitpid() it), -1 on failure.
+inline pid_t spawn_command(const std::string& command) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 /// The Python that has Debian's torch and torchvision (the `python3` on a
 /// developer's PATH may be another one).
 inline const char* python() { return "/usr/bin/python3"; }

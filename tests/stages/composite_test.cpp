@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "paste_fixture.hpp"
 #include "pasteflow/stages/transform.hpp"
 
@@ -159,6 +161,18 @@ TEST(Composite, IdScheme) {
     EXPECT_EQ(e.reason(), "paste_id_overflow");
   }
   EXPECT_THROW(pasted_annotation_id(c, uint64_t{1} << 60, 0), Error);
+}
+
+// id_base = INT64_MAX made base - limit wrap around: the check passed and
+// the id came out negative.
+TEST(CompositeRegression, IdBaseAtInt64MaxIsRefusedNotNegative) {
+  CompositeConfig c;
+  c.id_base = std::numeric_limits<int64_t>::max();
+  EXPECT_THROW(pasted_annotation_id(c, 0, 0), Error);
+  c.id_base = std::numeric_limits<int64_t>::max() - 10;
+  EXPECT_EQ(pasted_annotation_id(c, 0, 9), std::numeric_limits<int64_t>::max());
+  EXPECT_THROW(pasted_annotation_id(c, 0, 10), Error);
+  EXPECT_THROW(pasted_annotation_id(c, 1, 0), Error);
 }
 
 TEST(Composite, BoxSourceKeepsBoxesOnlyFlag) {

@@ -2,17 +2,22 @@
 // program is run on the bundled sample (data/sample) and its outputs are
 // reloaded and checked with the library (io::load_coco, the mask codec).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -320,11 +325,18 @@ TEST(CliAugment, FailedRunLeavesNothingHalfWritten) {
 
 TEST(CliAugment, RefusesToReplaceAnExistingOutputUnlessAsked) {
   TempDir dir("exists");
+  // An annotations.json pasteflow did not write is never replaced.
+  const std::string theirs = dir.str() + "/theirs";
+  fs::create_directories(theirs);
+  { std::ofstream(theirs + "/annotations.json") << "keep me"; }
+  EXPECT_NE(run(augment_args("baseline.yaml", theirs)).status, 0);
+  EXPECT_NE(run(augment_args("baseline.yaml", theirs, "--overwrite")).status, 0);
+  EXPECT_EQ(read_file(theirs + "/annotations.json"), "keep me");
+  EXPECT_EQ(files_in(theirs), 1u);
+  // A previous run's output: replaced with --overwrite only.
   const std::string out = dir.str() + "/out";
-  fs::create_directories(out);
-  { std::ofstream(out + "/annotations.json") << "keep me"; }
+  ASSERT_EQ(run(augment_args("baseline.yaml", out)).status, 0);
   EXPECT_NE(run(augment_args("baseline.yaml", out)).status, 0);
-  EXPECT_EQ(read_file(out + "/annotations.json"), "keep me");
   EXPECT_EQ(run(augment_args("baseline.yaml", out, "--overwrite")).status, 0);
   EXPECT_EQ(load(out + "/annotations.json").images.size(), 16u);
 }
@@ -368,6 +380,246 @@ TEST(CliAugment, TrainingConfigGivesItsPipelineSection) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("pipeline.augment.copiez"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(dir.path / "d"));
+}
+
+// ------------------------------------------------------------------ augment: users' files
+
+/// The two real images of tests/data/paste, as a dataset to edit.
+const std::string kPaste = std::string(PASTEFLOW_TEST_DATA) + "/paste";
+
+CocoDataset paste_dataset() { return load(kPaste + "/annotations.json"); }
+
+std::string paste_file(size_t i) {
+  const CocoDataset ds = paste_dataset();
+  return kPaste + "/images/" + std::string(ds.file_name(ds.images[i]));
+}
+
+/// Writes `ds` and returns the augment arguments reading it from `images`.
+std::string edited_args(const TempDir& dir, const CocoDataset& ds, const std::string& images, const std::string& out,
+                        const std::string& config = "baseline.yaml", const std::string& more = "") {
+  const std::string json = dir.str() + "/in.json";
+  pasteflow::io::write_coco(ds, json);
+  return "augment -c " + kConfigs + config + " -a " + json + " -i " + images + " -o " + out + " " + more;
+}
+
+/// Every path below `dir` (relative), except those below `except`.
+std::set<std::string> paths_below(const fs::path& dir, const fs::path& except = {}) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!except.empty() && e.path().string().rfind(except.string(), 0) == 0) continue;
+    out.insert(e.path().lexically_relative(dir).generic_string());
+  }
+  return out;
+}
+
+/// Every image annotations.json names exists and OUT/images holds nothing else.
+void expect_consistent(const std::string& out) {
+  const CocoDataset ds = load(out + "/annotations.json");
+  std::set<std::string> named;
+  for (const auto& im : ds.images) named.insert(std::string(ds.file_name(im)));
+  std::set<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(out + "/images")) {
+    if (e.is_regular_file()) files.insert(e.path().lexically_relative(out + "/images").generic_string());
+  }
+  EXPECT_EQ(files, named);
+}
+
+TEST(AugmentRegression, AbsoluteFileNameDoesNotOverwriteSource) {
+  TempDir dir("absolute");
+  const fs::path src = dir.path / "src";
+  fs::create_directories(src);
+  fs::copy_file(paste_file(0), src / "photo.jpg");
+  const std::string bytes = read_file(src / "photo.jpg");
+  CocoDataset ds = paste_dataset();
+  ds.images[0].file_name = ds.add_string((src / "photo.jpg").string());
+  const std::string second(ds.file_name(ds.images[1]));
+  ds.images[1].file_name = ds.add_string("missing.jpg");
+  const std::string out = dir.str() + "/out";
+  // The run fails on the missing image; the source folder stays as it was.
+  EXPECT_NE(run(edited_args(dir, ds, kPaste + "/images", out)).status, 0);
+  EXPECT_EQ(paths_below(src), std::set<std::string>{"photo.jpg"});
+  EXPECT_EQ(read_file(src / "photo.jpg"), bytes);
+  EXPECT_FALSE(fs::exists(out));
+
+  // With the second image there, the copy lands inside OUT/images under the
+  // name the output's file_name says.
+  ds.images[1].file_name = ds.add_string(second);
+  ASSERT_EQ(run(edited_args(dir, ds, kPaste + "/images", out)).status, 0);
+  EXPECT_EQ(read_file(src / "photo.jpg"), bytes);
+  const CocoDataset got = load(out + "/annotations.json");
+  const std::string name(got.file_name(got.images[static_cast<size_t>(got.image_index(ds.images[0].id))]));
+  EXPECT_EQ(name, (src / "photo.jpg").relative_path().generic_string());
+  EXPECT_EQ(read_file(out + "/images/" + name), bytes);
+  expect_consistent(out);
+}
+
+TEST(AugmentRegression, DotDotFileNameStaysInsideOutImages) {
+  TempDir dir("dotdot");
+  const fs::path root = dir.path / "src/a/b";
+  fs::create_directories(root);
+  fs::copy_file(paste_file(0), dir.path / "src/x.jpg");
+  fs::copy_file(paste_file(1), root / "y.jpg");
+  CocoDataset ds = paste_dataset();
+  ds.images[0].file_name = ds.add_string("../../x.jpg");
+  ds.images[1].file_name = ds.add_string("y.jpg");
+  const std::string out = dir.str() + "/work/out";
+  fs::create_directories(dir.path / "work");
+  const std::string args = edited_args(dir, ds, root.string(), out);
+  const std::set<std::string> before = paths_below(dir.path);
+  ASSERT_EQ(run(args).status, 0);
+  // Nothing appeared outside OUT (OUT/images/../../x.jpg is work/x.jpg).
+  EXPECT_EQ(paths_below(dir.path, out), before);
+  const CocoDataset got = load(out + "/annotations.json");
+  EXPECT_EQ(got.file_name(got.images[static_cast<size_t>(got.image_index(ds.images[0].id))]), "x.jpg");
+  EXPECT_EQ(read_file(out + "/images/x.jpg"), read_file(dir.path / "src/x.jpg"));
+  expect_consistent(out);
+}
+
+TEST(AugmentRegression, FileNamesThatCollideAfterSanitisingStayDistinct) {
+  TempDir dir("collide");
+  const fs::path root = dir.path / "src/r";
+  fs::create_directories(root);
+  fs::copy_file(paste_file(0), dir.path / "src/a.jpg");  // ../a.jpg
+  fs::copy_file(paste_file(1), root / "a.jpg");           // a.jpg
+  CocoDataset ds = paste_dataset();
+  ds.images[0].file_name = ds.add_string("../a.jpg");
+  ds.images[1].file_name = ds.add_string("a.jpg");
+  const std::string out = dir.str() + "/out";
+  ASSERT_EQ(run(edited_args(dir, ds, root.string(), out)).status, 0);
+  const CocoDataset got = load(out + "/annotations.json");
+  auto name_of = [&](int64_t id) { return std::string(got.file_name(got.images[static_cast<size_t>(got.image_index(id))])); };
+  // The clean name keeps its file; the changed one gets the first free suffix.
+  EXPECT_EQ(name_of(ds.images[1].id), "a.jpg");
+  EXPECT_EQ(name_of(ds.images[0].id), "a_1.jpg");
+  EXPECT_EQ(read_file(out + "/images/a.jpg"), read_file(root / "a.jpg"));
+  EXPECT_EQ(read_file(out + "/images/a_1.jpg"), read_file(dir.path / "src/a.jpg"));
+  expect_consistent(out);
+}
+
+TEST(AugmentRegression, IdsNearInt64MaxAreRefusedNotNegative) {
+  TempDir dir("ids");
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  for (const bool image : {true, false}) {
+    CocoDataset ds = paste_dataset();
+    if (image) {  // the image with small objects (it gets an augmented copy)
+      for (auto& a : ds.annotations) a.image_id = a.image_id == ds.images[1].id ? max : a.image_id;
+      ds.images[1].id = max;
+    } else {
+      ds.annotations[0].id = max;
+    }
+    const std::string out = dir.str() + "/out";
+    const auto r = pasteflow::testing::run_command(kBin + " " +
+                                                   edited_args(dir, ds, kPaste + "/images", out, "original_aug.yaml"));
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find(dir.str() + "/in.json"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(std::string(image ? "image" : "annotation") + " id 9223372036854775807"),
+              std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("ids must stay <= 9223372036854775807"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+/// Starts augment on the two paste images, many copies (a minute or more of
+/// work), waits until it has written an image into its staging directory,
+/// sends it `signal` and returns its wait status (its stderr: long.log).
+int signal_running_augment(const TempDir& dir, const std::string& out, int signal) {
+  const pid_t pid = pasteflow::testing::spawn_command(
+      "exec " + kBin + " augment -c " + kConfigs + "original_aug.yaml -a " + kPaste + "/annotations.json -i " + kPaste +
+      "/images -o " + out + " --copies 1000 --threads 1 >/dev/null 2>" + dir.str() + "/long.log");
+  auto started = [&] {
+    if (!fs::exists(out)) return false;
+    for (const auto& e : fs::directory_iterator(out)) {
+      const bool staging = e.path().filename().string().rfind(".pasteflow-staging-", 0) == 0;
+      if (staging && files_in(e.path() / "images") > 0) return true;
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (pid > 0 && !started() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (pid <= 0) return -1;
+  kill(pid, signal);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+TEST(AugmentRegression, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {
+  TempDir dir("sigint");
+  std::map<std::string, std::string> sources;
+  for (const auto& e : fs::directory_iterator(kPaste + "/images")) sources[e.path().string()] = read_file(e.path());
+  for (const int signal : {SIGINT, SIGTERM}) {
+    const std::string out = dir.str() + "/out";
+    const int status = signal_running_augment(dir, out, signal);
+    const std::string log = read_file(dir.str() + "/long.log");
+    ASSERT_TRUE(WIFEXITED(status)) << log;
+    EXPECT_EQ(WEXITSTATUS(status), 128 + signal) << log;
+    EXPECT_NE(log.find("interrupted"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(out)) << "OUT was created by the run: no annotations.json, no staging directory, nothing";
+  }
+  for (const auto& [path, bytes] : sources) EXPECT_EQ(read_file(path), bytes) << path;
+}
+
+TEST(AugmentRegression, RerunAfterAKilledRunLeavesNoOrphans) {
+  TempDir dir("killed");
+  const std::string out = dir.str() + "/out";
+  const int status = signal_running_augment(dir, out, SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto staging_dirs = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(out)) n += e.path().filename().string().rfind(".pasteflow-staging-", 0) == 0;
+    return n;
+  };
+  ASSERT_EQ(staging_dirs(), 1u) << "SIGKILL leaves the staging directory behind";
+  { std::ofstream(out + "/notes.txt") << "mine"; }
+
+  // The rerun removes the killed run's staging directory, says so, and
+  // publishes a consistent output.
+  const auto r = pasteflow::testing::run_command(kBin + " augment -c " + kConfigs + "original_aug.yaml -a " + kPaste +
+                                                 "/annotations.json -i " + kPaste + "/images -o " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("left by an interrupted pasteflow run"), std::string::npos) << r.output;
+  EXPECT_EQ(staging_dirs(), 0u);
+  EXPECT_EQ(read_file(out + "/notes.txt"), "mine");
+  expect_consistent(out);
+
+  // Killed while publishing: images/ in place, annotations.json not yet,
+  // the manifest still "publishing". Refused without --overwrite, replaced with it.
+  fs::remove(out + "/annotations.json");
+  std::string manifest = read_file(out + "/.pasteflow-manifest.json");
+  manifest.replace(manifest.find("\"complete\""), 10, "\"publishing\"");
+  { std::ofstream(out + "/.pasteflow-manifest.json") << manifest; }
+  const std::string again = "augment -c " + kConfigs + "original_aug.yaml -a " + kPaste + "/annotations.json -i " +
+                            kPaste + "/images -o " + out;
+  const auto refused = pasteflow::testing::run_command(kBin + " " + again);
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("half-published"), std::string::npos) << refused.output;
+  ASSERT_EQ(run(again + " --overwrite").status, 0);
+  expect_consistent(out);
+  EXPECT_EQ(read_file(out + "/notes.txt"), "mine");
+}
+
+TEST(AugmentRegression, OverwriteReplacesOnlyWhatPasteflowPublished) {
+  TempDir dir("overwrite");
+  const std::string out = dir.str() + "/out";
+  const std::string args = "augment -c " + kConfigs + "original_aug.yaml -a " + kPaste + "/annotations.json -i " +
+                           kPaste + "/images -o " + out;
+  ASSERT_EQ(run(args).status, 0);
+  { std::ofstream(out + "/notes.txt") << "mine"; }
+  EXPECT_NE(run(args).status, 0) << "a rerun without --overwrite is refused";
+  ASSERT_EQ(run(args + " --overwrite --seed 9").status, 0);
+  EXPECT_EQ(read_file(out + "/notes.txt"), "mine");
+  expect_consistent(out);
+  // A file of the user's inside OUT/images: the output is no longer only
+  // pasteflow's, so it is neither replaced nor mixed into.
+  { std::ofstream(out + "/images/mine.jpg") << "precious"; }
+  const std::string ann = read_file(out + "/annotations.json");
+  const auto r = pasteflow::testing::run_command(kBin + " " + args + " --overwrite");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("mine.jpg"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(out + "/images/mine.jpg"), "precious");
+  EXPECT_EQ(read_file(out + "/annotations.json"), ann);
 }
 
 // ------------------------------------------------------------------ preview

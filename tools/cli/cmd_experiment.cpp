@@ -138,9 +138,10 @@ void run_experiment_command(const ExperimentArgs& a) {
     result = train::run_experiment(plan, hooks);
   }
 
-  if (result.interrupted) spdlog::warn("interrupted; run the same command again to resume");
   spdlog::info("table: {} and {}", result.table_md, result.table_json);
   print_stdout(a.run.json ? slurp(result.table_json) : slurp(result.table_md));
+  // The interrupted run is checkpointed: exit 128 + signal, never 0.
+  if (result.interrupted) throw_if_interrupted("interrupted; run the same command again to resume");
 }
 
 }  // namespace

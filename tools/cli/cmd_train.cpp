@@ -116,7 +116,6 @@ void run_train(const TrainArgs& a) {
   }
   bar->finish();
 
-  if (s.interrupted) spdlog::warn("interrupted at iteration {}; continue with --resume", s.end_iteration);
   if (!s.skipped.empty()) {
     for (const auto& [reason, n] : s.skipped.counts()) {
       spdlog::warn("skipped {} sample(s): {} (first: {})", n, reason, s.skipped.first_messages().at(reason));
@@ -150,8 +149,16 @@ void run_train(const TrainArgs& a) {
     j.field("best_metric", s.best_iteration > 0 ? s.best_metric : -1.0);
     j.field("best_iter", s.best_iteration);
     j.field("last_checkpoint", s.last_checkpoint);
+    j.field("resumed_from", s.resumed.path);
+    j.field("resumed_iter", s.resumed.iteration);
+    j.field("checkpoints_passed_over", static_cast<uint64_t>(s.resumed.passed_over.size()));
     j.end_object();
     print_stdout(j.str());
+  }
+  // Checkpointed and stopped by a signal: exit 128 + signal, never 0.
+  if (s.interrupted) {
+    throw_if_interrupted(fmt::format("interrupted at iteration {} (checkpoint {}); continue with --resume",
+                                     s.end_iteration, s.last_checkpoint));
   }
 }
 

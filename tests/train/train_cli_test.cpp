@@ -97,28 +97,9 @@ TEST(TrainCli, TrainsRefusesStaleDirectoryResumesAndPlots) {
   EXPECT_FALSE(fs::exists(dir.str("x.png")));
 }
 
-/// Starts `pasteflow ARGS` in the background (stdout discarded, stderr to
-/// dir/stderr.txt), waits until metrics.jsonl shows two iterations, sends
-/// `sig` and returns the wait status.
+/// `pasteflow ARGS` stopped by `sig` after two iterations (stderr in dir/stderr.txt).
 int train_until_signal(const TempDir& dir, const std::string& args, int sig) {
-  const std::string cmd = "exec " + kBin + " " + args + " >/dev/null 2>" + dir.str("stderr.txt");
-  const pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // Wait for two iterations in the metrics file (log_period 1).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
-  while (std::chrono::steady_clock::now() < deadline) {
-    const std::string m = read_file(dir.str("run/metrics.jsonl"));
-    if (m.find("\"iter\":2,") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  kill(pid, sig);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  return testing_util::run_until_signal(kBin + " " + args, dir.str("run/metrics.jsonl"), dir.str("stderr.txt"), sig);
 }
 
 // Ctrl-C checkpointed and then exited 0, so a scheduler saw an interrupted

@@ -7,13 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "pasteflow/train/checkpoint.hpp"
@@ -97,9 +95,23 @@ TEST(TrainCli, TrainsRefusesStaleDirectoryResumesAndPlots) {
   EXPECT_FALSE(fs::exists(dir.str("x.png")));
 }
 
-/// `pasteflow ARGS` stopped by `sig` after two iterations (stderr in dir/stderr.txt).
-int train_until_signal(const TempDir& dir, const std::string& args, int sig) {
-  return testing_util::run_until_signal(kBin + " " + args, dir.str("run/metrics.jsonl"), dir.str("stderr.txt"), sig);
+/// Trains 200 iterations with no periodic checkpoint, sends `sig` after two
+/// and checks what an interrupted run must leave: exit status 128 + sig,
+/// the log line, one checkpoint. Returns its iteration (0 when missing).
+uint64_t interrupt_training(const TempDir& dir, int sig) {
+  const int status = testing_util::run_until_signal(
+      kBin + " " + train_args(dir, "solver.max_iter=200 eval.period=0 eval.at_end=false checkpoint.period=1000"),
+      dir.str("run/metrics.jsonl"), dir.str("stderr.txt"), sig);
+  const std::string err = read_file(dir.str("stderr.txt"));
+  EXPECT_TRUE(WIFEXITED(status)) << err;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + sig) << err;
+  EXPECT_NE(err.find("interrupted at iteration"), std::string::npos) << err;
+  const auto cps = list_checkpoints(dir.str("run/checkpoints"));
+  EXPECT_EQ(cps.size(), 1u);
+  if (cps.size() != 1) return 0;
+  EXPECT_GE(cps[0].first, 2u);
+  EXPECT_LT(cps[0].first, 200u);
+  return cps[0].first;
 }
 
 // Ctrl-C checkpointed and then exited 0, so a scheduler saw an interrupted
@@ -107,18 +119,8 @@ int train_until_signal(const TempDir& dir, const std::string& args, int sig) {
 // the exit status is 130, and --resume continues from that checkpoint.
 TEST(TrainCliRegression, SigintExits130AfterACheckpointThatResumes) {
   TempDir dir;
-  const int status = train_until_signal(
-      dir, train_args(dir, "solver.max_iter=200 eval.period=0 eval.at_end=false checkpoint.period=1000"), SIGINT);
-  const std::string err = read_file(dir.str("stderr.txt"));
-  ASSERT_TRUE(WIFEXITED(status)) << err;
-  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
-  EXPECT_NE(err.find("interrupted at iteration"), std::string::npos) << err;
-  const auto cps = list_checkpoints(dir.str("run/checkpoints"));
-  ASSERT_EQ(cps.size(), 1u);
-  EXPECT_GE(cps[0].first, 2u);
-  EXPECT_LT(cps[0].first, 200u);
-
-  const uint64_t it = cps[0].first;
+  const uint64_t it = interrupt_training(dir, SIGINT);
+  ASSERT_GT(it, 0u);
   const CliRun r = run(dir, train_args(dir, "solver.max_iter=" + std::to_string(it + 1) +
                                                 " eval.period=0 eval.at_end=false --resume --json"));
   ASSERT_EQ(r.status, 0) << r.err;
@@ -129,14 +131,7 @@ TEST(TrainCliRegression, SigintExits130AfterACheckpointThatResumes) {
 
 TEST(TrainCliRegression, SigtermExits143AfterACheckpoint) {
   TempDir dir;
-  const int status = train_until_signal(
-      dir, train_args(dir, "solver.max_iter=200 eval.period=0 eval.at_end=false checkpoint.period=1000"), SIGTERM);
-  const std::string err = read_file(dir.str("stderr.txt"));
-  ASSERT_TRUE(WIFEXITED(status)) << err;
-  EXPECT_EQ(WEXITSTATUS(status), 143) << err;
-  const auto cps = list_checkpoints(dir.str("run/checkpoints"));
-  ASSERT_EQ(cps.size(), 1u);
-  EXPECT_GE(cps[0].first, 2u);
+  EXPECT_GT(interrupt_training(dir, SIGTERM), 0u);
 }
 
 /// A PID no process has: a child that has exited and been reaped.

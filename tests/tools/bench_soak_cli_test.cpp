@@ -68,6 +68,7 @@ TEST(CliBenchSoak, PrintsTheSeriesAndTheFlatness) {
   ASSERT_GE(after_warmup, 2u);
   double slope = 0;
   EXPECT_EQ(f["rss_slope_mib_per_10min"].get_double().get(slope), simdjson::SUCCESS);  // a number, not null
+  EXPECT_EQ(f["rss_ls_slope_mib_per_10min"].get_double().get(slope), simdjson::SUCCESS);
   EXPECT_NEAR(double(f["rss_range_mib"]), double(f["rss_max_mib"]) - double(f["rss_min_mib"]), 1e-9);
   EXPECT_GE(double(f["rss_range_mib"]), 0.0);
 }

@@ -6,8 +6,8 @@
 // (over the interval and overall) and the current RSS (VmRSS of
 // /proc/self/status); at the end it prints a JSON summary with the series
 // and the flatness figures over the samples taken after --warmup seconds:
-// the least-squares RSS slope in MiB per 10 minutes and the RSS range
-// (max - min). Ctrl-C ends the run early: the summary of what was measured
+// the RSS slope in MiB per 10 minutes (Theil-Sen, and least squares) and the
+// RSS range (max - min). Ctrl-C ends the run early: the summary of what was measured
 // is printed and the exit status is 130 (143 for SIGTERM).
 #include <ATen/Parallel.h>
 
@@ -45,9 +45,14 @@ struct Sample {
 };
 
 /// Flatness of the RSS over the samples taken at or after `warmup` seconds.
+/// The slope is the Theil-Sen estimate (median of the slopes between every
+/// pair of samples): transient peaks that fall back (a few batches of large
+/// images in flight) do not tilt it, a steady climb does. The least-squares
+/// slope, which such peaks near either end do tilt, is reported beside it.
 struct Flatness {
   size_t samples = 0;
   double slope_mib_per_10min = std::numeric_limits<double>::quiet_NaN();  ///< NaN (null): fewer than 2 samples
+  double ls_slope_mib_per_10min = std::numeric_limits<double>::quiet_NaN();
   double range_mib = std::numeric_limits<double>::quiet_NaN();
   double min_mib = std::numeric_limits<double>::quiet_NaN();
   double max_mib = std::numeric_limits<double>::quiet_NaN();
@@ -79,7 +84,19 @@ Flatness flatness(const std::vector<Sample>& series, double warmup) {
     sxy += (s->t_s - mt) * (s->rss_mib - mr);
     sxx += (s->t_s - mt) * (s->t_s - mt);
   }
-  if (sxx > 0) f.slope_mib_per_10min = 600.0 * sxy / sxx;
+  if (sxx > 0) f.ls_slope_mib_per_10min = 600.0 * sxy / sxx;
+  std::vector<double> slopes;
+  for (size_t i = 0; i < after.size(); ++i) {
+    for (size_t j = i + 1; j < after.size(); ++j) {
+      const double dt = after[j]->t_s - after[i]->t_s;
+      if (dt > 0) slopes.push_back((after[j]->rss_mib - after[i]->rss_mib) / dt);
+    }
+  }
+  if (!slopes.empty()) {
+    std::sort(slopes.begin(), slopes.end());
+    const size_t m = slopes.size();
+    f.slope_mib_per_10min = 600.0 * (m % 2 == 1 ? slopes[m / 2] : 0.5 * (slopes[m / 2 - 1] + slopes[m / 2]));
+  }
   return f;
 }
 
@@ -142,8 +159,9 @@ void run_bench_soak(const BenchSoakArgs& a) {
   const double seconds = series.empty() ? 0.0 : series.back().t_s;
   if (f.samples >= 2) {
     spdlog::info("after the {:.0f} s warm-up ({} samples): RSS {:.1f}-{:.1f} MiB (range {:.1f}), slope {:+.2f} MiB per "
-                 "10 minutes",
-                 a.warmup, f.samples, f.min_mib, f.max_mib, f.range_mib, f.slope_mib_per_10min);
+                 "10 minutes (Theil-Sen; least squares {:+.2f})",
+                 a.warmup, f.samples, f.min_mib, f.max_mib, f.range_mib, f.slope_mib_per_10min,
+                 f.ls_slope_mib_per_10min);
   } else {
     spdlog::warn("fewer than 2 samples after the {:.0f} s warm-up: no slope (lengthen --duration or shorten --warmup)",
                  a.warmup);
@@ -162,6 +180,7 @@ void run_bench_soak(const BenchSoakArgs& a) {
   w.key("flatness").begin_object();
   w.field("samples", static_cast<uint64_t>(f.samples));
   w.field("rss_slope_mib_per_10min", f.slope_mib_per_10min);
+  w.field("rss_ls_slope_mib_per_10min", f.ls_slope_mib_per_10min);
   w.field("rss_range_mib", f.range_mib);
   w.field("rss_min_mib", f.min_mib).field("rss_max_mib", f.max_mib);
   w.end_object();

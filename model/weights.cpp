@@ -37,8 +37,8 @@ bool contains(const std::vector<char>& data, const std::string& needle) {
 /// (no end-of-central-directory record), a zip without data.pkl.
 void check_torch_archive(const std::vector<char>& data, const Location& where) {
   if (data.empty()) {
-    throw InputError("empty_weights_file", "the file is empty (0 bytes), not a checkpoint (an interrupted save or copy?)",
-                     where);
+    throw InputError("empty_weights_file",
+                     "the file is empty (0 bytes), not a checkpoint (an interrupted save or copy?)", where);
   }
   static const std::string kZipLocal("PK\x03\x04", 4);
   static const std::string kZipEnd("PK\x05\x06", 4);

@@ -152,7 +152,8 @@ void add_experiment_command(CLI::App& app) {
       "experiment",
       "Train the runs of an experiment file one after another (finished runs are skipped, interrupted ones "
       "resume), evaluate each on the validation set and write the paper-style table (segm and bbox AP small / "
-      "medium / large / all) as table.md and table.json; Ctrl-C checkpoints and stops");
+      "medium / large / all) as table.md and table.json; Ctrl-C / SIGTERM checkpoint and stop with exit status "
+      "130 / 143");
   cmd->add_option("experiment", args->file, "experiment file (YAML; see configs/mini/table3.yaml, --schema)")
       ->check(CLI::ExistingFile);
   cmd->add_option("overrides", args->overrides,

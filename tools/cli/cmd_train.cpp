@@ -169,11 +169,14 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train Mask R-CNN on the prefetching pipeline: SGD with warm-up and step decay, checkpoints (--resume "
-      "continues bit-exactly), periodic COCO evaluation with best.pt, metrics.jsonl; Ctrl-C checkpoints and stops");
+      "continues bit-exactly), periodic COCO evaluation with best.pt, metrics.jsonl; Ctrl-C / SIGTERM checkpoint "
+      "and stop with exit status 130 / 143");
   cmd->add_option("--config,-c", args->config, "training config (YAML; see configs/train/)")
       ->check(CLI::ExistingFile);
   cmd->add_option("overrides", args->overrides, "config overrides key=value (e.g. solver.max_iter=1000)");
-  cmd->add_flag("--resume", args->resume, "continue from the newest checkpoint in the run's checkpoint directory");
+  cmd->add_flag("--resume", args->resume,
+                "continue from the newest intact checkpoint in the run's checkpoint directory (unreadable newer ones "
+                "are passed over and named)");
   cmd->add_option("--checkpoint", args->checkpoint, "continue from this checkpoint file (implies --resume)")
       ->check(CLI::ExistingFile);
   args->threads_opt = cmd->add_option("--threads", args->run.threads,

@@ -1,6 +1,7 @@
 #include "pasteflow/train/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <ATen/ATen.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/weights.hpp"
@@ -116,6 +118,29 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   fsync_dir(target.parent_path());
 }
 
+namespace {
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// The iteration of a checkpoint_file_name(), none for any other name.
+std::optional<uint64_t> checkpoint_iteration(const std::string& name) {
+  if (name.size() < 10 || name.rfind("model_", 0) != 0 || name.compare(name.size() - 3, 3, ".pt") != 0) {
+    return std::nullopt;
+  }
+  const std::string digits = name.substr(6, name.size() - 9);
+  if (!all_digits(digits) || digits.size() > 19) return std::nullopt;
+  const uint64_t iteration = std::stoull(digits);
+  if (checkpoint_file_name(iteration) != name) return std::nullopt;
+  return iteration;
+}
+
+/// False only when no process `pid` exists (kill(pid, 0) fails with ESRCH).
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+}  // namespace
+
 std::string checkpoint_file_name(uint64_t iteration) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "model_%07llu.pt", static_cast<unsigned long long>(iteration));
@@ -127,15 +152,8 @@ std::vector<std::pair<uint64_t, std::string>> list_checkpoints(const std::string
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() < 10 || name.rfind("model_", 0) != 0 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
-    const std::string digits = name.substr(6, name.size() - 9);
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    const uint64_t iteration = std::stoull(digits);
-    if (checkpoint_file_name(iteration) != name) continue;
-    out.emplace_back(iteration, entry.path().string());
+    const auto iteration = checkpoint_iteration(entry.path().filename().string());
+    if (iteration) out.emplace_back(*iteration, entry.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -144,6 +162,26 @@ std::vector<std::pair<uint64_t, std::string>> list_checkpoints(const std::string
 std::string latest_checkpoint(const std::string& dir) {
   const auto all = list_checkpoints(dir);
   return all.empty() ? std::string() : all.back().second;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  const std::string marker = ".tmp-";
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.rfind(marker);
+    if (at == std::string::npos || !checkpoint_iteration(name.substr(0, at))) continue;
+    const std::string pid_text = name.substr(at + marker.size());
+    if (!all_digits(pid_text) || pid_text.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid <= 0 || pid == ::getpid() || process_exists(pid)) continue;
+    std::error_code rm;
+    if (entry.is_regular_file(rm) && fs::remove(entry.path(), rm)) removed.push_back(entry.path().string());
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
 }
 
 std::vector<std::string> prune_checkpoints(const std::string& dir, int keep_last) {

@@ -141,6 +141,7 @@ struct Trainer::Impl {
   uint64_t best_iteration = 0;
   bool started = false;
   bool resumed = false;
+  ResumeInfo resume_info;
   uint64_t last_checkpoint_iteration = UINT64_MAX;
   std::string last_checkpoint;
   MetricId metric;
@@ -218,17 +219,56 @@ const stages::CategoryMap& Trainer::categories() const { return impl_->categorie
 std::string Trainer::checkpoint_dir() const { return impl_->checkpoint_dir().string(); }
 std::string Trainer::metrics_path() const { return impl_->metrics_path().string(); }
 
+namespace {
+
+/// Reasons of a checkpoint file that cannot be read (resume() passes it over
+/// for an older one); any other load error means another model or config.
+bool unreadable_checkpoint(const std::string& reason) {
+  return reason == "cannot_open" || reason == "empty_weights_file" || reason == "truncated_weights_file" ||
+         reason == "not_a_torch_archive" || reason == "bad_weights_file" || reason == "bad_checkpoint";
+}
+
+}  // namespace
+
 std::string Trainer::resume(const std::string& checkpoint) {
   Impl& im = *impl_;
   if (im.started) throw Error("resume_after_start", "Trainer::resume() must come before train()");
-  std::string path = checkpoint;
-  if (path.empty()) path = latest_checkpoint(im.checkpoint_dir().string());
-  if (path.empty()) {
+  ResumeInfo info;
+  std::optional<TrainState> state;
+  if (!checkpoint.empty()) {
+    state = load_checkpoint(checkpoint, *im.net, *im.optimizer);
+    info.path = checkpoint;
+  } else {
+    const auto all = list_checkpoints(im.checkpoint_dir().string());
     Location where;
     where.file = im.checkpoint_dir().string();
-    throw InputError("no_checkpoint", "no checkpoint to resume from", where);
+    if (all.empty()) throw InputError("no_checkpoint", "no checkpoint to resume from", where);
+    // Newest first; a checkpoint that fails to load leaves model and optimizer untouched.
+    for (auto it = all.rbegin(); it != all.rend() && !state; ++it) {
+      try {
+        state = load_checkpoint(it->second, *im.net, *im.optimizer);
+        info.path = it->second;
+      } catch (const InputError& e) {
+        if (!unreadable_checkpoint(e.reason())) throw;
+        info.passed_over.push_back({it->second, e.reason(), e.detail()});
+      }
+    }
+    if (!state) {
+      std::string list;
+      for (const RejectedCheckpoint& r : info.passed_over) {
+        list += "; " + fs::path(r.path).filename().string() + ": " + r.message + " (" + r.reason + ")";
+      }
+      throw InputError("no_intact_checkpoint",
+                       "none of the " + std::to_string(all.size()) + " checkpoint(s) can be read" + list, where);
+    }
+    for (const RejectedCheckpoint& r : info.passed_over) {
+      im.log("passed over checkpoint " + r.path + ": " + r.message + " (" + r.reason + ")");
+    }
   }
-  const TrainState s = load_checkpoint(path, *im.net, *im.optimizer);
+  const TrainState& s = *state;
+  const std::string& path = info.path;
+  info.iteration = s.iteration;
+  im.resume_info = info;
   im.iteration = s.iteration;
   im.epoch = s.epoch;
   im.batch = s.batch;
@@ -250,9 +290,14 @@ std::string Trainer::resume(const std::string& checkpoint) {
     im.log(std::string("cannot compare with the checkpoint's config: ") + e.what());
   }
   im.log("resumed from " + path + " at iteration " + std::to_string(s.iteration) + " (epoch " +
-         std::to_string(s.epoch) + ", batch " + std::to_string(s.batch) + ")");
+         std::to_string(s.epoch) + ", batch " + std::to_string(s.batch) + ")" +
+         (info.passed_over.empty() ? std::string()
+                                   : ", the newest intact checkpoint (" + std::to_string(info.passed_over.size()) +
+                                         " newer one(s) passed over)"));
   return path;
 }
+
+const ResumeInfo& Trainer::resume_info() const { return impl_->resume_info; }
 
 IterationRecord Trainer::step(const stages::Batch& batch) {
   Impl& im = *impl_;
@@ -375,6 +420,13 @@ TrainSummary Trainer::train(uint64_t until) {
   const uint64_t max_iter = c.solver.max_iter;
   const uint64_t end = until == 0 ? max_iter : std::min(until, max_iter);
   const auto wall0 = Clock::now();
+  TrainSummary summary;
+  if (!im.started) {
+    summary.removed_temporaries = remove_stale_temporaries(im.checkpoint_dir().string());
+    for (const std::string& path : summary.removed_temporaries) {
+      im.log("removed " + path + ", a temporary checkpoint file of a killed run");
+    }
+  }
   if (!im.resumed && !im.started) {
     const auto stale = list_checkpoints(im.checkpoint_dir().string());
     if (!stale.empty()) {
@@ -419,8 +471,8 @@ TrainSummary Trainer::train(uint64_t until) {
     metrics.flush();
   };
 
-  TrainSummary summary;
   summary.start_iteration = im.iteration;
+  summary.resumed = im.resume_info;
   MetricsWindow window;
   double window_images = 0.0;
   auto flush_window = [&] {
@@ -479,6 +531,27 @@ TrainSummary Trainer::train(uint64_t until) {
     if (im.hooks.on_eval) im.hooks.on_eval(im.iteration, r);
   };
 
+  // No batch in a whole epoch: name the data and say what was skipped.
+  auto throw_empty_epoch = [&] {
+    SkipReport skipped = im.train_set.skipped;
+    skipped.merge(im.loader->skipped());
+    Location where;
+    where.file = c.data.train_annotations;
+    std::string message = "the loader delivered no batch in a whole epoch of " +
+                          std::to_string(im.train_set.images.size()) + " image(s) (images in " +
+                          c.data.train_images + "): ";
+    if (skipped.empty()) {
+      message += "nothing was skipped";
+    } else {
+      message += std::to_string(skipped.total()) + " sample(s) or record(s) skipped:";
+      for (const auto& [reason, n] : skipped.counts()) {
+        message += " " + std::to_string(n) + " " + reason + " (first: " + skipped.first_messages().at(reason) + ");";
+      }
+      message.pop_back();
+    }
+    throw EmptyEpochError(message, where, std::move(skipped));
+  };
+
   const uint64_t max_epochs = c.pipeline.loader.max_epochs;
   while (im.iteration < end) {
     if (im.hooks.stop != nullptr && im.hooks.stop->load()) {
@@ -497,7 +570,7 @@ TrainSummary Trainer::train(uint64_t until) {
         im.log("the data stream ended after " + std::to_string(max_epochs) + " epoch(s) (pipeline.loader.max_epochs)");
         break;
       }
-      throw Error("empty_epoch", "the loader delivered no batch in a whole epoch");
+      throw_empty_epoch();
     }
     const double data_s = seconds(t0, Clock::now());
     IterationRecord rec = step(*batch);
@@ -559,6 +632,15 @@ TrainSummary Trainer::train(uint64_t until) {
   j.field("images", summary.images);
   j.field("images_per_s", summary.images_per_s);
   j.field("skipped", summary.skipped.total());
+  if (!summary.resumed.path.empty()) {
+    j.field("resumed_from", summary.resumed.path);
+    j.field("resumed_iter", summary.resumed.iteration);
+    j.key("checkpoints_passed_over").begin_array();
+    for (const RejectedCheckpoint& r : summary.resumed.passed_over) {
+      j.begin_object().field("path", r.path).field("reason", r.reason).field("message", r.message).end_object();
+    }
+    j.end_array();
+  }
   j.end_object();
   write_line(j.take());
   return summary;

@@ -133,7 +133,7 @@ TEST_F(Weights, FileErrorsNameTheFile) {
     load_weights(*net, path("junk.pt"));
     ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
-    EXPECT_EQ(e.reason(), "bad_weights_file");
+    EXPECT_EQ(e.reason(), "not_a_torch_archive");
   }
   // A pickled tensor is not a dict.
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(at::zeros({2})));

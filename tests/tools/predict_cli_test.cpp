@@ -248,6 +248,42 @@ TEST_F(PredictCli, BadWeightsAreNamed) {
   EXPECT_NE(r.output.find("--config is required"), std::string::npos) << r.output;
 }
 
+// A truncated or random .pt got a hint about converting torchvision state
+// dicts; predict -w now says what is wrong with the file, and weights of
+// another model name the file and the mismatching parameter and shapes.
+TEST_F(PredictCli, CorruptWeightsSayTruncatedOrNotAnArchive) {
+  const std::string image = kData + "/images/000000030752.jpg";
+  const std::string best = read_file(path("best.pt"));
+  const std::string checkpoint = read_file(*checkpoint_);
+  std::ofstream(path("half_best.pt"), std::ios::binary) << best.substr(0, best.size() / 2);
+  std::ofstream(path("half_model_0000000.pt"), std::ios::binary) << checkpoint.substr(0, checkpoint.size() - 5);
+  std::ofstream(path("empty.pt"), std::ios::binary).flush();
+  std::ofstream(path("random.pt"), std::ios::binary) << std::string(300, '\x5a');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"half_best.pt", "the file is truncated"},
+      {"half_model_0000000.pt", "the file is truncated"},
+      {"empty.pt", "the file is empty"},
+      {"random.pt", "not a PyTorch archive"},
+  };
+  for (const auto& [name, says] : cases) {
+    const CommandResult r =
+        predict("-c " + path("config.yaml") + " -w " + path(name) + " -o " + path("out_" + name) + " " + image);
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find(path(name)), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(says), std::string::npos) << name << "\n" << r.output;
+    EXPECT_EQ(r.output.find("torchvision"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(path("out_" + name + "/results.json")));
+  }
+  // Weights of another architecture: the file, the parameter, both shapes.
+  const CommandResult r = predict("-c " + path("config.yaml") + " -w " + path("best.pt") + " -o " +
+                                  path("out_narrow") + " " + image + " model.mask.dim_reduced=32");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(path("best.pt")), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("roi_heads.mask_predictor"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the model expects"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("out_narrow/results.json")));
+}
+
 TEST_F(PredictCli, BadImagesAreNamedOrSkipped) {
   const std::string good = kData + "/images/000000030752.jpg";
   const std::string missing = path("no_such_image.jpg");

@@ -6,8 +6,13 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+#include <torch/serialize.h>
 #include <torch/utils.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -211,7 +216,7 @@ TEST(Checkpoint, Errors) {
     load_checkpoint(dir.str("junk.pt"), *net, *opt);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
-    EXPECT_EQ(e.reason(), "bad_weights_file");
+    EXPECT_EQ(e.reason(), "not_a_torch_archive");
   }
   EXPECT_THROW(load_checkpoint(dir.str("missing.pt"), *net, *opt), InputError);
   // Another architecture: nothing is changed.
@@ -224,8 +229,104 @@ TEST(Checkpoint, Errors) {
   } catch (const InputError& e) {
     EXPECT_EQ(e.reason(), "weight_shape_mismatch");
     EXPECT_EQ(e.where().file, dir.str("wide.pt"));
+    // The message names the file, the parameter and both shapes.
+    const std::string what = e.what();
+    EXPECT_NE(what.find(dir.str("wide.pt")), std::string::npos) << what;
+    EXPECT_NE(what.find("tensor 'fc1.bias' has shape [8], the model expects [4]"), std::string::npos) << what;
   }
   EXPECT_TRUE(at::equal(before, net->fc1->weight));
+}
+
+// A killed run leaves model_N.pt.tmp-PID behind (247 MB after six kills);
+// only that exact pattern, of a process that is gone, is removed.
+TEST(CheckpointRegression, KilledRunTemporaryFilesAreRemovedAtStart) {
+  TempDir dir;
+  // A PID that no process has any more: a child that has exited and been reaped.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  const std::string dead = std::to_string(child);
+  const std::string alive = std::to_string(getpid());
+  const std::vector<std::string> stale = {"model_0000002.pt.tmp-" + dead, "model_12345678.pt.tmp-" + dead};
+  const std::vector<std::string> kept = {
+      "model_0000002.pt",                // a checkpoint
+      "model_0000004.pt.tmp-" + alive,   // a live process is writing it
+      "model_0000002.pt.tmp-x" + dead,   // not a PID
+      "model_0000002.pt.tmp-",           // no PID
+      "model_2.pt.tmp-" + dead,          // not a checkpoint name
+      "best.pt.tmp-" + dead,             // another file's temporary
+      "notes.txt",
+  };
+  for (const auto& n : stale) touch(dir.path() / n);
+  for (const auto& n : kept) touch(dir.path() / n);
+  const std::vector<std::string> removed = remove_stale_temporaries(dir.str());
+  std::vector<std::string> expected;
+  for (const auto& n : stale) expected.push_back(dir.str(n));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(removed, expected);
+  for (const auto& n : stale) EXPECT_FALSE(fs::exists(dir.path() / n)) << n;
+  for (const auto& n : kept) EXPECT_TRUE(fs::exists(dir.path() / n)) << n;
+  EXPECT_TRUE(remove_stale_temporaries(dir.str("absent")).empty());
+}
+
+// A truncated, empty or random .pt was answered with a hint about
+// converting torchvision state dicts; it now says what is wrong with it.
+TEST(CheckpointRegression, CorruptFileSaysTruncatedEmptyOrNotAnArchive) {
+  TempDir dir;
+  SolverConfig solver;
+  Net net;
+  auto opt = make_optimizer(*net, solver, 0.1);
+  sgd_steps(net, *opt, 2, 1);
+  TrainState state;
+  state.iteration = 2;
+  save_checkpoint(dir.str("good.pt"), *net, *opt, state);
+  const std::string good = read_file(dir.str("good.pt"));
+  ASSERT_GT(good.size(), 200u);
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir.str(name), std::ios::binary) << bytes;
+    return dir.str(name);
+  };
+  std::string random(4096, '\0');
+  uint32_t x = 12345;
+  for (char& c : random) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  const std::vector<char> tensor_bytes = torch::pickle_save(c10::IValue(at::zeros({2})));
+  struct Case {
+    std::string path, reason, says;
+  };
+  const std::vector<Case> cases = {
+      {write("half.pt", good.substr(0, good.size() / 2)), "truncated_weights_file", "truncated"},
+      {write("short.pt", good.substr(0, good.size() - 10)), "truncated_weights_file", "truncated"},
+      {write("empty.pt", ""), "empty_weights_file", "empty"},
+      {write("random.pt", random), "not_a_torch_archive", "not a PyTorch archive"},
+      {write("tensor.pt", std::string(tensor_bytes.begin(), tensor_bytes.end())), "bad_weights_file",
+       "not a pasteflow checkpoint"},
+  };
+  const at::Tensor before = net->fc1->weight.detach().clone();
+  for (const Case& c : cases) {
+    for (int reader = 0; reader < 2; ++reader) {
+      try {
+        if (reader == 0) {
+          load_checkpoint(c.path, *net, *opt);
+        } else {
+          model::load_weights(*net, c.path);
+        }
+        ADD_FAILURE() << c.path << ": no error";
+      } catch (const InputError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(e.reason(), c.reason) << what;
+        EXPECT_EQ(e.where().file, c.path);
+        EXPECT_NE(what.find(c.says), std::string::npos) << what;
+        EXPECT_EQ(what.find("torchvision"), std::string::npos) << what;
+      }
+    }
+  }
+  EXPECT_TRUE(at::equal(before, net->fc1->weight));
+  // The intact file still loads.
+  EXPECT_EQ(load_checkpoint(dir.str("good.pt"), *net, *opt).iteration, 2u);
 }
 
 }  // namespace

@@ -488,5 +488,26 @@ TEST(ExperimentCli, SchemaDryRunErrorsAndARun) {
   EXPECT_NE(r.output.find("| original+aug |"), std::string::npos) << r.output;
 }
 
+// Ctrl-C checkpointed the running run and then exited 0, so a scheduler
+// saw an interrupted experiment as finished: it now exits 130.
+TEST(ExperimentCliRegression, SigintExits130AfterACheckpoint) {
+  TempDir dir;
+  const std::string exp = two_run_experiment(dir);
+  std::string args;
+  for (const std::string& o : kFast) args += " " + o;
+  const int status = testing_util::run_until_signal(kBin + " experiment " + exp + args + " solver.max_iter=200",
+                                                    dir.str("out/baseline/metrics.jsonl"), dir.str("stderr.txt"),
+                                                    SIGINT);
+  const std::string err = read_file(dir.str("stderr.txt"));
+  ASSERT_TRUE(WIFEXITED(status)) << err;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
+  EXPECT_NE(err.find("run the same command again to resume"), std::string::npos) << err;
+  const auto cps = list_checkpoints(dir.str("out/baseline/checkpoints"));
+  ASSERT_FALSE(cps.empty());
+  EXPECT_GE(cps.back().first, 2u);
+  EXPECT_LT(cps.back().first, 200u);
+  EXPECT_TRUE(fs::exists(dir.str("out/table.md")));
+}
+
 }  // namespace
 }  // namespace pasteflow::train

@@ -3,11 +3,18 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "common/file.hpp"
 
 #include "pasteflow/train/config.hpp"
 
@@ -47,6 +54,29 @@ inline TrainConfig tiny_config(const std::string& out, std::vector<std::string> 
   };
   o.insert(o.end(), extra.begin(), extra.end());
   return load_train_config(std::string(PASTEFLOW_SOURCE_DIR) + "/configs/train/sample_tiny.yaml", o);
+}
+
+/// Starts `command` (stdout discarded, stderr to `stderr_file`), waits until
+/// `metrics_file` shows iteration 2 (log_period 1; at most 50 s), sends
+/// `sig` and returns the wait status (-1 when fork fails).
+inline int run_until_signal(const std::string& command, const std::string& metrics_file,
+                            const std::string& stderr_file, int sig) {
+  const std::string cmd = "exec " + command + " >/dev/null 2>" + stderr_file;
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
+  while (std::chrono::steady_clock::now() < deadline &&
+         pasteflow::testing::read_file(metrics_file).find("\"iter\":2,") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
 }
 
 }  // namespace pasteflow::train::testing_util

@@ -138,9 +138,10 @@ void run_experiment_command(const ExperimentArgs& a) {
     result = train::run_experiment(plan, hooks);
   }
 
-  if (result.interrupted) spdlog::warn("interrupted; run the same command again to resume");
   spdlog::info("table: {} and {}", result.table_md, result.table_json);
   print_stdout(a.run.json ? slurp(result.table_json) : slurp(result.table_md));
+  // The interrupted run is checkpointed: exit 128 + signal, never 0.
+  if (result.interrupted) throw_if_interrupted("interrupted; run the same command again to resume");
 }
 
 }  // namespace
@@ -151,7 +152,8 @@ void add_experiment_command(CLI::App& app) {
       "experiment",
       "Train the runs of an experiment file one after another (finished runs are skipped, interrupted ones "
       "resume), evaluate each on the validation set and write the paper-style table (segm and bbox AP small / "
-      "medium / large / all) as table.md and table.json; Ctrl-C checkpoints and stops");
+      "medium / large / all) as table.md and table.json; Ctrl-C / SIGTERM checkpoint and stop with exit status "
+      "130 / 143");
   cmd->add_option("experiment", args->file, "experiment file (YAML; see configs/mini/table3.yaml, --schema)")
       ->check(CLI::ExistingFile);
   cmd->add_option("overrides", args->overrides,

@@ -116,7 +116,6 @@ void run_train(const TrainArgs& a) {
   }
   bar->finish();
 
-  if (s.interrupted) spdlog::warn("interrupted at iteration {}; continue with --resume", s.end_iteration);
   if (!s.skipped.empty()) {
     for (const auto& [reason, n] : s.skipped.counts()) {
       spdlog::warn("skipped {} sample(s): {} (first: {})", n, reason, s.skipped.first_messages().at(reason));
@@ -150,8 +149,16 @@ void run_train(const TrainArgs& a) {
     j.field("best_metric", s.best_iteration > 0 ? s.best_metric : -1.0);
     j.field("best_iter", s.best_iteration);
     j.field("last_checkpoint", s.last_checkpoint);
+    j.field("resumed_from", s.resumed.path);
+    j.field("resumed_iter", s.resumed.iteration);
+    j.field("checkpoints_passed_over", static_cast<uint64_t>(s.resumed.passed_over.size()));
     j.end_object();
     print_stdout(j.str());
+  }
+  // Checkpointed and stopped by a signal: exit 128 + signal, never 0.
+  if (s.interrupted) {
+    throw_if_interrupted(fmt::format("interrupted at iteration {} (checkpoint {}); continue with --resume",
+                                     s.end_iteration, s.last_checkpoint));
   }
 }
 
@@ -162,11 +169,14 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train Mask R-CNN on the prefetching pipeline: SGD with warm-up and step decay, checkpoints (--resume "
-      "continues bit-exactly), periodic COCO evaluation with best.pt, metrics.jsonl; Ctrl-C checkpoints and stops");
+      "continues bit-exactly), periodic COCO evaluation with best.pt, metrics.jsonl; Ctrl-C / SIGTERM checkpoint "
+      "and stop with exit status 130 / 143");
   cmd->add_option("--config,-c", args->config, "training config (YAML; see configs/train/)")
       ->check(CLI::ExistingFile);
   cmd->add_option("overrides", args->overrides, "config overrides key=value (e.g. solver.max_iter=1000)");
-  cmd->add_flag("--resume", args->resume, "continue from the newest checkpoint in the run's checkpoint directory");
+  cmd->add_flag("--resume", args->resume,
+                "continue from the newest intact checkpoint in the run's checkpoint directory (unreadable newer ones "
+                "are passed over and named)");
   cmd->add_option("--checkpoint", args->checkpoint, "continue from this checkpoint file (implies --resume)")
       ->check(CLI::ExistingFile);
   args->threads_opt = cmd->add_option("--threads", args->run.threads,

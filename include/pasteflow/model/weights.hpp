@@ -18,9 +18,12 @@ namespace pasteflow::model {
 /// Every parameter and buffer of `module` by its state_dict name.
 std::map<std::string, at::Tensor> state_dict(const torch::nn::Module& module);
 
-/// Reads a checkpoint (any key set). Throws InputError "cannot_open" or
-/// "bad_weights_file" (not a torch.save'd dict of str -> tensor), Location
-/// file = path.
+/// Reads a checkpoint (any key set). Throws InputError, Location file =
+/// path: "cannot_open", "empty_weights_file" (0 bytes), "not_a_torch_archive"
+/// (not a zip, or a zip without data.pkl), "truncated_weights_file" (a zip
+/// without its end record), "bad_weights_file" (a PyTorch archive that is
+/// not a dict of str -> tensor; the torchvision conversion hint only when it
+/// holds torchvision-style keys).
 std::map<std::string, at::Tensor> read_checkpoint(const std::string& path);
 
 /// Writes `tensors` (copied to CPU, contiguous) as a checkpoint, atomically

@@ -85,6 +85,12 @@ std::vector<std::pair<uint64_t, std::string>> list_checkpoints(const std::string
 /// The newest checkpoint of `dir`, "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
 
+/// Deletes the temporary files a killed run left in `dir`: only names of the
+/// exact form checkpoint_file_name(i) + ".tmp-" + PID (what save_checkpoint
+/// writes) whose PID is not a running process (nor this one). Returns the
+/// deleted paths (for the caller to report); a missing `dir` removes nothing.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
+
 /// Deletes all but the newest `keep_last` checkpoints (keep_last 0: none
 /// deleted). Returns the deleted paths.
 std::vector<std::string> prune_checkpoints(const std::string& dir, int keep_last);

@@ -34,6 +34,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <torch/optim/sgd.h>
 
@@ -73,6 +75,35 @@ struct MetricsWindow {
   double images_per_s = 0.0;
 };
 
+/// A checkpoint Trainer::resume() passed over, and why.
+struct RejectedCheckpoint {
+  std::string path;
+  std::string reason;   ///< the load error's reason code ("truncated_weights_file", ...)
+  std::string message;  ///< its message (without the file name)
+};
+
+/// Where Trainer::resume() continued from.
+struct ResumeInfo {
+  std::string path;        ///< "" when the run was not resumed
+  uint64_t iteration = 0;  ///< the checkpoint's iteration
+  std::vector<RejectedCheckpoint> passed_over;  ///< newer checkpoints that could not be read, newest first
+};
+
+/// The loader delivered no batch in a whole epoch: every sample was skipped
+/// (on_error: skip) or the dataset is empty. Location file = the training
+/// annotations; the message names the image directory and the skip counts
+/// by reason with each reason's first message, which skipped() carries
+/// (records dropped while loading the annotations and samples the loader dropped).
+class EmptyEpochError : public InputError {
+ public:
+  EmptyEpochError(const std::string& message, Location where, SkipReport skipped)
+      : InputError("empty_epoch", message, std::move(where)), skipped_(std::move(skipped)) {}
+  const SkipReport& skipped() const noexcept { return skipped_; }
+
+ private:
+  SkipReport skipped_;
+};
+
 struct TrainSummary {
   uint64_t start_iteration = 0;
   uint64_t end_iteration = 0;
@@ -90,6 +121,8 @@ struct TrainSummary {
   uint64_t best_iteration = 0;   ///< 0: no evaluation yet
   std::string last_checkpoint;
   SkipReport skipped;            ///< samples the loader dropped (on_error: skip)
+  ResumeInfo resumed;            ///< what resume() continued from (path "" when not resumed)
+  std::vector<std::string> removed_temporaries;  ///< temporary checkpoint files of killed runs deleted at the start
 };
 
 /// Callbacks for the CLI (the library never prints). All optional.
@@ -115,21 +148,33 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  /// Continues from `checkpoint` ("" = the newest in the checkpoint
-  /// directory): model, optimizer, iteration, loader position, generators,
-  /// best metric. Before train() only. Returns the path used; throws
-  /// InputError "no_checkpoint" when there is none, and what
-  /// load_checkpoint throws. Config keys that differ from the checkpoint's
-  /// are reported through hooks.log.
+  /// Continues from `checkpoint` ("" = the newest intact one in the
+  /// checkpoint directory): model, optimizer, iteration, loader position,
+  /// generators, best metric. Before train() only. Returns the path used.
+  /// With "", a checkpoint that cannot be read (empty, truncated, not a
+  /// PyTorch archive, not a training checkpoint) is passed over for the
+  /// next older one, each reported through hooks.log and resume_info();
+  /// a checkpoint of another model (missing / unexpected / mismatched
+  /// weights) is an error, not passed over. Throws InputError
+  /// "no_checkpoint" when there is none, "no_intact_checkpoint" (naming
+  /// every file and its problem) when none can be read, and what
+  /// load_checkpoint throws for an explicit `checkpoint`. Config keys that
+  /// differ from the checkpoint's are reported through hooks.log.
   std::string resume(const std::string& checkpoint = "");
 
+  /// What resume() continued from (path "" before / without it).
+  const ResumeInfo& resume_info() const;
+
   /// Trains until `until` iterations are completed (0 = solver.max_iter),
+  /// after deleting the temporary checkpoint files of killed runs
+  /// (remove_stale_temporaries; reported through hooks.log and the summary),
   /// the stop flag is raised, or the loader's stream ends. Only the periodic
   /// checkpoints (and those at max_iter / on stop) are written: stopping at
   /// `until` is like being killed there. Appends to metrics.jsonl (lines of
   /// iterations after a resumed checkpoint are dropped first). A run that
   /// was not resumed refuses a checkpoint directory holding checkpoints
-  /// (Error "stale_checkpoints"), which would mix two runs.
+  /// (Error "stale_checkpoints"), which would mix two runs. Throws
+  /// EmptyEpochError when the loader delivers no batch in a whole epoch.
   TrainSummary train(uint64_t until = 0);
 
   /// One SGD iteration on `batch` at the learning rate of the current

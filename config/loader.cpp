@@ -1,5 +1,6 @@
 // Reading config files (_base_ chains), merging, overrides, and applying the
 // merged tree to a struct through its schema.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -145,13 +146,22 @@ fs::path canonical_of(const std::string& path) {
   return ec ? fs::path(path).lexically_normal() : p;
 }
 
+/// yaml-cpp's message, except for its guard against stack exhaustion,
+/// whose own message is "bad file".
+std::string parser_message(const YAML::ParserException& e) {
+  if (const auto* deep = dynamic_cast<const YAML::DeepRecursion*>(&e)) {
+    return "nested more than " + std::to_string(deep->depth() - 1) + " levels deep";
+  }
+  return e.msg;
+}
+
 Tree parse_document(const std::string& text, const std::string& display) {
   Origin src{display, true, -1, -1};
   YAML::Node doc;
   try {
     doc.reset(YAML::Load(text));
   } catch (const YAML::ParserException& e) {
-    fail("yaml_syntax", "YAML syntax error: " + e.msg, src.at(e.mark), "");
+    fail("yaml_syntax", "YAML syntax error: " + parser_message(e), src.at(e.mark), "");
   }
   if (doc.IsNull()) {
     Tree empty;
@@ -202,12 +212,19 @@ Tree load_tree(const std::string& display, const std::string* text, std::vector<
   if (text != nullptr) {
     content = *text;
   } else {
-    std::ifstream in(display, std::ios::binary);
-    if (!in) {
+    // A directory opens as an empty stream: refuse everything but a regular file.
+    std::error_code ec;
+    const bool regular = fs::is_regular_file(display, ec);
+    std::ifstream in;
+    if (regular) in.open(display, std::ios::binary);
+    if (!regular || !in) {
+      const std::string why = fs::is_directory(display, ec) ? " (a directory)"
+                              : !fs::exists(display, ec)    ? " (no such file)"
+                                                            : "";
       if (included_from != nullptr) {
-        fail("cannot_open", "cannot open base config '" + display + "'", *included_from, "_base_");
+        fail("cannot_open", "cannot open base config '" + display + "'" + why, *included_from, "_base_");
       }
-      fail("cannot_open", "cannot open config file", Origin{display, true, -1, -1}, "");
+      fail("cannot_open", "cannot open config file" + why, Origin{display, true, -1, -1}, "");
     }
     std::ostringstream buf;
     buf << in.rdbuf();
@@ -267,7 +284,7 @@ Tree override_tree(const std::string& text) {
     try {
       value.reset(YAML::Load(value_text));
     } catch (const YAML::ParserException& e) {
-      fail("bad_override", "value is not valid YAML: " + e.msg, src, key);
+      fail("bad_override", "value is not valid YAML: " + parser_message(e), src, key);
     }
   }
   Tree t = to_tree(value, src, key);
@@ -465,9 +482,14 @@ struct Applier {
           mismatch(" (a non-negative integer below 2^64)");
         }
         break;
-      case Kind::kDouble:
-        if (s == nullptr || !parse_double(*s, *static_cast<double*>(elem))) mismatch("");
+      case Kind::kDouble: {
+        double& v = *static_cast<double*>(elem);
+        if (s == nullptr || !parse_double(*s, v)) mismatch("");
+        // No key means anything by NaN or infinity; a NaN would also pass
+        // every later comparison in the code that reads the value.
+        if (!std::isfinite(v)) fail("not_finite", "value " + *s + " is not a finite number", origin, key);
         break;
+      }
       case Kind::kString:
         if (!n.IsScalar()) mismatch("");
         *static_cast<std::string*>(elem) = n.Scalar();

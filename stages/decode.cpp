@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -145,7 +146,7 @@ struct TiffReader {
   const std::string& file;
 
   uint64_t get(std::size_t pos, int bytes) const {
-    if (pos + static_cast<std::size_t>(bytes) > b.size()) {
+    if (pos > b.size() || static_cast<std::size_t>(bytes) > b.size() - pos) {  // BigTIFF offsets reach 2^64
       corrupt(file, static_cast<int64_t>(pos), "TIFF directory points past the end of the file");
     }
     uint64_t v = 0;
@@ -164,6 +165,34 @@ int tiff_type_size(uint64_t type) {
     case 16: return 8;  // LONG8 (BigTIFF)
     default: return 0;
   }
+}
+
+/// The values of one array tag of a directory (StripOffsets, TileByteCounts, ...).
+struct TiffArray {
+  bool present = false;
+  uint64_t count = 0;
+  int size = 0;             ///< bytes per value
+  std::size_t values = 0;   ///< offset of the first value
+  std::size_t entry = 0;    ///< offset of the directory entry
+};
+
+/// One past the last byte of the strips (or tiles) that `offsets` and
+/// `counts` describe; 0 without them. Saturates instead of wrapping.
+int64_t tiff_data_end(const TiffReader& r, const TiffArray& offsets, const TiffArray& counts) {
+  if (!offsets.present || !counts.present) return 0;
+  if (offsets.count != counts.count) {
+    corrupt(r.file, static_cast<int64_t>(counts.entry),
+            "TIFF has " + std::to_string(offsets.count) + " strip or tile offsets but " +
+                std::to_string(counts.count) + " byte counts");
+  }
+  constexpr uint64_t kMax = static_cast<uint64_t>(INT64_MAX);
+  uint64_t end = 0;
+  for (uint64_t i = 0; i < offsets.count; ++i) {
+    const uint64_t at = r.get(offsets.values + i * static_cast<uint64_t>(offsets.size), offsets.size);
+    const uint64_t n = r.get(counts.values + i * static_cast<uint64_t>(counts.size), counts.size);
+    end = std::max(end, at > kMax || n > kMax - at ? kMax : at + n);
+  }
+  return static_cast<int64_t>(end);
 }
 
 ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
@@ -192,21 +221,31 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
   h.channels = 1;   // TIFF defaults
   h.bit_depth = 1;
   bool have_w = false, have_h = false;
+  TiffArray strip_offsets, strip_counts, tile_offsets, tile_counts;
   for (uint64_t e = 0; e < entries; ++e) {
     const std::size_t at = first + e * entry_size;
     const uint64_t tag = r.get(at, 2);
     const uint64_t type = r.get(at + 2, 2);
     const uint64_t count = r.get(at + 4, big ? 8 : 4);
     const std::size_t field = at + 4 + (big ? 8 : 4);
-    if (tag != 256 && tag != 257 && tag != 258 && tag != 277) continue;
+    TiffArray* array = tag == 273   ? &strip_offsets
+                       : tag == 279 ? &strip_counts
+                       : tag == 324 ? &tile_offsets
+                       : tag == 325 ? &tile_counts
+                                    : nullptr;
+    if (tag != 256 && tag != 257 && tag != 258 && tag != 277 && array == nullptr) continue;
     const int size = tiff_type_size(type);
     if (size == 0 || count == 0) {
       corrupt(file, static_cast<int64_t>(at), "TIFF tag " + std::to_string(tag) + " has type " +
                                                   std::to_string(type) + " or count 0");
     }
     std::size_t value_at = field;
-    if (count * static_cast<uint64_t>(size) > static_cast<uint64_t>(field_bytes)) {
-      value_at = static_cast<std::size_t>(r.get(field, field_bytes));  // first value elsewhere
+    if (count > static_cast<uint64_t>(field_bytes / size)) {
+      value_at = static_cast<std::size_t>(r.get(field, field_bytes));  // values elsewhere
+    }
+    if (array != nullptr) {
+      *array = {true, count, size, value_at, at};
+      continue;
     }
     const uint64_t value = r.get(value_at, size);
     switch (tag) {
@@ -218,12 +257,23 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
     }
   }
   h.header_end = static_cast<int64_t>(first + entries * entry_size);
+  h.data_end = std::max(tiff_data_end(r, strip_offsets, strip_counts), tiff_data_end(r, tile_offsets, tile_counts));
   if (!have_w || !have_h) corrupt(file, static_cast<int64_t>(ifd), "TIFF directory lacks ImageWidth or ImageLength");
   if (h.width <= 0 || h.height <= 0 || h.width > INT32_MAX || h.height > INT32_MAX) {
     corrupt(file, static_cast<int64_t>(ifd),
             "TIFF size " + std::to_string(h.width) + " x " + std::to_string(h.height) + " is not valid");
   }
   return h;
+}
+
+// libtiff reads strips at the offsets the directory gives; a cut file makes
+// it fail inside OpenCV, which prints to stderr and says only "can't read data".
+void check_tiff_complete(Span<const uint8_t> b, const ImageHeader& h, const std::string& file) {
+  if (h.data_end > static_cast<int64_t>(b.size())) {
+    corrupt(file, static_cast<int64_t>(b.size()),
+            "TIFF is truncated: its image data runs to byte " + std::to_string(h.data_end) + " but the file has " +
+                std::to_string(b.size()) + " bytes");
+  }
 }
 
 // ------------------------------------------------------------------ files
@@ -346,6 +396,7 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
   try {
     if (h.format == ImageFormat::kJpeg) check_jpeg_complete(bytes, h, name);
     if (h.format == ImageFormat::kPng) check_png_complete(bytes, name);
+    if (h.format == ImageFormat::kTiff) check_tiff_complete(bytes, h, name);
   } catch (const InputError& e) {
     if (record.empty()) throw;
     throw with_record(e, record);

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -243,11 +242,11 @@ TEST(ConfigLoad, YamlSyntaxAndDuplicateKeys) {
 
 TEST(ConfigLoad, ScalarSpellings) {
   const RootConfig cfg = parse(
-      "augment:\n  paste_prob: 1\n  scale_range: [.inf, 2, 1e-3, +0.5]\n  placement:\n    allow_overlap: yes\n"
+      "augment:\n  paste_prob: 1\n  scale_range: [3, 2, 1e-3, +0.5]\n  placement:\n    allow_overlap: yes\n"
       "data:\n  max_images: +12\n  seed: 18446744073709551615\n  splits: [val, \"test\"]\n");
   EXPECT_EQ(cfg.augment.paste_prob, 1.0);
   ASSERT_EQ(cfg.augment.scale_range.size(), 4u);
-  EXPECT_TRUE(std::isinf(cfg.augment.scale_range[0]));
+  EXPECT_EQ(cfg.augment.scale_range[0], 3.0);
   EXPECT_EQ(cfg.augment.scale_range[2], 1e-3);
   EXPECT_EQ(cfg.augment.scale_range[3], 0.5);
   EXPECT_TRUE(cfg.augment.placement.allow_overlap);
@@ -269,8 +268,6 @@ TEST(ConfigLoad, OutOfRange) {
                {"value 0 is out of range >= 1"});
   expect_error([] { parse("num_workers: 3000000000\n"); }, "out_of_range", "num_workers",
                {"does not fit in an int"});
-  expect_error([] { parse("augment:\n  paste_prob: .nan\n"); }, "out_of_range", "augment.paste_prob",
-               {"value .nan is out of range [0.0, 1.0]"});
 }
 
 TEST(ConfigLoad, ChoiceNotAllowedListsChoices) {
@@ -284,6 +281,50 @@ TEST(ConfigLoad, ChoiceNotAllowedListsChoices) {
                {"inline.yaml:2:19", "is not one of: train, val, test"});
   expect_error([] { parse("augment:\n  interp: [linear]\n"); }, "type_mismatch", "augment.interp",
                {"one of: nearest, linear, cubic", "got a list"});
+}
+
+// ------------------------------------------------------------- regressions (issue 10)
+
+// `.nan` passed every key without bounds (and `.inf` every key without an
+// upper bound): a NaN mean or scale went on to poison every later number.
+TEST(ConfigRegression, NanAndInfinityAreRejectedWithTheKeyPath) {
+  expect_error([] { parse("augment:\n  scale_range: [1, .inf]\n"); }, "not_finite", "augment.scale_range[1]",
+               {"inline.yaml:2:20", "value .inf is not a finite number"});
+  expect_error([] { parse("augment:\n  paste_prob: .nan\n"); }, "not_finite", "augment.paste_prob",
+               {"inline.yaml:2:15", "value .nan is not a finite number"});
+  expect_error([] { parse("data:\n  mean: [0.5, -.inf, 0.5]\n"); }, "not_finite", "data.mean[1]",
+               {"inline.yaml:2:15"});
+  // from_chars spells them without the dot too.
+  expect_error([] { parse("augment:\n  scale_range: [nan]\n"); }, "not_finite", "augment.scale_range[0]", {});
+  expect_error([] { parse("", {"augment.paste_prob=inf"}); }, "not_finite", "augment.paste_prob",
+               {"override 'augment.paste_prob=inf'"});
+}
+
+// A directory opens as an empty stream: a `_base_` naming one was read as an
+// empty file and the config silently fell back to the defaults.
+TEST(ConfigRegression, BaseThatIsADirectoryIsRefused) {
+  expect_error([] { parse("_base_: " + kDir + "exp\nnum_workers: 4\n"); }, "cannot_open", "_base_",
+               {"inline.yaml:1:9", "config/exp' (a directory)"});
+  expect_error([] { load("exp"); }, "cannot_open", "", {"config/exp", "cannot open config file (a directory)"});
+}
+
+// yaml-cpp stops at 2000 levels with the message "bad file".
+TEST(ConfigRegression, DeepNestingSaysHowDeep) {
+  expect_error([] { parse("data:\n  mean: " + std::string(200000, '[') + "\n"); }, "yaml_syntax", "",
+               {"inline.yaml:", "nested more than"});
+  expect_error([] { parse("", {"data.mean=" + std::string(200000, '[')}); }, "bad_override", "data.mean",
+               {"nested more than"});
+}
+
+// yaml-cpp keeps both entries of a repeated key; every spelling of a mapping
+// (block, flow, inside an override) must name the second one.
+TEST(ConfigRegression, DuplicateKeysInFlowMappingsAndOverrides) {
+  expect_error([] { parse("augment: {copies: 1, copies: 2}\n"); }, "duplicate_key", "augment.copies",
+               {"inline.yaml:1:22", "first at inline.yaml:1:11"});
+  expect_error([] { parse("", {"augment={placement: {border: 1, border: 2}}"}); }, "duplicate_key",
+               "augment.placement.border", {"override 'augment={placement: {border: 1, border: 2}}'"});
+  expect_error([] { parse("data:\n  seed: 1\n\"seed\": 2\ndata:\n  seed: 3\n"); }, "duplicate_key", "data",
+               {"inline.yaml:4:1", "first at inline.yaml:1:1"});
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ RootConfig unusual_config() {
   c.augment.paste_prob = 1e-300;
   c.augment.copies = 0;
   c.augment.interp = Interp::kCubic;
-  c.augment.scale_range = {std::numeric_limits<double>::infinity(), 5.0, 0.30000000000000004};
+  c.augment.scale_range = {std::numeric_limits<double>::max(), 5.0, 0.30000000000000004};
   c.augment.categories = {"", "5", "null", "- x"};
   c.augment.placement.border = 100000;
   c.augment.placement.allow_overlap = true;

@@ -14,12 +14,15 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "common/images.hpp"
 #include "pasteflow/core/error.hpp"
 
 namespace pasteflow::stages {
 namespace {
 
 namespace fs = std::filesystem;
+using pasteflow::testing::grey_tiff;
+using pasteflow::testing::png_claiming;
 
 // oracle: data/sample/annotations.json (COCO train2017 image records) for the sizes.
 const std::string kImages = std::string(PASTEFLOW_TEST_DATA) + "/images/";
@@ -27,42 +30,6 @@ const std::string kJpegA = kImages + "000000070133.jpg";  // 640 x 427
 const std::string kJpegB = kImages + "000000030752.jpg";  // 640 x 426
 
 std::vector<uint8_t> slurp(const std::string& path) { return read_file_bytes(path); }
-
-uint32_t crc32(const uint8_t* data, std::size_t n) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) {
-    c ^= data[i];
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return c ^ 0xFFFFFFFFu;
-}
-
-void put_be32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
-}
-
-void put_chunk(std::vector<uint8_t>& out, const char* type, const std::vector<uint8_t>& data) {
-  put_be32(out, static_cast<uint32_t>(data.size()));
-  std::vector<uint8_t> body(type, type + 4);
-  body.insert(body.end(), data.begin(), data.end());
-  out.insert(out.end(), body.begin(), body.end());
-  put_be32(out, crc32(body.data(), body.size()));
-}
-
-// A well-formed PNG start (signature + IHDR with a correct CRC) claiming w x h
-// RGB pixels, followed by a tiny IDAT and IEND: the header is all there is to
-// a decompression bomb until the decoder allocates.
-std::vector<uint8_t> png_claiming(uint32_t w, uint32_t h) {
-  std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
-  std::vector<uint8_t> ihdr;
-  put_be32(ihdr, w);
-  put_be32(ihdr, h);
-  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
-  put_chunk(out, "IHDR", ihdr);
-  put_chunk(out, "IDAT", {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01});
-  put_chunk(out, "IEND", {});
-  return out;
-}
 
 // An APP1 Exif segment whose only tag is Orientation = `orientation`.
 std::vector<uint8_t> exif_app1(uint16_t orientation) {
@@ -511,6 +478,117 @@ TEST(DecodeConfigCheck, RejectsBadValues) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.where().key, "decode.max_pixels");
   }
+}
+
+// ------------------------------------------------------------------ regressions (issue 10)
+
+// A TIFF cut inside its strip reached libtiff, which failed inside OpenCV:
+// OpenCV printed two lines to stderr and the error said only "OpenCV could
+// not decode it". The directory's strip offsets and byte counts are checked
+// against the file's size first.
+TEST_F(DecodeTest, TruncatedTiffIsRefusedBeforeLibtiffReadsIt) {
+  const std::vector<uint8_t> whole = grey_tiff(6, 4);
+  const cv::Mat grey = [&] {  // control: the hand-made file decodes to its pattern
+    DecodeConfig keep;
+    keep.color = "keep";
+    return Decoder(keep).decode(write("whole.tif", whole), 6, 4);
+  }();
+  ASSERT_EQ(grey.type(), CV_8UC1);
+  EXPECT_EQ(grey.at<uint8_t>(3, 5), 5 + 3 * 3);
+  EXPECT_EQ(read_image_header(write("whole2.tif", whole)).data_end, static_cast<int64_t>(whole.size()));
+
+  const std::vector<uint8_t> cut(whole.begin(), whole.end() - 5);
+  const std::string path = write("cut.tif", cut);
+  const InputError e = expect_input_error([&] { Decoder().decode(path); }, "corrupt_image");
+  EXPECT_EQ(e.where().file, path);
+  EXPECT_EQ(e.where().byte_offset, static_cast<int64_t>(cut.size()));
+  EXPECT_NE(std::string(e.what()).find("TIFF is truncated"), std::string::npos) << e.what();
+
+  // Through a Sample the image id is named too.
+  Sample s;
+  s.image_id = 12;
+  s.path = path;
+  EXPECT_EQ(expect_input_error([&] { Decoder()(s, 6, 4); }, "corrupt_image").where().record, "image id 12");
+
+  // OpenCV's own TIFFs (directory after the data, LZW strips) cut in half.
+  cv::Mat noise(40, 30, CV_8UC3);
+  cv::randu(noise, cv::Scalar::all(0), cv::Scalar::all(255));
+  std::vector<uint8_t> encoded;
+  ASSERT_TRUE(cv::imencode(".tiff", noise, encoded));
+  const std::vector<uint8_t> half(encoded.begin(), encoded.begin() + static_cast<long>(encoded.size() / 2));
+  expect_input_error([&] { Decoder().decode(write("half.tif", half)); }, "corrupt_image");
+}
+
+// A BigTIFF value offset near 2^64 wrapped the bounds check of the directory
+// reader (offset + size overflowed to a small number): a read outside the
+// file (caught by ASan).
+TEST(ImageHeaderParse, BigTiffOffsetNear2To64IsCorrupt) {
+  std::vector<uint8_t> big = {'I', 'I', 43, 0, 8, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0,  // header, IFD at 16
+                              4, 0, 0, 0, 0, 0, 0, 0};                             // 4 entries
+  auto entry = [&](uint16_t tag, uint16_t type, uint64_t count, uint64_t value) {
+    pasteflow::testing::put_le(big, tag, 2);
+    pasteflow::testing::put_le(big, type, 2);
+    pasteflow::testing::put_le(big, static_cast<uint32_t>(count), 4);
+    pasteflow::testing::put_le(big, static_cast<uint32_t>(count >> 32), 4);
+    pasteflow::testing::put_le(big, static_cast<uint32_t>(value), 4);
+    pasteflow::testing::put_le(big, static_cast<uint32_t>(value >> 32), 4);
+  };
+  entry(256, 16, 2, ~uint64_t{0} - 3);  // two LONG8 widths, stored "at" 2^64 - 4
+  entry(257, 3, 1, 8);
+  entry(273, 16, 2, ~uint64_t{0} - 3);  // the same for the strip offsets
+  entry(279, 16, 1, 64);
+  big.insert(big.end(), 8, 0);
+  const InputError e = expect_input_error([&] { parse_image_header(big, "wrap.tif"); }, "corrupt_image");
+  EXPECT_NE(std::string(e.what()).find("wrap.tif"), std::string::npos) << e.what();
+}
+
+// A TIFF header claiming 100000 x 100000 (130 bytes) is refused by
+// decode.max_pixels before anything is allocated, naming the file and id.
+TEST_F(DecodeTest, TiffBombIsRefusedBeforeDecoding) {
+  Sample s;
+  s.image_id = 4;
+  s.path = write("bomb.tif", grey_tiff(100000, 100000, /*pixels=*/false));
+  const InputError e = expect_input_error([&] { Decoder()(s, 100000, 100000); }, "pixel_limit");
+  EXPECT_EQ(e.where().record, "image id 4");
+  EXPECT_NE(std::string(e.what()).find("100000 x 100000"), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("decode.max_pixels"), std::string::npos) << e.what();
+}
+
+// CMYK JPEGs (Adobe, inverted, as Photoshop and PIL write them) come out as
+// RGB with the right colours. tests/data/images/cmyk_red_blue.jpg: 16 x 8,
+// left half red, right half blue.
+TEST_F(DecodeTest, CmykJpegDecodesToRgb) {
+  const std::string path = kImages + "cmyk_red_blue.jpg";
+  const ImageHeader h = read_image_header(path);
+  EXPECT_EQ(h.channels, 4);
+  const cv::Mat rgb = Decoder().decode(path, 16, 8);
+  ASSERT_EQ(rgb.type(), CV_8UC3);
+  const cv::Vec3b red = rgb.at<cv::Vec3b>(4, 2), blue = rgb.at<cv::Vec3b>(4, 13);
+  EXPECT_GT(red[0], 230);
+  EXPECT_LT(red[2], 25);
+  EXPECT_GT(blue[2], 230);
+  EXPECT_LT(blue[0], 25);
+}
+
+// A 1 x 1 image whose annotation says 32 x 24 is an error, never resized.
+TEST_F(DecodeTest, OnePixelImageAgainstALargerAnnotatedSizeIsAnError) {
+  Sample s;
+  s.image_id = 5;
+  s.path = write_image("one.png", cv::Mat(1, 1, CV_8UC3, cv::Scalar(1, 2, 3)));
+  const InputError e = expect_input_error([&] { Decoder()(s, 32, 24); }, "size_mismatch");
+  EXPECT_EQ(e.where().record, "image id 5");
+  EXPECT_NE(std::string(e.what()).find("1 x 1"), std::string::npos) << e.what();
+  EXPECT_TRUE(s.image.empty());
+}
+
+// A PNG with alpha named .jpg: the signature decides, the alpha is dropped.
+TEST_F(DecodeTest, RgbaPngWithAJpgExtensionDecodesToRgb) {
+  const std::string path = write_image("rgba.png", cv::Mat(3, 5, CV_8UC4, cv::Scalar(10, 20, 30, 40)));
+  const std::string misnamed = (dir_ / "rgba.jpg").string();
+  fs::rename(path, misnamed);
+  const cv::Mat rgb = Decoder().decode(misnamed, 5, 3);
+  ASSERT_EQ(rgb.type(), CV_8UC3);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(2, 4), cv::Vec3b(30, 20, 10));
 }
 
 }  // namespace

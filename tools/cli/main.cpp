@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     return e.exit_code();
   } catch (const pasteflow::Error& e) {
     spdlog::error("{}", e.what());
+    spdlog::debug("reason code: {}", e.reason());  // the stable code, for scripts and the bad-input tests
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("unexpected error: {}", e.what());

@@ -12,8 +12,9 @@
 // Every error is a pasteflow::ConfigError whose Location names the key path
 // (`key`) and where the offending text came from (`file`): "path:line:column"
 // for files (1-based), "override 'a.b=1'" for overrides. Reason codes:
-// unknown_key, type_mismatch, out_of_range, bad_choice, base_cycle, bad_base,
-// cannot_open, yaml_syntax, duplicate_key, bad_override.
+// unknown_key, type_mismatch, out_of_range, not_finite (a float key given
+// .nan or .inf), bad_choice, base_cycle, bad_base, cannot_open, yaml_syntax,
+// duplicate_key, bad_override.
 #pragma once
 
 #include <string>

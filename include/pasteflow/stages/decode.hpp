@@ -12,7 +12,8 @@
 //      when given                                 "size_mismatch"
 //   5. the file is complete: a JPEG has an EOI marker after its frame header
 //      (libjpeg would otherwise pad a truncated scan with grey and succeed);
-//      a PNG's chunks chain intact up to IEND     "corrupt_image"
+//      a PNG's chunks chain intact up to IEND; a TIFF's strips or tiles lie
+//      inside the file                            "corrupt_image"
 //   6. cv::imdecode with IMREAD_ANYDEPTH | IMREAD_ANYCOLOR (or
 //      IMREAD_GRAYSCALE for color "grey") | IMREAD_IGNORE_ORIENTATION:
 //      annotations refer to the stored pixels, so EXIF orientation is never
@@ -68,6 +69,7 @@ struct ImageHeader {
   int channels = 0;    ///< components / samples per pixel as stored (0 when unknown)
   int bit_depth = 0;   ///< bits per sample as stored (0 when unknown)
   int64_t header_end = 0;  ///< byte offset just after the part that gave the size
+  int64_t data_end = 0;    ///< TIFF: one past the last byte of its strips or tiles (0 when not given)
 };
 
 /// Parses the header of a JPEG, PNG or TIFF held in `bytes`; `file` only

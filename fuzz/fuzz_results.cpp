@@ -1,11 +1,12 @@
 // COCO results reader (eval::parse_results) and the evaluation of what it
-// reads. Input: the results JSON, read against a fixed tiny ground truth (2
-// images, 2 categories, boxes and polygons). Results that load are
+// reads. Input: the results JSON, read against a fixed tiny ground truth
+// (tests/data/fuzz/results_ground_truth.json). Results that load are
 // evaluated (bbox; segm when they carry masks) and must give stats in
 // [0, 1] or -1.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -19,18 +20,9 @@ using namespace pasteflow;
 
 namespace {
 
-constexpr std::string_view kGroundTruth = R"({
-  "images": [{"id": 1, "width": 40, "height": 30, "file_name": "a.jpg"},
-             {"id": 2, "width": 24, "height": 32, "file_name": "b.jpg"}],
-  "categories": [{"id": 1, "name": "cat"}, {"id": 7, "name": "dog"}],
-  "annotations": [
-    {"id": 1, "image_id": 1, "category_id": 1, "area": 80, "bbox": [2, 3, 10, 8], "iscrowd": 0,
-     "segmentation": [[2, 3, 12, 3, 12, 11, 2, 11]]},
-    {"id": 2, "image_id": 1, "category_id": 7, "area": 150, "bbox": [20, 10, 15, 10], "iscrowd": 0,
-     "segmentation": [[20, 10, 35, 10, 35, 20, 20, 20]]},
-    {"id": 3, "image_id": 2, "category_id": 1, "area": 40, "bbox": [0, 0, 20, 30], "iscrowd": 1,
-     "segmentation": {"size": [32, 24], "counts": [100, 50, 618]}}
-  ]})";
+// 2 images, categories 1 and 7, boxes, polygons and a crowd RLE; also the
+// ground truth of tests/eval/fuzz_regression_test.cpp.
+const std::string kGroundTruth = PASTEFLOW_TEST_DATA "/fuzz/results_ground_truth.json";
 
 // Evaluation is quadratic in the detections of one image and category;
 // longer inputs only test the reader.
@@ -45,7 +37,7 @@ void check(const eval::EvalResult& result) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const io::CocoDataset gt = io::parse_coco(kGroundTruth, "gt.json");
+  static const io::CocoDataset gt = io::load_coco(kGroundTruth);
   const std::string_view json(reinterpret_cast<const char*>(data), size);
   std::vector<eval::Detection> dets;
   try {

@@ -961,6 +961,10 @@ void Reader::parse_batch() {
   if (auto err = doc_.get_array().get(arr)) json_fail(err, start);
   size_t k = 0;
   for (auto r : arr) {
+    // The scanner cut the batch into ranges_.size() records; On-Demand can
+    // see more in text the scanner read differently (fuzz_coco: ranges_[k]
+    // was read past its end).
+    if (k >= ranges_.size()) malformed("element count mismatch in batch", base_ + s0, element_path());
     elem_ = batch_first_ + static_cast<uint32_t>(k);
     od::value v;
     if (auto err = std::move(r).get(v)) json_fail(err, b + ranges_[std::min(k, ranges_.size() - 1)].first);

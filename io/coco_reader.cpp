@@ -187,11 +187,11 @@ bool compressed_rle_sum(std::string_view s, uint64_t& sum, std::string& why) {
         why = "compressed RLE count is too long";
         return false;
       }
-      x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
+      x |= static_cast<int64_t>(static_cast<uint64_t>(c & 0x1f) << (5 * k));  // unsigned: a 13th character reaches bit 64
       more = (c & 0x20) != 0;
       ++p;
       ++k;
-      if (!more && (c & 0x10)) x |= static_cast<int64_t>(~uint64_t(0) << (5 * k));
+      if (!more && (c & 0x10) && 5 * k < 64) x |= static_cast<int64_t>(~uint64_t(0) << (5 * k));
     }
     if (m > 2) x += prev2;
     if (x < 0) {

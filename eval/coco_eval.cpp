@@ -498,7 +498,8 @@ std::vector<EvalImg> evaluate_image(const Plan& plan, size_t i) {
       e.npig[a] = npig;
       for (size_t t = 0; t < T; ++t) {
         // Detection d's flag for (a, t) is flags[d * AT].
-        uint8_t* flags = e.flags.data() + a * T + t;
+        // (No detections: flags is empty and never read; data() may be null.)
+        uint8_t* flags = D > 0 ? e.flags.data() + a * T + t : nullptr;
         const size_t AT = A * T;
         gt_taken.assign(G, 0);
         if (!ious.empty()) {

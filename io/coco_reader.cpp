@@ -183,11 +183,11 @@ bool compressed_rle_sum(std::string_view s, uint64_t& sum, std::string& why) {
         why = "compressed RLE count is too long";
         return false;
       }
-      x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
+      x |= static_cast<int64_t>(static_cast<uint64_t>(c & 0x1f) << (5 * k));  // unsigned: a 13th character reaches bit 64
       more = (c & 0x20) != 0;
       ++p;
       ++k;
-      if (!more && (c & 0x10)) x |= static_cast<int64_t>(~uint64_t(0) << (5 * k));
+      if (!more && (c & 0x10) && 5 * k < 64) x |= static_cast<int64_t>(~uint64_t(0) << (5 * k));
     }
     if (m > 2) x += prev2;
     if (x < 0) {
@@ -1001,6 +1001,10 @@ void Reader::parse_batch() {
   if (auto err = doc_.get_array().get(arr)) json_fail(err, start);
   size_t k = 0;
   for (auto r : arr) {
+    // The scanner cut the batch into ranges_.size() records; On-Demand can
+    // see more in text the scanner read differently (fuzz_coco: ranges_[k]
+    // was read past its end).
+    if (k >= ranges_.size()) malformed("element count mismatch in batch", base_ + s0, element_path());
     elem_ = batch_first_ + static_cast<uint32_t>(k);
     od::value v;
     if (auto err = std::move(r).get(v)) json_fail(err, b + ranges_[std::min(k, ranges_.size() - 1)].first);

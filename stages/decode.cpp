@@ -222,6 +222,8 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
   h.bit_depth = 1;
   bool have_w = false, have_h = false;
   TiffArray strip_offsets, strip_counts, tile_offsets, tile_counts;
+  uint64_t rows_per_strip = 0, tile_w = 0, tile_h = 0;
+  std::vector<uint64_t> seen;  // the tags read, each allowed once
   for (uint64_t e = 0; e < entries; ++e) {
     const std::size_t at = first + e * entry_size;
     const uint64_t tag = r.get(at, 2);
@@ -233,7 +235,16 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
                        : tag == 324 ? &tile_offsets
                        : tag == 325 ? &tile_counts
                                     : nullptr;
-    if (tag != 256 && tag != 257 && tag != 258 && tag != 277 && array == nullptr) continue;
+    if (tag != 256 && tag != 257 && tag != 258 && tag != 277 && tag != 278 && tag != 322 && tag != 323 &&
+        array == nullptr) {
+      continue;
+    }
+    // Which of two ImageWidth entries libtiff believes is not ours to guess
+    // (a 65520 vs 101 pair made OpenCV allocate 4 GiB for a 101-wide header).
+    if (std::find(seen.begin(), seen.end(), tag) != seen.end()) {
+      corrupt(file, static_cast<int64_t>(at), "TIFF tag " + std::to_string(tag) + " appears twice");
+    }
+    seen.push_back(tag);
     const int size = tiff_type_size(type);
     if (size == 0 || count == 0) {
       corrupt(file, static_cast<int64_t>(at), "TIFF tag " + std::to_string(tag) + " has type " +
@@ -253,6 +264,9 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
       case 257: h.height = static_cast<int64_t>(value); have_h = true; break;
       case 258: h.bit_depth = static_cast<int>(value); break;
       case 277: h.channels = static_cast<int>(value); break;
+      case 278: rows_per_strip = value; break;
+      case 322: tile_w = value; break;
+      case 323: tile_h = value; break;
       default: break;
     }
   }
@@ -262,6 +276,16 @@ ImageHeader parse_tiff(Span<const uint8_t> b, const std::string& file) {
   if (h.width <= 0 || h.height <= 0 || h.width > INT32_MAX || h.height > INT32_MAX) {
     corrupt(file, static_cast<int64_t>(ifd),
             "TIFF size " + std::to_string(h.width) + " x " + std::to_string(h.height) + " is not valid");
+  }
+  // OpenCV reads a TIFF a strip or tile at a time into a buffer of that
+  // size, not clamped to the image: RowsPerStrip 16384 on a 65520 x 12
+  // image allocates 4 GiB. 2^32 - 1 rows
+  // (libtiff's default) means one strip, the whole image.
+  const uint64_t cap = uint64_t(1) << 32;
+  if (tile_w > 0 && tile_h > 0) {
+    h.strip_pixels = static_cast<int64_t>(std::min(tile_w, cap) * std::min(tile_h, cap));
+  } else if (rows_per_strip > 0 && rows_per_strip < 0xFFFFFFFFu) {
+    h.strip_pixels = h.width * static_cast<int64_t>(rows_per_strip);  // < 2^31 * 2^32
   }
   return h;
 }
@@ -374,6 +398,14 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
     throw with_record(e, record);
   }
   const int64_t pixels = h.width * h.height;  // both < 2^31: no overflow
+  const int64_t limit = config_.max_pixels > 0 ? std::min(config_.max_pixels, kOpenCvPixelLimit) : kOpenCvPixelLimit;
+  if (h.strip_pixels > std::max(pixels, limit)) {
+    throw InputError("pixel_limit",
+                     "TIFF strip or tile of " + std::to_string(h.strip_pixels) +
+                         " pixels (RowsPerStrip or TileWidth x TileLength) is above the limit of " +
+                         std::to_string(limit) + " pixels; the decoder would allocate it whole",
+                     at(name, -1, record));
+  }
   if (config_.max_pixels > 0 && pixels > config_.max_pixels) {
     throw InputError("pixel_limit",
                      std::string(to_string(h.format)) + " image of " + size_text(h.width, h.height) + " = " +

@@ -8,6 +8,8 @@
 //      BigTIFF) first IFD -> width, height       "unsupported_image" (not JPEG/PNG/TIFF)
 //                                                 "corrupt_image" (header cut or malformed)
 //   3. width * height <= max_pixels              "pixel_limit" (names file and size)
+//      and a TIFF's strip or tile too (OpenCV
+//      allocates a whole one, 4 bytes a pixel)
 //   4. width, height equal the annotation's
 //      when given                                 "size_mismatch"
 //   5. the file is complete: a JPEG has an EOI marker after its frame header
@@ -70,6 +72,9 @@ struct ImageHeader {
   int bit_depth = 0;   ///< bits per sample as stored (0 when unknown)
   int64_t header_end = 0;  ///< byte offset just after the part that gave the size
   int64_t data_end = 0;    ///< TIFF: one past the last byte of its strips or tiles (0 when not given)
+  /// TIFF: pixels of one strip (width x RowsPerStrip) or tile, which the
+  /// decoder allocates at once, whatever the image's size; 0 otherwise.
+  int64_t strip_pixels = 0;
 };
 
 /// Parses the header of a JPEG, PNG or TIFF held in `bytes`; `file` only

@@ -219,7 +219,7 @@ class PolygonSource {
 TEST(MaskPolygonWalk, MatchesTheFullWalkOnRandomPolygons) {
   PolygonSource source(20261206);
   int failures = 0;
-  for (int i = 0; i < 6000 && failures < 5; ++i) {
+  for (int i = 0; i < 4000 && failures < 5; ++i) {
     const uint32_t h = source.size(), w = source.size();
     const std::vector<double> xy = source.polygon(h, w);
     const pm::Rle want = reference(xy, h, w);
@@ -235,7 +235,7 @@ TEST(MaskPolygonWalk, MatchesTheFullWalkOnRandomPolygons) {
 TEST(MaskPolygonWalk, MatchesTheFullWalkOnBoxes) {
   // from_bbox rasterises the box's polygon the same way.
   PolygonSource source(7);
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     const uint32_t h = source.size(), w = source.size();
     const double x = source.coordinate(w), y = source.coordinate(h);
     const double bw = std::fabs(source.coordinate(w)), bh = std::fabs(source.coordinate(h));

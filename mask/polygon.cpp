@@ -92,7 +92,7 @@ struct Edge {
 };
 
 /// The last d in [d0, n] with pred(d), given pred(d0) and that pred holds on
-/// a prefix of [d0, n] (galloping, then bisection: O(log(d - d0))).
+/// a prefix of [d0, n] (galloping, then bisection: O(log(last - d0))).
 template <class Pred>
 int last_of_run(int d0, int n, const Pred& pred) {
   int64_t lo = d0, step = 1;
@@ -119,7 +119,7 @@ int last_of_run(int d0, int n, const Pred& pred) {
 /// pairs between runs are the original pairs, the pair (first, last) inside
 /// a run pushes nothing, as every pair inside it did. Consecutive edges
 /// share their end points, which are always fed. Cost: O(log n) a run, and
-/// at most 5w + 3 runs an edge.
+/// at most 5w + 1 runs an edge (5w - 1 values of u in [lo, hi], two sides).
 void walk_edge(const Edge& e, uint32_t w, BoundaryCollector& collect) {
   const int64_t lo = 1, hi = 5 * int64_t(w) - 1;
   const auto side = [&](int u) { return u < lo ? -1 : u > hi ? 1 : 0; };

@@ -232,7 +232,8 @@ struct Loader::Impl {
   }
 
   // Under TSan, the edges oneTBB's scheduler keeps inside libtbb (tsan_edges.hpp;
-  // the messages carry their own).
+  // the messages carry their own). The ready queue needs none: the batch node
+  // and the consumer share it under `mutex`, which TSan sees.
   /// The end of every node body: ~Impl acquires bodies_done after wait_for_all.
   void body_done() const noexcept { tsan::release(&bodies_done); }
   /// The serial batch node (flow::serial): each call happens after the

@@ -10,8 +10,9 @@
 // Handed<T> is T itself.
 //
 // The edges are per object: a message orders only the threads that touch
-// that message (or the slot it occupies), never two unrelated node bodies,
-// so a real race between bodies still reports.
+// that message (or the slot it occupies; a reused slot carries an edge from
+// its previous message, as libtbb's allocator orders it anyway), never two
+// unrelated node bodies, so a real race between bodies still reports.
 #pragma once
 
 #if defined(__SANITIZE_THREAD__)  // gcc

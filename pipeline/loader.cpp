@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "pasteflow/stages/size_class.hpp"
+#include "tsan_edges.hpp"
 
 namespace pasteflow::pipeline {
 
@@ -33,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 /// prepared image. A stage that fails leaves `error` set and the message
 /// passes through the remaining nodes untouched (a tombstone), so that the
 /// sequencer never waits for a position that will not come.
-struct Msg {
+struct MsgFields {
   uint64_t order = 0;        ///< position in the whole stream (sequencer key)
   bool group_last = false;   ///< last ticket of its batch group
   bool epoch_last = false;   ///< last ticket of its epoch
@@ -45,6 +46,10 @@ struct Msg {
   std::exception_ptr error;
   std::string error_stage;
 };
+/// oneTBB copies a message into tasks and node buffers inside libtbb, which
+/// ThreadSanitizer does not see: under TSan each copy carries its edge
+/// (tsan_edges.hpp); otherwise Msg is MsgFields.
+using Msg = tsan::Handed<MsgFields>;
 
 /// One item of the ready queue: a batch group's result.
 struct Ready {
@@ -106,6 +111,9 @@ struct Loader::Impl {
   std::atomic<uint64_t> max_in_graph{0};
   std::atomic<uint64_t> batches_copied{0};
   std::atomic<bool> stopping{false};
+  /// Under TSan, every node body releases on this at its end and ~Impl
+  /// acquires it once graph::wait_for_all (inside libtbb) has returned.
+  const char bodies_done = 0;
 
   // Batcher state (touched by the serial batch node only).
   std::vector<Msg> group;
@@ -166,6 +174,7 @@ struct Loader::Impl {
       graph->cancel();
       graph->wait_for_all();
     });
+    tsan::acquire(&bodies_done);
   }
 
   static std::unique_ptr<oneapi::tbb::global_control> make_parallelism_limit(int threads) {
@@ -204,7 +213,10 @@ struct Loader::Impl {
   template <typename Body>
   auto stage(const char* name, StageCounter& counter, Body body) {
     return [this, name, &counter, body](Msg msg) -> Msg {
-      if (msg.error || stopping.load(std::memory_order_relaxed)) return msg;
+      if (msg.error || stopping.load(std::memory_order_relaxed)) {
+        body_done();
+        return msg;
+      }
       const auto t0 = Clock::now();
       try {
         body(msg);
@@ -214,8 +226,25 @@ struct Loader::Impl {
       }
       counter.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
       ++counter.calls;
+      body_done();
       return msg;
     };
+  }
+
+  // Under TSan, the edges oneTBB's scheduler keeps inside libtbb (tsan_edges.hpp;
+  // the messages carry their own). The ready queue needs none: the batch node
+  // and the consumer share it under `mutex`, which TSan sees.
+  /// The end of every node body: ~Impl acquires bodies_done after wait_for_all.
+  void body_done() const noexcept { tsan::release(&bodies_done); }
+  /// The serial batch node (flow::serial): each call happens after the
+  /// previous one, whichever threads run them, and after its message was made.
+  void batch_begin(const Msg& m) const noexcept {
+    tsan::acquire(&group);
+    tsan::received(m);
+  }
+  void batch_end() const noexcept {
+    tsan::release(&group);
+    body_done();
   }
 
   void build_graph() {
@@ -254,6 +283,7 @@ struct Loader::Impl {
     order = std::make_unique<OrderNode>(g, [](const Msg& m) -> size_t { return static_cast<size_t>(m.order); });
 
     batcher = std::make_unique<BatchNode>(g, flow::serial, [this](const Msg& m) {
+      batch_begin(m);
       const auto t0 = Clock::now();
       try {
         note_left_graph(m);
@@ -267,6 +297,7 @@ struct Loader::Impl {
       }
       batch_t.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
       ++batch_t.calls;
+      batch_end();
       return flow::continue_msg();
     });
 

@@ -135,12 +135,11 @@ fuzz_one() {
 }
 export -f fuzz_one
 
-sanitizer_phases() {
+sanitize_phases() {
   timed asan-build build_asan
   timed asan-tests test_asan
   timed tsan-build build_tsan
   timed tsan-tests test_tsan
-  timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-30}"
 }
 
 cmd=${1:-}
@@ -152,7 +151,8 @@ case "$cmd" in
   test)
     install_missing; build
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
-    sanitizer_phases
+    sanitize_phases
+    timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-30}"
     ;;
   test-quick)
     install_missing; build
@@ -163,10 +163,7 @@ case "$cmd" in
     ;;
   sanitize)
     install_missing
-    timed asan-build build_asan
-    timed asan-tests test_asan
-    timed tsan-build build_tsan
-    timed tsan-tests test_tsan
+    sanitize_phases
     ;;
   fuzz)
     install_missing

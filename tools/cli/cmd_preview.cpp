@@ -21,6 +21,7 @@
 #include "cli.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/pipeline/loader.hpp"
+#include "pasteflow/train/checkpoint.hpp"
 #include "pipeline_args.hpp"
 
 namespace pasteflow::cli {
@@ -143,7 +144,7 @@ void run_preview(const PreviewArgs& a) {
   cv::cvtColor(sheet, bgr, cv::COLOR_RGB2BGR);
   std::vector<uint8_t> png;
   if (!cv::imencode(".png", bgr, png)) throw Error("io_error", "cannot encode the contact sheet");
-  write_file_atomic(a.out, png.data(), png.size());
+  train::write_file_atomic(a.out, png.data(), png.size());
   spdlog::info("wrote {} ({}x{} px, {} samples, {} pasted objects: magenta; originals: green)", a.out, sheet.cols,
                sheet.rows, index, pasted);
 }

@@ -77,26 +77,4 @@ void tune_allocator_for_pipeline() {
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
-void write_file_atomic(const std::string& path, const void* data, size_t size) {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
-  std::error_code ec;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("io_error", "cannot create " + tmp);
-    f.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    f.flush();
-    if (!f) {
-      f.close();
-      fs::remove(tmp, ec);
-      throw Error("io_error", "cannot write " + tmp);
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error("io_error", "cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
-}
-
 }  // namespace pasteflow::cli

@@ -46,9 +46,4 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
 /// them: 33 -> 21 CPU ms per image. GLIBC_TUNABLES set by the user win.
 void tune_allocator_for_pipeline();
 
-/// Writes `size` bytes to `path` through a temporary file in the same
-/// directory (path + ".tmp-<pid>") renamed over `path`: readers never see a
-/// partial file. Throws Error "io_error" (the temporary file is removed).
-void write_file_atomic(const std::string& path, const void* data, size_t size);
-
 }  // namespace pasteflow::cli

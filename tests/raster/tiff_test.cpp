@@ -685,53 +685,7 @@ TEST(TiffHuge, HundredThousandSquaredOpensAndReadsAWindowQuickly) {
   TempDir dir;
   const std::string path = dir.file("huge.tif");
   const uint32_t side = 100000, tile = 1024;
-  const uint32_t across = (side + tile - 1) / tile;
-  {
-    TIFF* tif = TIFFOpen(path.c_str(), "w8");
-    ASSERT_NE(tif, nullptr);
-    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, side);
-    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, side);
-    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, uint16_t(1));
-    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, uint16_t(PHOTOMETRIC_MINISBLACK));
-    TIFFSetField(tif, TIFFTAG_COMPRESSION, uint16_t(COMPRESSION_ADOBE_DEFLATE));
-    TIFFSetField(tif, TIFFTAG_TILEWIDTH, tile);
-    TIFFSetField(tif, TIFFTAG_TILELENGTH, tile);
-    // Two tiles compressed once (constant 0 and a row-number pattern), then
-    // written raw for all 98 x 98 tiles: the file takes seconds, not minutes.
-    std::vector<uint8_t> pattern(size_t{tile} * tile);
-    for (uint32_t y = 0; y < tile; ++y) std::fill_n(&pattern[size_t{y} * tile], tile, uint8_t(y % 251));
-    ASSERT_GE(TIFFWriteEncodedTile(tif, 0, pattern.data(), static_cast<tmsize_t>(pattern.size())), 0);
-    ASSERT_EQ(TIFFWriteDirectory(tif), 1);
-    TIFFClose(tif);
-  }
-  // Read back the compressed pattern tile and write the huge file from it.
-  std::vector<uint8_t> raw;
-  {
-    TIFF* tif = TIFFOpen(path.c_str(), "r");
-    ASSERT_NE(tif, nullptr);
-    const uint64_t size = TIFFGetStrileByteCount(tif, 0);
-    raw.resize(size);
-    ASSERT_EQ(TIFFReadRawTile(tif, 0, raw.data(), static_cast<tmsize_t>(size)), static_cast<tmsize_t>(size));
-    TIFFClose(tif);
-  }
-  {
-    TIFF* tif = TIFFOpen(path.c_str(), "w8");
-    ASSERT_NE(tif, nullptr);
-    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, side);
-    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, side);
-    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, uint16_t(1));
-    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, uint16_t(PHOTOMETRIC_MINISBLACK));
-    TIFFSetField(tif, TIFFTAG_COMPRESSION, uint16_t(COMPRESSION_ADOBE_DEFLATE));
-    TIFFSetField(tif, TIFFTAG_TILEWIDTH, tile);
-    TIFFSetField(tif, TIFFTAG_TILELENGTH, tile);
-    for (uint32_t t = 0; t < across * across; ++t) {
-      ASSERT_EQ(TIFFWriteRawTile(tif, t, raw.data(), static_cast<tmsize_t>(raw.size())),
-                static_cast<tmsize_t>(raw.size()));
-    }
-    TIFFClose(tif);
-  }
+  pasteflow::testing::write_huge_tiled(path, side, tile);
   const auto start = std::chrono::steady_clock::now();
   auto file = TiffFile::open(path, {}, std::make_shared<TileCache>(size_t{16} << 20));
   EXPECT_EQ(file->width(), side);

@@ -529,6 +529,28 @@ TEST(TiffConcurrency, ManyThreadsReadTheSamePixelsAsOne) {
   for (int t = 0; t < 8; ++t) EXPECT_EQ(bad[static_cast<size_t>(t)], 0) << "thread " << t;
 }
 
+TEST(TiffConcurrency, StatisticsComputedOnceWhileThreadsRead) {
+  // minmax on a float BigTIFF: the first windows of several threads race to
+  // compute the statistics; every thread must map alike.
+  const std::string path = kData + "cog_nonearth.tif";
+  RasterConfig config;
+  config.to_8bit = "minmax";
+  const cv::Mat full = TiffFile::open(path, config, nullptr)->read_level(0);
+  auto file = TiffFile::open(path, config, std::make_shared<TileCache>(size_t{1} << 20));
+  std::vector<std::thread> threads;
+  std::vector<int> bad(6, 0);
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const Window w{(t * 97 + i * 31) % 800, (t * 53 + i * 71) % 800, 80, 60};
+        if (max_diff(file->read_window(0, w), full(rect(w))) != 0.0) ++bad[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 6; ++t) EXPECT_EQ(bad[static_cast<size_t>(t)], 0) << "thread " << t;
+}
+
 // ------------------------------------------------------------------ errors
 
 namespace {

@@ -281,13 +281,17 @@ TEST(TiffLayouts, PaletteMinIsWhiteGreyAlphaAndComposite) {
     check_windows(path, RasterConfig{}, false, expected);
   }
   // Grey + alpha and RGBA: dropped, or composited over the background.
-  for (int spp : {2, 4}) {
+  for (int spp_planar : {2, 4, -2, -4}) {  // negative: planar separate
+    const int spp = std::abs(spp_planar);
     TiffSpec s;
     s.spp = spp;
+    s.planar = spp_planar < 0 ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG;
+    s.tiled = spp_planar != 4;
     s.photometric = spp == 2 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB;
     s.compression = COMPRESSION_ADOBE_DEFLATE;
     const cv::Mat pixels = make_pixels(s);
-    const std::string path = dir.file("alpha" + std::to_string(spp) + ".tif");
+    const std::string path = dir.file("alpha" + std::to_string(spp_planar) + ".tif");
+    SCOPED_TRACE(s.name());
     write_tiff(path, s, pixels);
     const int colors = spp == 2 ? 1 : 3;
     std::vector<cv::Mat> planes;
@@ -312,6 +316,31 @@ TEST(TiffLayouts, PaletteMinIsWhiteGreyAlphaAndComposite) {
     }
     check_windows(path, composite, false, expected, /*tolerance=*/1);
   }
+}
+
+TEST(TiffLayouts, MinIsWhiteWithAlphaInvertsTheGreyNotTheAlpha) {
+  TempDir dir;
+  TiffSpec s;
+  s.spp = 2;
+  s.bits = 16;
+  s.photometric = PHOTOMETRIC_MINISWHITE;
+  s.compression = COMPRESSION_LZW;
+  s.predictor = PREDICTOR_HORIZONTAL;
+  const cv::Mat pixels = make_pixels(s);
+  const std::string path = dir.file("white_alpha.tif");
+  write_tiff(path, s, pixels);
+  RasterConfig composite;
+  composite.alpha = "composite";
+  composite.alpha_background = 0;
+  cv::Mat expected(pixels.size(), CV_16UC1);
+  for (int y = 0; y < pixels.rows; ++y) {
+    for (int x = 0; x < pixels.cols; ++x) {
+      const cv::Vec2w v = pixels.at<cv::Vec2w>(y, x);
+      const double a = v[1] / 65535.0;
+      expected.at<uint16_t>(y, x) = cv::saturate_cast<uint16_t>((65535.0 - v[0]) * a);
+    }
+  }
+  check_windows(path, composite, /*keep_16bit=*/true, expected, /*tolerance=*/1);
 }
 
 TEST(TiffLayouts, MinmaxAndPercentileMapTheImagesStatistics) {

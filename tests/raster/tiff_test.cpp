@@ -603,17 +603,35 @@ void copy_prefix(const std::string& from, const std::string& to, size_t n) {
   out.write(bytes.data(), in.gcount());
 }
 
-/// Offset of the first value of array tag `tag` in directory 0 of a classic little-endian TIFF.
-size_t array_offset(const std::vector<uint8_t>& b, uint16_t tag) {
+/// Where the values of array tag `tag` of directory 0 of a classic
+/// little-endian TIFF are (inline or not), and their size (2 SHORT, 4 LONG).
+struct TagValues {
+  size_t at = 0;
+  int size = 0;
+};
+TagValues tag_values(const std::vector<uint8_t>& b, uint16_t tag) {
   auto u16 = [&](size_t p) { return size_t(b[p]) | size_t(b[p + 1]) << 8; };
   auto u32 = [&](size_t p) { return u16(p) | u16(p + 2) << 16; };
   const size_t ifd = u32(4);
   const size_t n = u16(ifd);
   for (size_t e = 0; e < n; ++e) {
     const size_t at = ifd + 2 + 12 * e;
-    if (u16(at) == tag) return u32(at + 8);
+    if (u16(at) != tag) continue;
+    const int size = u16(at + 2) == 3 ? 2 : 4;
+    const size_t count = u32(at + 4);
+    return {count * size_t(size) <= 4 ? at + 8 : u32(at + 8), size};
   }
-  return 0;
+  return {};
+}
+
+uint32_t get_value(const std::vector<uint8_t>& b, const TagValues& v, size_t i) {
+  uint32_t x = 0;
+  for (int k = 0; k < v.size; ++k) x |= uint32_t(b[v.at + i * size_t(v.size) + size_t(k)]) << (8 * k);
+  return x;
+}
+
+void set_value(std::vector<uint8_t>& b, const TagValues& v, size_t i, uint32_t x) {
+  for (int k = 0; k < v.size; ++k) b[v.at + i * size_t(v.size) + size_t(k)] = static_cast<uint8_t>(x >> (8 * k));
 }
 
 std::vector<uint8_t> read_all(const std::string& path) {
@@ -662,11 +680,11 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
   const std::string path = dir.file("good.tif");
   write_tiff(path, s, make_pixels(s));
   std::vector<uint8_t> bytes = read_all(path);
-  const size_t offsets = array_offset(bytes, TIFFTAG_TILEOFFSETS);
-  ASSERT_GT(offsets, 0u);
+  const TagValues offsets = tag_values(bytes, TIFFTAG_TILEOFFSETS);
+  ASSERT_EQ(offsets.size, 4);
   // Tile 5's offset points far past the end of the file.
   std::vector<uint8_t> bad_offset = bytes;
-  bad_offset[offsets + 5 * 4 + 3] = 0x7F;
+  set_value(bad_offset, offsets, 5, 0x7F000000u);
   const std::string p1 = dir.file("bad_offset.tif");
   write_all(p1, bad_offset);
   auto f1 = TiffFile::open(p1, {}, nullptr);
@@ -675,8 +693,7 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
   EXPECT_TRUE(has(e1, "directory 0, tile 5")) << e1.what();
   EXPECT_NO_THROW(f1->read_window(0, {0, 0, 32, 16}));  // tile 0 is intact
   // Tile 2's compressed bytes overwritten: the codec's error names tile 2.
-  const size_t tile2 = size_t(bytes[offsets + 8]) | size_t(bytes[offsets + 9]) << 8 |
-                       size_t(bytes[offsets + 10]) << 16 | size_t(bytes[offsets + 11]) << 24;
+  const size_t tile2 = get_value(bytes, offsets, 2);
   std::vector<uint8_t> bad_data = bytes;
   for (size_t i = 0; i < 16; ++i) bad_data[tile2 + i] = static_cast<uint8_t>(0xA5 ^ i);
   const std::string p2 = dir.file("bad_data.tif");
@@ -685,6 +702,30 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
       expect_error([&] { TiffFile::open(p2, {}, nullptr)->read_window(0, {64, 0, 5, 5}); }, "corrupt_image");
   EXPECT_TRUE(has(e2, "directory 0, tile 2")) << e2.what();
   EXPECT_TRUE(has(e2, "libtiff")) << e2.what();
+}
+
+TEST(TiffErrors, JpegTileCutShortIsCorruptNotGreyPadding) {
+  // libjpeg pads a cut scan with grey and only warns: the reader must refuse.
+  TempDir dir;
+  TiffSpec s;
+  s.width = 64;
+  s.height = 32;
+  s.compression = COMPRESSION_JPEG;
+  s.spp = 3;
+  s.ycbcr = true;
+  s.tile_w = s.tile_h = 32;
+  const std::string path = dir.file("jpeg.tif");
+  write_tiff(path, s, make_pixels(s));
+  std::vector<uint8_t> bytes = read_all(path);
+  const TagValues counts = tag_values(bytes, TIFFTAG_TILEBYTECOUNTS);
+  ASSERT_GT(counts.size, 0);
+  set_value(bytes, counts, 1, get_value(bytes, counts, 1) / 2);  // tile 1 cut in half
+  const std::string cut = dir.file("jpeg_cut.tif");
+  write_all(cut, bytes);
+  auto file = TiffFile::open(cut, {}, nullptr);
+  EXPECT_NO_THROW(file->read_window(0, {0, 0, 32, 32}));  // tile 0 intact
+  const InputError e = expect_error([&] { file->read_window(0, {32, 0, 32, 32}); }, "corrupt_image");
+  EXPECT_TRUE(has(e, "directory 0, tile 1")) << e.what();
 }
 
 TEST(TiffErrors, UnsupportedBitsBadWindowsAndPixelLimit) {

@@ -52,6 +52,7 @@ struct SliceArgs {
   bool polygons = false;
   bool overwrite = false;
   std::string policy = "strict";
+  int64_t tile_cache_mb = 64;
   RunOptions run;
 };
 
@@ -216,7 +217,12 @@ void run_slice(const SliceArgs& a) {
   decode_cfg.color = "keep";
   decode_cfg.keep_16bit = true;
   const stages::Decoder decoder(decode_cfg);
-  raster::TiffPool pool(raster::RasterConfig{});
+  // Windows go out row by row, so the tiles of about two rows of windows
+  // are all the cache needs to keep (neighbours share tiles).
+  raster::RasterConfig raster_cfg;
+  raster_cfg.tile_cache_mb = a.tile_cache_mb;
+  raster::validate(raster_cfg);
+  raster::TiffPool pool(raster_cfg);
   std::mutex mutex;  // the writer, the progress bar, the failure list
   std::vector<uint8_t> failed(source.images.size(), 0);
   Progress progress("slice", ds.images.size());
@@ -255,7 +261,15 @@ void run_slice(const SliceArgs& a) {
       }
       const auto [first, last] = ranges[i];
       if (px->tiled()) {
-        tbb::parallel_for(first, last, [&](size_t v) { write_view(*px, v); });
+        // Row of windows by row of windows (views are in grid order), the
+        // windows of a row in parallel: the threads share tile rows, so the
+        // cache holds what they need.
+        for (size_t row = first; row < last;) {
+          size_t end = row;
+          while (end < last && sliced.views[end].window.y == sliced.views[row].window.y) ++end;
+          tbb::parallel_for(row, end, [&](size_t v) { write_view(*px, v); });
+          row = end;
+        }
       } else {
         for (size_t v = first; v < last; ++v) write_view(*px, v);
       }
@@ -283,6 +297,11 @@ void run_slice(const SliceArgs& a) {
                "under min_area_ratio {}",
                result->images.size(), published, result->annotations.size(), a.out, sliced.empty_dropped,
                sliced.objects_dropped, a.min_area_ratio);
+  const raster::TileCache::Stats cache = pool.cache()->stats();
+  if (cache.hits + cache.misses > 0) {
+    spdlog::info("TIFF tiles: {} decoded, {} reused from the cache ({:.1f}% hits, peak {} MiB of {} MiB)", cache.misses,
+                 cache.hits, 100.0 * cache.hit_rate(), cache.peak_bytes >> 20, cache.max_bytes >> 20);
+  }
   for (const auto& [reason, n] : skipped.counts()) {
     spdlog::warn("skipped {} record(s): {} (first: {})", n, reason, skipped.first_messages().at(reason));
   }
@@ -340,6 +359,10 @@ void add_slice_command(CLI::App& app) {
   cmd->add_option("--on-error", args->policy,
                   "bad records and unreadable images: 'strict' fails, 'skip' drops and counts them")
       ->check(CLI::IsMember({"strict", "skip"}))
+      ->capture_default_str();
+  cmd->add_option("--tile-cache-mb", args->tile_cache_mb,
+                  "MiB of decoded TIFF tiles kept (shared by the threads; neighbouring slices share tiles)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20))
       ->capture_default_str();
   add_run_options(cmd, args->run);
   add_json_option(cmd, args->run);

@@ -235,6 +235,19 @@ TEST(SliceCli, TiffSourceReadByWindowsAndMissingImage) {
   EXPECT_GT(n, 4u);
   const io::CocoDataset outds = load((out / "annotations.json").string());
   for (const auto& im : outds.images) EXPECT_NE(view_of(outds, im).source_image_id, tsrc.images[2].id);
+
+  // One thread gives the same files, byte for byte.
+  const fs::path out1 = dir.path / "out1";
+  const auto one = run_command(bin() + " slice -a " + ann.string() + " -i " + images.string() + " -o " + out1.string() +
+                               " --size 200 --overlap 0.25 --min-area-ratio 0.5 --threads 1 --on-error skip");
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_EQ(pasteflow::testing::read_file(out1 / "annotations.json"),
+            pasteflow::testing::read_file(out / "annotations.json"));
+  for (const auto& im : outds.images) {
+    const std::string name(outds.file_name(im));
+    EXPECT_EQ(pasteflow::testing::read_file(out1 / "images" / name), pasteflow::testing::read_file(out / "images" / name))
+        << name;
+  }
 }
 
 TEST(SliceCli, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {

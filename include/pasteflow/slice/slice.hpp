@@ -18,10 +18,27 @@
 //  - the clipped annotation's area and bbox are those of the clipped mask;
 //    segmentation: compressed RLE of the clipped mask, or with `polygons`
 //    and a polygon source, the polygons clipped to the window
-//    (Sutherland-Hodgman) in window coordinates;
+//    (Sutherland-Hodgman, clip.hpp) in window coordinates, parts of fewer
+//    than 3 vertices dropped (no part left: the compressed RLE). Rasterised,
+//    they equal the cropped mask within pycocotools' vertex rounding: at
+//    most 0.25 px per px of clipped outline + 2 differ (clip.hpp);
 //  - crowd annotations are cut alike and keep iscrowd;
 //  - boxes-only annotations (no segmentation): the box clipped to the
 //    window, kept when its area ratio passes; area = clipped box area.
+// Views' image records: id 1..N in order (source image order, then grid
+// order), file_name the source's, width/height the window's, extra the
+// source image's kept members (license, coco_url, ...; any
+// "source_image_id" / "window" of a source that is itself a slice dropped)
+// followed by `"source_image_id":ID,"window":[x,y,w,h]`.
+// Annotations: id 1..M, extras copied.
+// Images above mask::kMaxPixels (2^32-1 px, e.g. 100000 x 100000), whose
+// full-size mask pycocotools' 32-bit runs cannot hold: a polygon
+// annotation is rasterised in a frame around its extent (1 px margin, cut
+// by the image's edges) and cropped from there; it equals the full-size
+// rasterisation up to the vertex rounding of clip.hpp (a vertex snapped
+// relative to the frame's integer origin). RLE annotations cannot exist at
+// that size ("rle_sum"); a polygon whose own extent is above the limit is
+// "mask_too_large". Boxes-only annotations cut at any size.
 // Empty windows (no kept annotation) are kept with probability
 // keep_empty, drawn from Rng(seed, {source image id, window index}), so
 // the result depends on the seed only.

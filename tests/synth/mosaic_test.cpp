@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "common/file.hpp"
@@ -22,6 +23,8 @@
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/mask/coco_mask.hpp"
 #include "pasteflow/mask/rle.hpp"
+#include "pasteflow/raster/tiff.hpp"
+#include "pasteflow/slice/slice.hpp"
 #include "pasteflow/stages/decode.hpp"
 
 namespace fs = std::filesystem;
@@ -394,5 +397,116 @@ TEST(Mosaic, BadRequestsAreErrors) {
   }
   EXPECT_FALSE(fs::exists(tmp.path() / "out" / "annotations.json"));
 }
+
+// Round trip with the slicer: 320 x 320 views of the sample (slice_dataset)
+// become the sources of a gap-free mosaic whose placements lie exactly on a
+// 320 grid; slicing the mosaic with that grid gives back each source view's
+// annotations (RLE: exactly) and its pixels (Deflate, read with the raster
+// reader).
+class MosaicSliceRoundTrip : public ::testing::TestWithParam<bool> {};
+
+TEST_P(MosaicSliceRoundTrip, AlignedSlicesGiveBackTheSources) {
+  const bool polygons = GetParam();
+  const io::CocoDataset sample = load_sample();
+  TempDir tmp;
+  const fs::path tiles = tmp.path() / "tiles";
+  fs::create_directories(tiles);
+
+  slice::SliceConfig sc;
+  sc.size = 320;
+  sc.overlap = 0.0;
+  sc.min_area_ratio = 0.0;
+  sc.keep_empty = 1.0;
+  sc.polygons = polygons;
+  slice::SlicedDataset views = slice::slice_dataset(sample, sc, 1, /*slice_all=*/true);
+  ASSERT_GT(views.views.size(), 40u);
+  io::CocoDataset& tile_ds = views.dataset;
+  {
+    stages::Decoder decoder;
+    std::map<uint32_t, cv::Mat> decoded;
+    for (size_t i = 0; i < views.views.size(); ++i) {
+      const slice::View& v = views.views[i];
+      cv::Mat& src = decoded[v.source_image_index];
+      if (src.empty()) src = decoder.decode(sample.image_path(sample.images[v.source_image_index]));
+      cv::Mat bgr;
+      cv::cvtColor(src(cv::Rect(int(v.window.x), int(v.window.y), int(v.window.width), int(v.window.height))), bgr,
+                   cv::COLOR_RGB2BGR);
+      const std::string name = "view_" + std::to_string(i) + ".png";
+      ASSERT_TRUE(cv::imwrite((tiles / name).string(), bgr));
+      tile_ds.images[i].file_name = tile_ds.add_string(name);
+    }
+  }
+  tile_ds.image_root = tiles.string();
+
+  synth::MosaicConfig c;
+  c.width = 4 * 320;
+  c.height = 3 * 320;
+  c.gap = 0;
+  c.tile = 128;
+  c.compression = raster::TiffCompression::kDeflate;
+  c.seed = 3;
+  const synth::MosaicSummary sum = synth::generate_mosaic(tile_ds, (tmp.path() / "out").string(), c);
+  ASSERT_TRUE(sum.pixels.completed);
+  const synth::MosaicPlan plan = synth::plan_mosaic(tile_ds, c);
+  ASSERT_EQ(plan.placements.size(), 12u);
+  std::map<std::pair<int64_t, int64_t>, const synth::MosaicPlacement*> at;
+  for (const synth::MosaicPlacement& p : plan.placements) at[{p.x, p.y}] = &p;
+
+  io::LoadOptions lo;
+  lo.image_root = (tmp.path() / "out" / "images").string();
+  const io::CocoDataset mosaic = io::load_coco(sum.annotations_path, lo);
+  slice::SliceConfig sc2 = sc;
+  const slice::SlicedDataset cut = slice::slice_dataset(mosaic, sc2, 1, true);
+  ASSERT_EQ(cut.views.size(), 12u);
+
+  const auto tif = raster::TiffFile::open(sum.image_path, raster::RasterConfig{}, nullptr);
+  size_t compared = 0;
+  uint64_t polygon_diff = 0;
+  for (size_t j = 0; j < cut.views.size(); ++j) {
+    const slice::Window& w = cut.views[j].window;
+    ASSERT_EQ(w.width, 320);
+    ASSERT_EQ(w.height, 320);
+    ASSERT_EQ(at.count({w.x, w.y}), 1u) << "window " << w.x << "," << w.y << " is not a placement";
+    const synth::MosaicPlacement& p = *at[{w.x, w.y}];
+    SCOPED_TRACE("window " + std::to_string(w.x) + "," + std::to_string(w.y) + " <- view " +
+                 std::to_string(p.source_image_index));
+    // Pixels.
+    const cv::Mat got = tif->read_window(0, w);
+    cv::Mat expected_bgr = cv::imread(tile_ds.image_path(tile_ds.images[p.source_image_index]), cv::IMREAD_COLOR);
+    cv::Mat expected;
+    cv::cvtColor(expected_bgr, expected, cv::COLOR_BGR2RGB);
+    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);
+    // Annotations.
+    const auto mine = cut.dataset.annotations_of(j);
+    const auto theirs = tile_ds.annotations_of(p.source_image_index);
+    ASSERT_EQ(mine.size(), theirs.size());
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const io::AnnotationRecord& a = cut.dataset.annotations[mine[k]];
+      const io::AnnotationRecord& b = tile_ds.annotations[theirs[k]];
+      EXPECT_EQ(a.category_id, b.category_id);
+      EXPECT_EQ(a.iscrowd, b.iscrowd);
+      const mask::Rle ma = mask::annotation_rle(cut.dataset, a, 320, 320);
+      const mask::Rle mb = mask::annotation_rle(tile_ds, b, 320, 320);
+      if (b.seg_kind == io::SegmentationKind::kPolygons) {
+        const uint64_t d = differing(ma, mb);
+        polygon_diff += d;
+        EXPECT_LE(d, 2 + mask::area(mb) / 100);  // shifted vertices: pycocotools rounding
+      } else {
+        EXPECT_EQ(ma, mb);  // RLE: exact
+        EXPECT_EQ(a.area, b.area);
+        EXPECT_EQ(a.bbox, b.bbox);
+      }
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 10u);
+  std::printf("round trip (%s): %zu annotations compared, %llu polygon pixels differ\n",
+              polygons ? "polygons" : "rle", compared, static_cast<unsigned long long>(polygon_diff));
+}
+
+INSTANTIATE_TEST_SUITE_P(Segmentations, MosaicSliceRoundTrip, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("polygons") : std::string("rle");
+                         });
 
 }  // namespace

@@ -46,7 +46,6 @@
 #include "cli.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
-#include "pasteflow/io/bench.hpp"
 #include "pasteflow/raster/tiff.hpp"
 #include "pasteflow/slice/slice.hpp"
 
@@ -89,6 +88,16 @@ struct Measured {
   bool ran = false;
   std::string note;
 };
+
+/// VmRSS of this process (MiB), 0 when unknown.
+double current_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+  }
+  return 0.0;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -276,7 +285,7 @@ void run_bench_slices(const SlicesArgs& a) {
   double window_mpx = 0;
   for (const raster::Window& w : windows) window_mpx += double(w.width) * double(w.height) / 1e6;
   const double image_mpx = double(width) * double(height) / 1e6;
-  const double baseline_rss = io::peak_rss_mb();
+  const double baseline_rss = current_rss_mb();  // what every forked child starts with
   spdlog::info("{}: level {} of {} x {} px, {} channel(s), blocks {} x {}; {} windows of {} px (overlap {}), "
                "{:.0f} Mpx; {} threads",
                a.image, a.level, width, height, channels, tile_w, tile_h, windows.size(), a.size, a.overlap,

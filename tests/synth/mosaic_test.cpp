@@ -8,6 +8,9 @@
 #include <tiffio.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +21,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "common/command.hpp"
 #include "common/file.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/io/coco.hpp"
@@ -503,6 +507,96 @@ TEST_P(MosaicSliceRoundTrip, AlignedSlicesGiveBackTheSources) {
   std::printf("round trip (%s): %zu annotations compared, %llu polygon pixels differ\n",
               polygons ? "polygons" : "rle", compared, static_cast<unsigned long long>(polygon_diff));
 }
+
+#ifdef PASTEFLOW_BIN
+// The commands: `pasteflow generate mosaic` and `pasteflow bench slices`
+// (its output format; the figures themselves are not tested).
+TEST(MosaicCli, GenerateMosaicThenBenchSlices) {
+  using pasteflow::testing::run_command;
+  TempDir tmp;
+  const std::string out = (tmp.path() / "out").string();
+  const std::string gen = std::string(PASTEFLOW_BIN) + " generate mosaic --annotations " + kSample +
+                          "/annotations.json --images " + kSample + "/images --out " + out +
+                          " --width 1500 --height 1100 --compression deflate --tile 256 --seed 4 --json";
+  const auto r = run_command(gen, false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"levels\": 4"), std::string::npos) << r.output;  // 1500 750 375 188
+  EXPECT_NE(r.output.find("\"placements\": "), std::string::npos);
+  ASSERT_TRUE(fs::exists(out + "/images/mosaic.tif"));
+  // Same seed, same annotations (the pixels are the same sources).
+  io::LoadOptions lo;
+  lo.keep_extra_fields = true;
+  const io::CocoDataset ds = io::load_coco(out + "/annotations.json", lo);
+  synth::MosaicConfig c;
+  c.width = 1500;
+  c.height = 1100;
+  c.tile = 256;
+  c.seed = 4;
+  c.compression = raster::TiffCompression::kDeflate;
+  const synth::MosaicPlan plan = synth::plan_mosaic(load_sample(), c);
+  EXPECT_EQ(ds.annotations.size(), plan.dataset.annotations.size());
+
+  // A second run without --overwrite is refused; the output stays.
+  const auto again = run_command(gen, true);
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.output.find("overwrite"), std::string::npos) << again.output;
+  // No image fits: a clear error, exit 1, nothing written.
+  const auto tiny = run_command(std::string(PASTEFLOW_BIN) + " generate mosaic --annotations " + kSample +
+                                "/annotations.json --images " + kSample + "/images --out " +
+                                (tmp.path() / "tiny").string() + " --width 200 --height 200");
+  EXPECT_EQ(tiny.status, 1);
+  EXPECT_NE(tiny.output.find("fits"), std::string::npos) << tiny.output;
+  EXPECT_FALSE(fs::exists(tmp.path() / "tiny" / "annotations.json"));
+
+  const auto bench = run_command(std::string(PASTEFLOW_BIN) + " bench slices --image " + out +
+                                     "/images/mosaic.tif --size 256 --threads 2 --json",
+                                 false);
+  ASSERT_EQ(bench.status, 0) << bench.output;
+  for (const char* key : {"megapixels", "slices_per_s", "megapixels_per_s", "peak_rss_mb", "tile_cache_hit_rate",
+                          "vips_megapixels_per_s", "ratio_vs_vips", "whole_decode_megapixels_per_s",
+                          "ratio_vs_whole_decode", "whole_decode_peak_rss_mb"}) {
+    EXPECT_NE(bench.output.find(std::string("\"") + key + "\": "), std::string::npos) << key << "\n" << bench.output;
+  }
+  EXPECT_NE(bench.output.find("\"slices\": 30,"), std::string::npos) << bench.output;  // 6 x 5 windows of 256 (1500 x 1100)
+  // The whole decode crops the same pixels: same checksum.
+  EXPECT_NE(bench.output.find("\"checksums_match\": true"), std::string::npos) << bench.output;
+}
+
+// Ctrl-C while the pixels are written: exit status 130, nothing published,
+// no staging directory left.
+TEST(MosaicCli, InterruptLeavesNothing) {
+  TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const pid_t pid = pasteflow::testing::spawn_command(
+      "exec " + std::string(PASTEFLOW_BIN) + " generate mosaic --annotations " + kSample + "/annotations.json --images " +
+      kSample + "/images --out " + out.string() + " --width 30000 --height 30000 --compression deflate 2>/dev/null");
+  ASSERT_GT(pid, 0);
+  // Wait until the run has opened its staging directory (the signal handler is in place by then).
+  bool staging = false;
+  for (int i = 0; i < 600 && !staging; ++i) {
+    ::usleep(50 * 1000);
+    std::error_code ec;
+    if (fs::exists(out, ec)) {
+      for (const auto& e : fs::directory_iterator(out, ec)) {
+        staging = staging || e.path().filename().string().rfind(".pasteflow-staging-", 0) == 0;
+      }
+    }
+  }
+  ASSERT_TRUE(staging);
+  ::usleep(300 * 1000);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_FALSE(fs::exists(out / "annotations.json"));
+  EXPECT_FALSE(fs::exists(out / "images"));
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    for (const auto& e : fs::directory_iterator(out, ec)) ADD_FAILURE() << "left behind: " << e.path();
+  }
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Segmentations, MosaicSliceRoundTrip, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {

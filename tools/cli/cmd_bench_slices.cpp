@@ -18,9 +18,10 @@
 //        a cv::Mat copy of every window; skipped (null + a note) when the
 //        decoded level would exceed --max-whole-mb.
 //
-// Forked children inherit the parent's resident pages (the pasteflow
-// program with its libraries, `baseline_rss_mb`), which count in their
-// peak RSS: the figures are those of a pasteflow process doing the work.
+// Forked children share the parent's pages (the pasteflow program with
+// its libraries; `parent_rss_mb` is the parent's VmRSS at fork); those a
+// child touches count in its peak RSS: the figures are those of a
+// pasteflow process doing the work.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -285,7 +286,7 @@ void run_bench_slices(const SlicesArgs& a) {
   double window_mpx = 0;
   for (const raster::Window& w : windows) window_mpx += double(w.width) * double(w.height) / 1e6;
   const double image_mpx = double(width) * double(height) / 1e6;
-  const double baseline_rss = current_rss_mb();  // what every forked child starts with
+  const double parent_rss = current_rss_mb();
   spdlog::info("{}: level {} of {} x {} px, {} channel(s), blocks {} x {}; {} windows of {} px (overlap {}), "
                "{:.0f} Mpx; {} threads",
                a.image, a.level, width, height, channels, tile_w, tile_h, windows.size(), a.size, a.overlap,
@@ -420,7 +421,7 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("slices", mine.r.slices).field("megapixels", mine.r.megapixels);
   w.field("seconds", mine.r.seconds);
   w.field("slices_per_s", double(mine.r.slices) / mine.r.seconds).field("megapixels_per_s", mpx_s);
-  w.field("peak_rss_mb", mine.peak_rss_mb).field("baseline_rss_mb", baseline_rss);
+  w.field("peak_rss_mb", mine.peak_rss_mb).field("parent_rss_mb", parent_rss);
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", mine.r.hit_rate);
   w.field("tiles_decoded", mine.r.tiles_decoded);
   w.field("vips_method", a.vips_method);

@@ -28,7 +28,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -64,7 +63,7 @@ struct SlicesArgs {
   double overlap = 0.0;
   int threads = 2;
   int level = 0;
-  int64_t cache_mb = 128;
+  int64_t cache_mb = 256;  // raster.tile_cache_mb's default
   double max_whole_mb = 4096.0;
   std::string vips_method = "max";
   bool no_vips = false;
@@ -300,9 +299,14 @@ void run_bench_slices(const SlicesArgs& a) {
     std::atomic<bool> stopped{false};
     tbb::task_arena arena(a.threads);
     const double t0 = now_s();
+    // The workers take the windows in grid order from one counter, so they
+    // read neighbouring windows at the same time (as a loader drawing views
+    // in order would) and share the tiles of overlaps through the cache;
+    // parallel_for's range splitting would send them to distant rows.
+    std::atomic<size_t> next{0};
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<size_t>(0, windows.size(), 1), [&](const tbb::blocked_range<size_t>& br) {
-        for (size_t i = br.begin(); i != br.end(); ++i) {
+      tbb::parallel_for(0, a.threads, [&](int) {
+        for (size_t i = next++; i < windows.size(); i = next++) {
           if (stop_flag()->load()) {
             stopped = true;
             return;

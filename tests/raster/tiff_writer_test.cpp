@@ -16,6 +16,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/raster/tiff.hpp"
 
 namespace fs = std::filesystem;
 using pasteflow::raster::pyramid_sizes;
@@ -214,6 +215,40 @@ TEST_P(TiffWriterRoundTrip, PyramidReadsBackAsWritten) {
       EXPECT_GT(cv::norm(r.pixels, levels[l], cv::NORM_INF), 0.0);  // really lossy, really compared
     }
   }
+}
+
+// The raster reader sees the written pyramid as levels (reduced-resolution
+// directories, downsample 2^k) and reads windows across tile edges equal to
+// the written pixels (Deflate: exactly).
+TEST(TiffWriter, RasterReaderSeesThePyramid) {
+  TempDir dir;
+  const std::string path = dir.file("pyr.tif");
+  const cv::Mat full = photo(1000, 600, 3);
+  const std::vector<cv::Mat> levels = levels_of(full, 256);
+  TiffWriterOptions o;
+  o.width = 1000;
+  o.height = 600;
+  o.tile = 256;
+  {
+    TiffWriter writer(path, o);
+    write_all(writer, levels);
+  }
+  const auto file = pasteflow::raster::TiffFile::open(path, pasteflow::raster::RasterConfig{}, nullptr);
+  EXPECT_TRUE(file->big_tiff());
+  ASSERT_EQ(file->levels().size(), levels.size());  // 1000x600, 500x300, 250x150
+  for (size_t l = 0; l < levels.size(); ++l) {
+    const pasteflow::raster::Directory& d = file->level(int(l));
+    EXPECT_EQ(d.width, levels[l].cols);
+    EXPECT_EQ(d.height, levels[l].rows);
+    EXPECT_TRUE(d.tiled);
+    EXPECT_EQ(d.block_width, 256);
+    EXPECT_EQ(d.subfile_type, l == 0 ? 0u : 1u);
+    EXPECT_NEAR(d.downsample, double(1 << l), 0.01);
+  }
+  EXPECT_EQ(file->level_for_downsample(2.5), 1);
+  const pasteflow::raster::Window w{200, 100, 400, 300};  // crosses tile edges at 256 and 512
+  EXPECT_EQ(cv::norm(file->read_window(0, w), full(cv::Rect(200, 100, 400, 300)), cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(file->read_level(2), levels[2], cv::NORM_INF), 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Compressions, TiffWriterRoundTrip,

@@ -146,9 +146,13 @@ void add_generate_mosaic_command(CLI::App& gen) {
     oo.overwrite = a->overwrite;
     oo.inputs = {a->annotations, a->images};
     std::unique_ptr<Progress> bar;
-    oo.progress = [&bar](uint64_t done, uint64_t total) {
+    const bool terminal = stderr_is_terminal();
+    oo.progress = [&bar, terminal](uint64_t done, uint64_t total) {
       if (!bar) bar = std::make_unique<Progress>("mosaic bands", total);
       bar->update(done);
+      if (!terminal && done * 10 / total != (done - 1) * 10 / total) {  // logs: every 10%
+        spdlog::info("mosaic: {} of {} bands written", done, total);
+      }
       return !stop_flag()->load();
     };
     spdlog::info("{} images, {} annotations -> {} x {} mosaic ({}, tile {}, gap {})", source.images.size(),

@@ -100,7 +100,10 @@ std::unique_ptr<Handle> open_handle(const std::string& path) {
   TIFFOpenOptionsSetWarningHandlerExtR(options, on_warning, handle.get());
   // A corrupt directory cannot make libtiff allocate more than this at once.
   TIFFOpenOptionsSetMaxSingleMemAlloc(options, tmsize_t{1} << 30);
-  handle->tif = TIFFOpenExt(path.c_str(), "rO", options);
+  // "m": no memory mapping. A mapped file's pages count in the process's
+  // RSS as they are read, so reading every window of a 772 MB JPEG mosaic
+  // grew the peak RSS to 644 MB (83 MB with "m", same speed; bench slices).
+  handle->tif = TIFFOpenExt(path.c_str(), "rOm", options);
   TIFFOpenOptionsFree(options);
   if (handle->tif == nullptr) {
     throw InputError("corrupt_image", "libtiff cannot open it as a TIFF (" + handle->said() + ")",

@@ -166,7 +166,7 @@ struct Loader::Impl {
         tiff_pool(std::make_shared<raster::TiffPool>(config.raster)),
         decoder(config.decode, tiff_pool),
         paster(config.augment),
-        categories(category_ids(ds)),
+        categories(category_ids(dataset)),
         parallelism(make_parallelism_limit(config.loader.threads)),
         // One slot is the consumer's: while it waits for data it runs graph
         // tasks itself (take() waits inside the arena), so `threads` threads work in all.

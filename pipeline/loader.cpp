@@ -635,7 +635,7 @@ std::shared_ptr<const slice::SlicedDataset> make_views(const io::CocoDataset& da
 }
 
 Loader::Loader(const io::CocoDataset& dataset, PipelineConfig config, Output output, TicketSource tickets)
-    : Loader(dataset, make_views(dataset, config), std::move(config), output, std::move(tickets)) {}
+    : Loader(dataset, make_views(dataset, config), config, output, std::move(tickets)) {}  // config copied: make_views reads it
 
 Loader::Loader(const io::CocoDataset& dataset, std::shared_ptr<const slice::SlicedDataset> views, PipelineConfig config,
                Output output, TicketSource tickets)

@@ -205,12 +205,9 @@ TEST_F(MosaicTest, CopyPasteStaysInsideTheView) {
       if (!inst.pasted) continue;
       ++pasted;
       EXPECT_EQ(own_ids.count(inst.source_id), 1u) << "pasted from another view: " << inst.source_id;
-      const std::vector<uint8_t> m = mask::decode(inst.mask);  // column-major
-      for (uint32_t x = 0; x < inst.mask.w; ++x) {
-        for (uint32_t y = 0; y < inst.mask.h; ++y) {
-          if (m[static_cast<size_t>(x) * inst.mask.h + y]) pasted_area.at<uint8_t>(static_cast<int>(y), static_cast<int>(x)) = 1;
-        }
-      }
+      cv::Mat m(s.image.rows, s.image.cols, CV_8U);
+      mask::decode_into(inst.mask, m.data, m.step);
+      pasted_area |= m;
     }
     if (!v.sliced) continue;
     // Outside the pasted masks (hard paste, blur 0) the pixels are the window's.

@@ -41,7 +41,7 @@ std::vector<std::string> overrides(const testing::Mosaic& m, const std::string& 
           "solver.max_iter=3",
           "solver.warmup_iters=1",
           "solver.steps=[2]",
-          "checkpoint.period=0",
+          "checkpoint.period=100",
           "eval.period=0",
           "eval.at_end=true",
           "log_period=1"};

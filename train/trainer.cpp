@@ -643,6 +643,9 @@ TrainSummary Trainer::train(uint64_t until) {
   summary.images_per_s = summary.iterations_s > 0 ? static_cast<double>(summary.images) / summary.iterations_s : 0.0;
   const pipeline::StageTimes times = im.loader->times();
   summary.loader_wait_s = times.consumer_wait_s;
+  if (const auto& views = im.loader->views()) summary.views = views->views.size();
+  summary.windows_read = times.windows_read;
+  summary.tile_cache = times.tile_cache;
   summary.best_metric = im.best_metric;
   summary.best_iteration = im.best_iteration;
   summary.last_checkpoint = im.last_checkpoint;

@@ -90,6 +90,7 @@ inline Mosaic make_sample_mosaic(const std::string& dir, const std::string& samp
   const int64_t whole = 54718;  // 640x480, stays whole
 
   Mosaic m;
+  fs::create_directories(dir);
   m.dir = dir;
   m.annotations = dir + "/annotations.json";
   m.rgb = cv::Mat(kMosaicHeight, kMosaicWidth, CV_8UC3, cv::Scalar(114, 114, 114));

@@ -10,6 +10,8 @@
 #include <regex>
 #include <string>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include "common/file.hpp"
 #include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/train/evaluate.hpp"
@@ -95,28 +97,69 @@ TEST(SlicedTraining, TrainsOnViewsAndEvaluatesOnTheValidationViews) {
   (void)summary;
 }
 
-TEST(SlicedTraining, PasteflowTrainRunsOnASlicedDataset) {
-  TempDir dir;
-  const testing::Mosaic m = testing::make_sample_mosaic(dir.str(), kSample);
-  std::string args;
-  for (const std::string& o : overrides(m, dir.str("run"))) args += " " + o;
+struct CliRun {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+CliRun run(const TempDir& dir, const std::string& args) {
   const std::string err = dir.str("stderr.txt");
-  const std::string cmd = std::string(PASTEFLOW_BIN) + " train -c " + kConfig + args + " --json 2>" + err;
+  const std::string cmd = std::string(PASTEFLOW_BIN) + " " + args + " 2>" + err;
   FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int status = pclose(p);
-  const std::string log = testing::read_file(err);
-  ASSERT_EQ(WEXITSTATUS(status), 0) << log;
+  return {WEXITSTATUS(status), out, testing::read_file(err)};
+}
+
+TEST(SlicedTraining, PasteflowTrainRunsOnASlicedDataset) {
+  TempDir dir;
+  const testing::Mosaic m = testing::make_sample_mosaic(dir.str(), kSample);
+  std::string args;
+  for (const std::string& o : overrides(m, dir.str("run"))) args += " " + o;
+  const CliRun r = run(dir, "train -c " + kConfig + args + " --json");
+  const std::string& out = r.out;
+  const std::string& log = r.err;
+  ASSERT_EQ(r.status, 0) << log;
   EXPECT_NE(log.find("2 images -> 7 views"), std::string::npos) << log;
   EXPECT_NE(log.find("validation set sliced"), std::string::npos) << log;
   const std::string metrics = testing::read_file(dir.str("run/metrics.jsonl"));
   EXPECT_EQ(count_lines_with(metrics, "\"type\":\"eval\""), 1u);
   EXPECT_TRUE(std::regex_search(out, std::regex("\"end_iter\": *3"))) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex("\"finished\": *true"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("\"views\": *7"))) << out;
+  std::smatch rate;
+  ASSERT_TRUE(std::regex_search(out, rate, std::regex("\"tile_cache_hit_rate\": *([0-9.eE+-]+)"))) << out;
+  EXPECT_GT(std::stod(rate[1].str()), 0.0);  // overlapping views share tiles
+  EXPECT_NE(log.find("slicing: 7 views"), std::string::npos) << log;
+}
+
+// preview shows views (read by windows); augment refuses a config that
+// slices, naming the key, and writes nothing.
+TEST(SlicedCli, PreviewShowsViewsAndAugmentRefusesSlicing) {
+  TempDir dir;
+  const testing::Mosaic m = testing::make_sample_mosaic(dir.str("data"), kSample);
+  const std::string data = " -a " + m.annotations + " -i " + m.dir;
+  const std::string slicing = " slice.above=700 decode.max_pixels=500000";
+  CliRun r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet.png") + " -n 6" + slicing);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("2 images -> 7 views"), std::string::npos) << r.err;
+  const cv::Mat sheet = cv::imread(dir.str("sheet.png"));
+  EXPECT_FALSE(sheet.empty());
+
+  r = run(dir, "augment -c " + kConfig + data + " -o " + dir.str("aug") + slicing);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("slice.above"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pasteflow slice"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.str("aug/annotations.json")));
+
+  // Without slicing, the mosaic's record is above decode.max_pixels: refused when loading, named.
+  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet2.png") + " decode.max_pixels=500000");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("exceeds the limit of 500000"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -56,6 +56,18 @@ size_t count_lines_with(const std::string& text, const std::string& what) {
   return n;
 }
 
+TEST(SlicedTraining, TheShippedMosaicConfigSlices) {
+  const TrainConfig cfg = load_train_config(kConfig);
+  EXPECT_EQ(cfg.pipeline.slice.above, 2048);
+  EXPECT_EQ(cfg.pipeline.slice.size, 512);
+  EXPECT_EQ(cfg.pipeline.raster.tile_cache_mb, 128);
+  EXPECT_EQ(cfg.pipeline.sampler.oversample, 2.0);
+  EXPECT_EQ(cfg.model.backbone.depth, 18);  // the tiny model of its base, configs/train/sample_tiny.yaml
+  EXPECT_EQ(cfg.data.train_annotations, "runs/mosaic_data/annotations.json");
+  // Its evaluation keeps the slice section: it evaluates on views.
+  EXPECT_EQ(eval_pipeline_config(cfg.pipeline).slice.above, 2048);
+}
+
 TEST(SlicedTraining, TrainsOnViewsAndEvaluatesOnTheValidationViews) {
   TempDir dir;
   const testing::Mosaic m = testing::make_sample_mosaic(dir.str(), kSample);

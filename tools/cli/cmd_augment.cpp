@@ -88,7 +88,8 @@ void run_augment(const AugmentArgs& a) {
     spdlog::info("replacing the {}output of a previous run in {} when this one completes",
                  writer.opened().previous_incomplete ? "half-published " : "", a.out);
   }
-  spdlog::info("{} images -> {} samples ({} per repetition x {}), {} threads", ds.images.size(), tickets.size(),
+  spdlog::info("{} {} -> {} samples ({} per repetition x {}), {} threads", ds.images.size(), views ? "views" : "images",
+               tickets.size(),
                once.size(), a.copies, resolve_threads(cfg.loader.threads));
 
   dataset::AugmentExportConfig export_cfg;

@@ -4,6 +4,8 @@
 #   ./run.sh test           install what is missing, build, run every test (ctest), then the
 #                           sanitizer and fuzz phases: ASan+UBSan unit tests, TSan stage
 #                           and pipeline tests, 30 s of each fuzz target (FUZZ_SECONDS)
+#   ./run.sh huge           a huge image end to end on data/sample: generate mosaic, slice, train on
+#                           views read by windows, sliced predict, eval (tools/huge_demo.sh, runs/huge/)
 #   ./run.sh test-quick     the main tests without those labelled `slow`, no sanitizer/fuzz phases
 #   ./run.sh build          install what is missing and build only
 #   ./run.sh sanitize       build and run only the ASan+UBSan and TSan phases
@@ -21,7 +23,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
   libtbb-dev libopencv-dev libsimdjson-dev libtiff-dev libtorch-dev
   libgtest-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libbenchmark-dev
   python3 python3-torchvision python3-numpy libopenblas0-pthread
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev libvips-tools)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
 FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice)
 
@@ -149,6 +151,10 @@ case "$cmd" in
     install_missing; build
     tools/demo.sh "$BUILD_DIR"
     ;;
+  huge)
+    install_missing; build
+    tools/huge_demo.sh "$BUILD_DIR"
+    ;;
   test)
     install_missing; build
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
@@ -172,7 +178,7 @@ case "$cmd" in
     timed fuzz run_fuzz "${2:-600}"
     ;;
   *)
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac

@@ -207,6 +207,9 @@ class TiffFile {
 
   /// Tiles / strips decoded by this file (cache misses), for tests and benches.
   uint64_t blocks_decoded() const noexcept;
+  /// Identity of the file on disk when opened (device, inode, size, mtime
+  /// hashed): the tile cache's key, and how TiffPool sees a replaced file.
+  uint64_t identity() const noexcept;
 
   struct Impl;
 

@@ -1,0 +1,281 @@
+// Sliced prediction of huge images (train/predict.hpp "Sliced prediction",
+// train/sliced_predict.cpp; issue 11 section 3) with the tiny model of
+// configs/train/sample_tiny.yaml (seeded init, no training) on a real photo
+// of the bundled sample written as a tiled, Deflate-compressed TIFF with
+// libtiff in the test:
+//  - one slice covering the whole image gives exactly the unsliced results
+//    (results.json byte for byte);
+//  - several slices (nms and greedy_nmm): every result in full-image
+//    coordinates (boxes inside the image, RLE of the full image's size), the
+//    merge counts add up, the results load and evaluate against the
+//    full-image ground truth (eval never decodes pixels), and the overlay is
+//    the down-scaled image (long side --overlay-max-side);
+//  - a truncated TIFF: an error naming the file (strict) or a skipped image.
+// The box score threshold is 0 (model.box.score_thresh=0.0) so that the
+// barely initialised model gives detections.
+#include <gtest/gtest.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "common/file.hpp"
+#include "pasteflow/config/config.hpp"
+#include "pasteflow/eval/coco_eval.hpp"
+#include "pasteflow/eval/results.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/mask/rle.hpp"
+#include "pasteflow/model/weights.hpp"
+#include "pasteflow/slice/slice.hpp"
+#include "pasteflow/train/config.hpp"
+#include "pasteflow/train/predict.hpp"
+#include "pasteflow/train/trainer.hpp"
+
+namespace pasteflow::train {
+namespace {
+
+namespace fs = std::filesystem;
+using pasteflow::testing::read_file;
+
+const std::string kSample = PASTEFLOW_SAMPLE_DATA;
+const int64_t kImageId = 54718;  // 000000054718.jpg, 640 x 480, 8 objects
+
+/// `rgb` (CV_8UC3) as a tiled (64 x 64), Deflate-compressed RGB TIFF.
+void write_tiled_tiff(const cv::Mat& rgb, const std::string& path) {
+  TIFF* t = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(t, nullptr);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(rgb.cols));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(rgb.rows));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+  TIFFSetField(t, TIFFTAG_TILEWIDTH, 64);
+  TIFFSetField(t, TIFFTAG_TILELENGTH, 64);
+  std::vector<uint8_t> tile(64 * 64 * 3);
+  for (int ty = 0; ty < rgb.rows; ty += 64) {
+    for (int tx = 0; tx < rgb.cols; tx += 64) {
+      std::fill(tile.begin(), tile.end(), 0);
+      for (int y = ty; y < std::min(ty + 64, rgb.rows); ++y) {
+        for (int x = tx; x < std::min(tx + 64, rgb.cols); ++x) {
+          const cv::Vec3b p = rgb.at<cv::Vec3b>(y, x);
+          uint8_t* q = &tile[(static_cast<size_t>(y - ty) * 64 + static_cast<size_t>(x - tx)) * 3];
+          q[0] = p[0];
+          q[1] = p[1];
+          q[2] = p[2];
+        }
+      }
+      ASSERT_GE(TIFFWriteTile(t, tile.data(), static_cast<uint32_t>(tx), static_cast<uint32_t>(ty), 0, 0), 0);
+    }
+  }
+  TIFFClose(t);
+}
+
+class SlicedPredict : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("pasteflow_sliced_predict_" + std::to_string(::getpid())));
+    fs::remove_all(*dir_);
+    fs::create_directories(*dir_ / "images");
+    const std::vector<std::string> overrides = {
+        "data.train_annotations=" + kSample + "/annotations.json",
+        "data.train_images=" + kSample + "/images",
+        "data.val_annotations=" + kSample + "/annotations.json",
+        "data.val_images=" + kSample + "/images",
+        "output_dir=" + (*dir_ / "run").string(),
+        "model.box.score_thresh=0.0",
+        "torch_threads=2",
+        "pipeline.loader.threads=2",
+    };
+    const TrainConfig cfg =
+        load_train_config(std::string(PASTEFLOW_SOURCE_DIR) + "/configs/train/sample_tiny.yaml", overrides);
+    {
+      Trainer trainer(cfg);
+      std::ofstream(path("config.yaml")) << config::dump_config(trainer.config());
+      model::save_weights(*trainer.model(), path("best.pt"));
+    }
+    // The image as a tiled TIFF, and the ground truth of the full image (the
+    // sample's annotations of that image, its record naming the TIFF).
+    cv::Mat bgr = cv::imread(kSample + "/images/000000054718.jpg", cv::IMREAD_COLOR);
+    ASSERT_FALSE(bgr.empty());
+    cv::Mat rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    write_tiled_tiff(rgb, path("images/scene.tif"));
+    width_ = rgb.cols;
+    height_ = rgb.rows;
+    io::CocoDataset gt = io::load_coco(kSample + "/annotations.json");
+    std::vector<io::ImageRecord> images;
+    for (io::ImageRecord im : gt.images) {
+      if (im.id != kImageId) continue;
+      im.file_name = gt.add_string("scene.tif");
+      images.push_back(im);
+    }
+    gt.images = images;
+    std::vector<io::AnnotationRecord> anns;
+    for (const io::AnnotationRecord& a : gt.annotations) {
+      if (a.image_id == kImageId) anns.push_back(a);
+    }
+    gt.annotations = anns;
+    gt.rebuild_index();
+    io::write_coco(gt, path("gt.json"));
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static std::string path(const std::string& name) { return (*dir_ / name).string(); }
+
+  static PredictOptions options(const std::string& out) {
+    PredictOptions o;
+    o.config = path("config.yaml");
+    o.weights = path("best.pt");
+    o.annotations = path("gt.json");
+    o.image_dir = path("images");
+    o.categories = kSample + "/annotations.json";  // the training set's map
+    o.out_dir = path(out);
+    o.threads = 2;
+    return o;
+  }
+
+  static fs::path* dir_;
+  static int width_, height_;
+};
+fs::path* SlicedPredict::dir_ = nullptr;
+int SlicedPredict::width_ = 0;
+int SlicedPredict::height_ = 0;
+
+/// Checks every result is of the image, inside it, with an RLE of its size; returns them.
+std::vector<eval::Detection> expect_full_image_results(const std::string& results, int width, int height) {
+  const io::CocoDataset gt = io::load_coco(fs::path(results).parent_path().parent_path().string() + "/gt.json");
+  const std::vector<eval::Detection> dets = eval::load_results(results, gt);
+  for (const eval::Detection& d : dets) {
+    EXPECT_EQ(d.image_id, kImageId);
+    EXPECT_TRUE(d.bbox.has_value());
+    if (!d.bbox) continue;
+    const auto& b = *d.bbox;
+    EXPECT_GE(b[0], 0.0);
+    EXPECT_GE(b[1], 0.0);
+    EXPECT_LE(b[0] + b[2], width + 1e-3);
+    EXPECT_LE(b[1] + b[3], height + 1e-3);
+    uint32_t h = 0, w = 0;
+    if (const auto* c = std::get_if<eval::CompressedMask>(&d.segmentation)) {
+      h = c->h;
+      w = c->w;
+    } else if (const auto* r = std::get_if<mask::Rle>(&d.segmentation)) {
+      h = r->h;
+      w = r->w;
+    } else {
+      ADD_FAILURE() << "a result without an RLE segmentation";
+    }
+    EXPECT_EQ(h, static_cast<uint32_t>(height));
+    EXPECT_EQ(w, static_cast<uint32_t>(width));
+  }
+  return dets;
+}
+
+TEST_F(SlicedPredict, OneSliceCoveringTheImageGivesTheUnslicedResults) {
+  PredictOptions whole = options("whole");
+  whole.slice_above = 0;
+  const PredictReport a = predict(whole);
+  EXPECT_EQ(a.sliced_images, 0u);
+  EXPECT_EQ(a.slices, 0u);
+
+  PredictOptions one = options("one");
+  one.slice_above = 100;   // the 640 x 480 image is "huge"
+  one.slice_size = 1024;   // one window of the image's size
+  const PredictReport b = predict(one);
+  EXPECT_EQ(b.sliced_images, 1u);
+  EXPECT_EQ(b.slices, 1u);
+  EXPECT_EQ(b.images, 1u);
+  ASSERT_GT(a.detections, 0u);
+  EXPECT_EQ(a.detections, b.detections);
+  EXPECT_EQ(a.below_threshold, b.below_threshold);
+  const std::string ra = read_file(a.results_path), rb = read_file(b.results_path);
+  ASSERT_FALSE(ra.empty());
+  EXPECT_EQ(ra, rb);
+  expect_full_image_results(b.results_path, width_, height_);
+  // The overlay of a sliced image under --overlay-max-side is at full size, as the unsliced one.
+  const cv::Mat oa = cv::imread(path("whole/overlays/54718_scene.png"));
+  const cv::Mat ob = cv::imread(path("one/overlays/54718_scene.png"));
+  ASSERT_FALSE(oa.empty());
+  ASSERT_FALSE(ob.empty());
+  EXPECT_EQ(oa.size(), ob.size());
+  EXPECT_EQ(oa.cols, width_);
+}
+
+TEST_F(SlicedPredict, SeveralSlicesGiveFullImageResultsThatEvaluate) {
+  for (const std::string merge : {"nms", "greedy_nmm"}) {
+    SCOPED_TRACE(merge);
+    PredictOptions o = options("grid_" + merge);
+    o.slice_above = 100;
+    o.slice_size = 256;
+    o.slice_overlap = 0.25;
+    o.merge = merge;
+    o.overlay_max_side = 200;
+    o.batch_size = 3;
+    const PredictReport r = predict(o);
+    const size_t windows = slice::grid(width_, height_, 256, 256, 0.25).size();
+    ASSERT_GT(windows, 4u);
+    EXPECT_EQ(r.slices, windows);
+    EXPECT_EQ(r.sliced_images, 1u);
+    ASSERT_GT(r.detections, 0u);
+    EXPECT_LE(r.detections, r.merge_input);
+    EXPECT_EQ(r.merge_input - r.merge_suppressed - r.merge_merged - r.merge_rejected, r.detections);
+    if (merge == "nms") {
+      EXPECT_GT(r.merge_suppressed, 0u);  // overlapping windows see the same things
+      EXPECT_EQ(r.merge_merged, 0u);
+    } else {
+      EXPECT_GT(r.merge_merged, 0u);
+      EXPECT_EQ(r.merge_suppressed, 0u);
+    }
+    const std::vector<eval::Detection> dets = expect_full_image_results(r.results_path, width_, height_);
+    EXPECT_EQ(dets.size(), r.detections);
+    // Boxes beyond a single slice exist only when merging grew them or the model saw the object whole.
+    // The results evaluate against the full-image ground truth (bbox and segm).
+    const io::CocoDataset gt = io::load_coco(path("gt.json"));
+    for (const eval::IouType type : {eval::IouType::kBbox, eval::IouType::kSegm}) {
+      eval::EvalParams p;
+      p.iou_type = type;
+      const eval::EvalResult e = eval::evaluate(gt, dets, p);
+      EXPECT_GE(e.stats[0], 0.0);  // computed (-1 would mean no ground truth matched the image)
+    }
+    // The overlay: the image down-scaled to a longer side of 200 (640 / 3.2 x 480 / 3.2).
+    const cv::Mat ov = cv::imread(path("grid_" + merge + "/overlays/54718_scene.png"));
+    ASSERT_FALSE(ov.empty());
+    EXPECT_EQ(ov.cols, 200);
+    EXPECT_EQ(ov.rows, 150);
+  }
+}
+
+TEST_F(SlicedPredict, TruncatedTiffIsAnErrorNamingTheFileOrASkip) {
+  const std::string bytes = read_file(path("images/scene.tif"));
+  fs::create_directories(path("cut/images"));
+  std::ofstream(path("cut/images/scene.tif"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  PredictOptions o = options("cut/out");
+  o.image_dir = path("cut/images");
+  o.slice_above = 100;
+  o.slice_size = 256;
+  try {
+    predict(o);
+    ADD_FAILURE() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("scene.tif"), std::string::npos) << e.what();
+  }
+  o.on_error = "skip";
+  const PredictReport r = predict(o);
+  EXPECT_EQ(r.images, 0u);
+  EXPECT_EQ(r.skipped.total(), 1u);
+  EXPECT_EQ(r.detections, 0u);
+}
+
+}  // namespace
+}  // namespace pasteflow::train

@@ -18,10 +18,21 @@
 //  - the clipped annotation's area and bbox are those of the clipped mask;
 //    segmentation: compressed RLE of the clipped mask, or with `polygons`
 //    and a polygon source, the polygons clipped to the window
-//    (Sutherland-Hodgman) in window coordinates;
+//    (Sutherland-Hodgman, clip.hpp) in window coordinates, parts of fewer
+//    than 3 vertices dropped (no part left: the compressed RLE). Rasterised,
+//    they equal the cropped mask within pycocotools' vertex rounding: at
+//    most 0.25 px per px of clipped outline + 2 differ (clip.hpp);
 //  - crowd annotations are cut alike and keep iscrowd;
 //  - boxes-only annotations (no segmentation): the box clipped to the
 //    window, kept when its area ratio passes; area = clipped box area.
+// Views' image records: id 1..N in order (source image order, then grid
+// order), file_name the source's, width/height the window's, extra exactly
+// `"source_image_id":ID,"window":[x,y,w,h]` (the source's own extras are not
+// copied: a source that is itself a slice would get duplicate members).
+// Annotations: id 1..M, extras copied. Images whose masks would exceed
+// mask::kMaxPixels (2^32-1 px, e.g. 70000 x 70000) cannot cut segmentations
+// ("mask_too_large" naming the annotation); boxes-only annotations cut at
+// any size.
 // Empty windows (no kept annotation) are kept with probability
 // keep_empty, drawn from Rng(seed, {source image id, window index}), so
 // the result depends on the seed only.

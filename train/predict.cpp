@@ -330,7 +330,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   // Decoding: one TIFF pool for the sliced windows, the image list's headers and the overviews.
   stages::DecodeConfig decode_config = s.pipeline.decode;
   auto pool = std::make_shared<raster::TiffPool>(raster::RasterConfig{});
-  const stages::Decoder decoder(decode_config, pool);
+  const stages::Decoder decoder(decode_config);
 
   std::optional<io::CocoDataset> annotated;
   if (!o.annotations.empty()) {
@@ -432,7 +432,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
       const std::string path = dataset.image_path(im);
       detail::SlicedImage r;
       try {
-        r = detail::predict_sliced(net, decoder, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories,
+        r = detail::predict_sliced(net, decoder, *pool, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories,
                                    run, filter);
       } catch (const InputError& e) {
         if (!skip) throw;
@@ -486,7 +486,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
     report.overlay_dir = dir.string();
     stages::DecodeConfig dc = decode_config;
     dc.color = "rgb";
-    const stages::Decoder overlay_decoder(dc, pool);
+    const stages::Decoder overlay_decoder(dc);
     for (const io::ImageRecord& im : dataset.images) {
       const std::string path = dataset.image_path(im);
       cv::Mat drawn;

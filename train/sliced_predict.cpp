@@ -42,6 +42,31 @@ std::string window_text(const raster::Window& w) {
 
 }  // namespace
 
+cv::Mat read_window(const stages::Decoder& decoder, raster::TiffPool& pool, const std::string& path,
+                    const raster::Window& window) {
+  if (!file_is_tiff(path)) {
+    // JPEG / PNG: decoded whole (they are never huge), cropped.
+    const cv::Mat all = decoder.decode(path);
+    const cv::Rect r(static_cast<int>(window.x), static_cast<int>(window.y), static_cast<int>(window.width),
+                     static_cast<int>(window.height));
+    if ((r & cv::Rect(0, 0, all.cols, all.rows)) != r) {
+      Location where;
+      where.file = path;
+      where.record = window_text(window);
+      throw InputError("bad_window", "the window is outside the image", where);
+    }
+    return all(r).clone();
+  }
+  const stages::DecodeConfig& dc = decoder.config();
+  cv::Mat px = pool.open(path)->read_window(0, window, dc.keep_16bit);
+  if (dc.color == "rgb" && px.channels() == 1) {
+    cv::cvtColor(px, px, cv::COLOR_GRAY2RGB);
+  } else if (dc.color == "grey" && px.channels() == 3) {
+    cv::cvtColor(px, px, cv::COLOR_RGB2GRAY);
+  }
+  return px;
+}
+
 std::vector<eval::Detection> ResultFilter::operator()(const model::Detection& detection, int64_t image_id) {
   std::vector<eval::Detection> kept;
   for (eval::Detection& d : to_coco_results(detection, image_id, *categories, mask_threshold)) {
@@ -56,7 +81,8 @@ std::vector<eval::Detection> ResultFilter::operator()(const model::Detection& de
   return kept;
 }
 
-SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
+SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, raster::TiffPool& pool,
+                           const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
                            ResultFilter& filter) {
@@ -82,7 +108,7 @@ SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder,
           s.epoch = 0;
           s.image_id = image_id;
           s.path = path;
-          s.image = decoder.decode_window(path, w);
+          s.image = read_window(decoder, pool, path, w);
           if (s.image.cols != w.width || s.image.rows != w.height) {
             Location where;
             where.file = path;

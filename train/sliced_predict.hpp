@@ -55,10 +55,18 @@ struct SlicedImage {
 /// evaluation batch transform (`batch`, stages::prepare + collate), the model,
 /// `filter`, slice::from_window, and slice::merge when there is more than one
 /// window. Throws what the decoder and the model throw.
-SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
+SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, raster::TiffPool& pool,
+                           const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
                            ResultFilter& filter);
+
+/// The pixels of `window` (level-0 pixels) of the image at `path`, as
+/// decoder.decode would give them cropped: a TIFF read by the tiles the
+/// window touches (pool), colour and depth by the decoder's config; JPEG and
+/// PNG decoded whole and cropped. InputError naming the file and window.
+cv::Mat read_window(const stages::Decoder& decoder, raster::TiffPool& pool, const std::string& path,
+                    const raster::Window& window);
 
 /// A sliced detection as a COCO result of the width x height image: bbox,
 /// and segmentation = its mask translated into the full canvas, or none

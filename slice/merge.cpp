@@ -215,9 +215,56 @@ mask::Rle full_mask(const SliceDetection& det, int64_t height, int64_t width) {
     throw InputError("mask_too_large", "an image of " + std::to_string(width) + " x " + std::to_string(height) +
                                            " pixels has no COCO run-length mask (above 2^32 pixels)");
   }
-  const auto h = static_cast<uint32_t>(height), w = static_cast<uint32_t>(width);
-  if (!det.has_mask || det.mask.w == 0 || det.mask.h == 0) return mask::empty(h, w);
-  return mask::translate(det.mask, static_cast<int>(det.mask_x), static_cast<int>(det.mask_y), h, w);
+  const auto H = static_cast<uint32_t>(height), W = static_cast<uint32_t>(width);
+  if (!det.has_mask || det.mask.w == 0 || det.mask.h == 0) return mask::empty(H, W);
+  const uint64_t h = det.mask.h, w = det.mask.w;
+  uint64_t sum = 0;
+  for (uint32_t c : det.mask.counts) sum += c;
+  const bool inside = det.mask_x >= 0 && det.mask_y >= 0 && det.mask_x + int64_t(w) <= width &&
+                      det.mask_y + int64_t(h) <= height;
+  if (!inside || sum != h * w) {
+    // The general case (and malformed runs, which translate refuses): mask::translate.
+    return mask::translate(det.mask, static_cast<int>(det.mask_x), static_cast<int>(det.mask_y), H, W);
+  }
+  // The region lies inside the canvas: each run of ones of the local mask
+  // maps to one run per column it spans, so the full-size runs come out in
+  // O(runs + local width), whatever the image's width.
+  mask::Rle out;
+  out.h = H;
+  out.w = W;
+  uint64_t run = 0;    // length of the run being built
+  bool ones = false;   // its value
+  uint64_t cursor = 0; // full-image pixels emitted so far (column-major)
+  auto push = [&](bool value, uint64_t length) {
+    if (length == 0) return;
+    if (value != ones) {
+      out.counts.push_back(static_cast<uint32_t>(run));
+      run = 0;
+      ones = value;
+    }
+    run += length;
+  };
+  const auto mx = static_cast<uint64_t>(det.mask_x), my = static_cast<uint64_t>(det.mask_y);
+  uint64_t q = 0;  // local pixel index (column-major)
+  bool value = false;
+  for (uint32_t len : det.mask.counts) {
+    if (value) {
+      for (uint64_t a = q, end = q + len; a < end;) {
+        const uint64_t col = a / h, row = a % h;
+        const uint64_t take = std::min(end - a, h - row);
+        const uint64_t p = (mx + col) * H + my + row;
+        push(false, p - cursor);
+        push(true, take);
+        cursor = p + take;
+        a += take;
+      }
+    }
+    q += len;
+    value = !value;
+  }
+  push(false, uint64_t(H) * W - cursor);
+  out.counts.push_back(static_cast<uint32_t>(run));
+  return out;
 }
 
 }  // namespace pasteflow::slice

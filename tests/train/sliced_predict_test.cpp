@@ -27,6 +27,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "common/command.hpp"
 #include "common/file.hpp"
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/eval/coco_eval.hpp"
@@ -275,6 +276,68 @@ TEST_F(SlicedPredict, TruncatedTiffIsAnErrorNamingTheFileOrASkip) {
   EXPECT_EQ(r.images, 0u);
   EXPECT_EQ(r.skipped.total(), 1u);
   EXPECT_EQ(r.detections, 0u);
+}
+
+TEST_F(SlicedPredict, CommandLineReportsSlicesAndMerges) {
+  const std::string out = path("cli");
+  const pasteflow::testing::CommandResult r = pasteflow::testing::run_command(
+      std::string(PASTEFLOW_BIN) + " predict -c " + path("config.yaml") + " -w " + path("best.pt") + " -o " + out +
+          " --categories " + kSample + "/annotations.json --annotations " + path("gt.json") + " --images " +
+          path("images") + " --slice-above 100 --slice-size 256 --slice-overlap 0.25 --merge greedy_nmm" +
+          " --merge-threshold 0.5 --overlay-max-side 320 --threads 2 --json",
+      false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const size_t windows = slice::grid(width_, height_, 256, 256, 0.25).size();
+  EXPECT_NE(r.output.find("\"slices\": " + std::to_string(windows)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"sliced_images\": 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"method\": \"greedy_nmm\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"metric\": \"ios\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"merged\": "), std::string::npos) << r.output;
+  // pasteflow eval reads them against the full image's ground truth.
+  const pasteflow::testing::CommandResult e = pasteflow::testing::run_command(
+      std::string(PASTEFLOW_BIN) + " eval --gt " + path("gt.json") + " --results " + out +
+          "/results.json --type segm --json",
+      false);
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("\"stats\""), std::string::npos) << e.output;
+  const cv::Mat ov = cv::imread(out + "/overlays/54718_scene.png");
+  EXPECT_EQ(ov.cols, 320);
+  EXPECT_EQ(ov.rows, 240);
+}
+
+/// pasteflow eval on a ground truth whose image is above the loader's
+/// whole-image pixel limit (20000 x 10000 = 2e8 > 178956970): eval never
+/// decodes pixels, so it loads with no limit; a perfect result scores 1.
+TEST(EvalHugeGroundTruth, LoadsAndScoresAboveTheDecodePixelLimit) {
+  const fs::path dir = fs::temp_directory_path() / ("pasteflow_eval_huge_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const double poly[8] = {15000, 7000, 15400, 7000, 15400, 7300, 15000, 7300};
+  {
+    std::ofstream gt(dir / "gt.json");
+    gt << R"({"images": [{"id": 7, "file_name": "huge.tif", "width": 20000, "height": 10000}],
+      "categories": [{"id": 3, "name": "thing"}],
+      "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "iscrowd": 0, "area": 120000,
+        "bbox": [15000, 7000, 400, 300], "segmentation": [[15000, 7000, 15400, 7000, 15400, 7300, 15000, 7300]]}]})";
+  }
+  eval::Detection d;
+  d.image_id = 7;
+  d.category_id = 3;
+  d.score = 0.9;
+  d.bbox = std::array<double, 4>{15000, 7000, 400, 300};
+  d.segmentation = mask::from_polygon(poly, 8, 10000, 20000);
+  std::ofstream(dir / "results.json") << eval::results_to_json({d});
+  for (const std::string type : {"bbox", "segm"}) {
+    const pasteflow::testing::CommandResult e = pasteflow::testing::run_command(
+        std::string(PASTEFLOW_BIN) + " eval --gt " + (dir / "gt.json").string() + " --results " +
+            (dir / "results.json").string() + " --type " + type + " --json",
+        false);
+    EXPECT_EQ(e.status, 0) << e.output;
+    const size_t at = e.output.find("\"stats\": [");
+    ASSERT_NE(at, std::string::npos) << e.output;
+    const double ap = std::stod(e.output.substr(at + 10));  // AP@[.5:.95]
+    EXPECT_NEAR(ap, 1.0, 1e-9) << type << ": " << e.output;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

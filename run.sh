@@ -23,7 +23,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
   python3 python3-torchvision python3-numpy libopenblas0-pthread
   clang-14 libclang-rt-14-dev)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
-FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon)
+FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff)
 
 install_missing() {
   local missing=()
@@ -117,6 +117,7 @@ fuzz_one() {
     fuzz_coco | fuzz_results) args=(-dict=fuzz/json.dict -max_len=8192) ;;
     fuzz_config) args=(-dict=fuzz/yaml.dict -max_len=4096) ;;
     fuzz_decode) args=(-max_len=4096) ;;
+    fuzz_tiff) args=(-max_len=16384) ;;
     *) args=(-max_len=2048) ;;
   esac
   local log="$dir/findings/$t.log" rc=0 start=$SECONDS

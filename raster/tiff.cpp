@@ -673,8 +673,14 @@ struct TiffFile::Impl {
     uint64_t seen = 0;
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
     const int64_t band = std::max<int64_t>(1, std::min<int64_t>(d.height, d.block_height));
+    // A coarsest level above 2^26 pixels (no overviews) is sampled: every
+    // k-th band of blocks, so the statistics cost at most ~2^26 pixels.
+    constexpr int64_t kMaxStatsPixels = int64_t{1} << 26;
+    const int64_t band_pixels = band * d.width;
+    const int64_t bands = (d.height + band - 1) / band;
+    const int64_t every = std::max<int64_t>(1, (bands * band_pixels + kMaxStatsPixels - 1) / kMaxStatsPixels);
     cv::Mat work;
-    for (int64_t y = 0; y < d.height; y += band) {
+    for (int64_t y = 0; y < d.height; y += band * every) {
       const Window w{0, y, d.width, std::min(band, d.height - y)};
       fill(source, w, Mode::kMapped, false, work);
       for (int r = 0; r < work.rows; ++r) {

@@ -1,6 +1,7 @@
 #include "pasteflow/stages/decode.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include <opencv2/imgcodecs.hpp>
@@ -374,7 +376,14 @@ ImageHeader read_image_header(const std::string& path) {
   return parse_image_header(bytes, path);
 }
 
-Decoder::Decoder(DecodeConfig config) : config_(std::move(config)) {
+struct Decoder::PoolHolder {
+  std::mutex mutex;
+  std::shared_ptr<raster::TiffPool> pool;
+  int64_t max_pixels = 0;
+};
+
+Decoder::Decoder(DecodeConfig config, std::shared_ptr<raster::TiffPool> pool)
+    : config_(std::move(config)), pool_(std::make_shared<PoolHolder>()) {
   if (config_.max_pixels < 0) {
     Location where;
     where.key = "decode.max_pixels";
@@ -386,10 +395,57 @@ Decoder::Decoder(DecodeConfig config) : config_(std::move(config)) {
     where.key = "decode.color";
     throw ConfigError("bad_value", "color must be 'rgb', 'grey' or 'keep', got '" + config_.color + "'", where);
   }
+  pool_->pool = std::move(pool);
+  pool_->max_pixels = config_.max_pixels;
 }
 
+std::shared_ptr<raster::TiffPool> Decoder::tiff_pool() const {
+  std::lock_guard<std::mutex> lock(pool_->mutex);
+  if (!pool_->pool) {
+    raster::RasterConfig raster_config;
+    raster_config.max_window_pixels = pool_->max_pixels;
+    pool_->pool = std::make_shared<raster::TiffPool>(raster_config);
+  }
+  return pool_->pool;
+}
+
+namespace {
+
+/// A raster error re-thrown under the decoder's name for the input and its record.
+[[noreturn]] void rethrow_raster(const InputError& e, const std::string& name, const std::string& record) {
+  Location where = e.where();
+  where.file = name;
+  if (!record.empty()) where.record = where.record.empty() ? record : record + ", " + where.record;
+  throw InputError(e.reason(), e.detail(), where);
+}
+
+/// Reads a TIFF held in memory through the raster layer (an anonymous
+/// memory file: libtiff reads a path), without a shared cache.
+cv::Mat read_tiff_bytes(Span<const uint8_t> bytes, bool keep_16bit, int64_t max_pixels) {
+  const int fd = ::memfd_create("pasteflow_tiff", MFD_CLOEXEC);
+  if (fd < 0) throw InputError("unreadable_image", std::string("memfd_create failed: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t put = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) throw InputError("unreadable_image", std::string("memory file write failed: ") + std::strerror(errno));
+    done += static_cast<std::size_t>(put);
+  }
+  raster::RasterConfig config;
+  config.max_window_pixels = max_pixels;
+  config.tile_cache_mb = 0;
+  auto file = raster::TiffFile::open("/proc/self/fd/" + std::to_string(fd), config, nullptr);
+  return file->read_level(0, keep_16bit);
+}
+
+}  // namespace
+
 cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name, int64_t expected_width,
-                             int64_t expected_height, const std::string& record) const {
+                             int64_t expected_height, const std::string& record, bool from_file) const {
   ImageHeader h;
   try {
     h = parse_image_header(bytes, name);
@@ -433,28 +489,46 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
     if (record.empty()) throw;
     throw with_record(e, record);
   }
-  if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
-    throw InputError("unsupported_image", "file larger than 2 GiB", at(name, -1, record));
-  }
 
-  const bool grey = config_.color == "grey";
-  const int flags = (grey ? cv::IMREAD_GRAYSCALE : cv::IMREAD_ANYCOLOR) | cv::IMREAD_ANYDEPTH |
-                    cv::IMREAD_IGNORE_ORIENTATION;
   cv::Mat raw;
-  try {
-    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
-    raw = cv::imdecode(buffer, flags);
-  } catch (const cv::Exception& e) {
-    throw InputError("corrupt_image", std::string("OpenCV could not decode it: ") + e.what(), at(name, -1, record));
+  if (h.format == ImageFormat::kTiff) {
+    // libtiff through the raster layer: RGB or grey, 8-bit or (kept) 16-bit.
+    try {
+      raw = from_file ? tiff_pool()->open(name)->read_level(0, config_.keep_16bit)
+                      : read_tiff_bytes(bytes, config_.keep_16bit, pool_->max_pixels);
+    } catch (const InputError& e) {
+      rethrow_raster(e, name, record);
+    }
+  } else {
+    if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
+      throw InputError("unsupported_image", "file larger than 2 GiB", at(name, -1, record));
+    }
+    const bool grey = config_.color == "grey";
+    const int flags = (grey ? cv::IMREAD_GRAYSCALE : cv::IMREAD_ANYCOLOR) | cv::IMREAD_ANYDEPTH |
+                      cv::IMREAD_IGNORE_ORIENTATION;
+    try {
+      const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
+      raw = cv::imdecode(buffer, flags);
+    } catch (const cv::Exception& e) {
+      throw InputError("corrupt_image", std::string("OpenCV could not decode it: ") + e.what(), at(name, -1, record));
+    }
+    if (raw.empty()) throw InputError("corrupt_image", "OpenCV could not decode it", at(name, -1, record));
+    // OpenCV gives BGR(A); the raster layer RGB.
+    if (raw.channels() == 3) cv::cvtColor(raw, raw, cv::COLOR_BGR2RGB);
+    if (raw.channels() == 4) cv::cvtColor(raw, raw, cv::COLOR_BGRA2RGB);
   }
-  if (raw.empty()) throw InputError("corrupt_image", "OpenCV could not decode it", at(name, -1, record));
   if (raw.cols != h.width || raw.rows != h.height) {
     throw InputError("corrupt_image",
                      "decoded " + size_text(raw.cols, raw.rows) + " but the header says " +
                          size_text(h.width, h.height),
                      at(name, -1, record));
   }
+  return to_output(std::move(raw), name, record);
+}
 
+// Depth (16 -> 8 bit unless keep_16bit) and channels (color rgb / grey /
+// keep) of RGB or grey pixels.
+cv::Mat Decoder::to_output(cv::Mat raw, const std::string& name, const std::string& record) const {
   if (raw.depth() == CV_16U && !config_.keep_16bit) {
     cv::Mat eight;
     raw.convertTo(eight, CV_8U, 255.0 / 65535.0);
@@ -464,7 +538,6 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
                      "pixel depth " + std::to_string(raw.depth()) + " is neither 8 nor 16 bit unsigned",
                      at(name, -1, record));
   }
-
   cv::Mat out;
   const int channels = raw.channels();
   if (channels == 1) {
@@ -473,11 +546,11 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
     } else {
       out = std::move(raw);
     }
-  } else if (channels == 3 || channels == 4) {
-    if (grey) {
-      cv::cvtColor(raw, out, channels == 3 ? cv::COLOR_BGR2GRAY : cv::COLOR_BGRA2GRAY);
+  } else if (channels == 3) {
+    if (config_.color == "grey") {
+      cv::cvtColor(raw, out, cv::COLOR_RGB2GRAY);
     } else {
-      cv::cvtColor(raw, out, channels == 3 ? cv::COLOR_BGR2RGB : cv::COLOR_BGRA2RGB);
+      out = std::move(raw);
     }
   } else {
     throw InputError("unsupported_image", std::to_string(channels) + " channels after decoding",
@@ -488,12 +561,63 @@ cv::Mat Decoder::decode_impl(Span<const uint8_t> bytes, const std::string& name,
 
 cv::Mat Decoder::decode(const std::string& path, int64_t expected_width, int64_t expected_height) const {
   const std::vector<uint8_t> bytes = read_file_impl(path, {});
-  return decode_impl(bytes, path, expected_width, expected_height, {});
+  return decode_impl(bytes, path, expected_width, expected_height, {}, true);
 }
 
 cv::Mat Decoder::decode_bytes(Span<const uint8_t> bytes, const std::string& name, int64_t expected_width,
                               int64_t expected_height) const {
-  return decode_impl(bytes, name, expected_width, expected_height, {});
+  return decode_impl(bytes, name, expected_width, expected_height, {}, false);
+}
+
+cv::Mat Decoder::decode_window(const std::string& path, const raster::Window& window) const {
+  auto bad_window = [&](int64_t w, int64_t h) {
+    return InputError("bad_window",
+                      "window (" + std::to_string(window.x) + ", " + std::to_string(window.y) + ", " +
+                          size_text(window.width, window.height) + ") is empty or outside the image of " +
+                          size_text(w, h),
+                      at(path));
+  };
+  // The format from the first bytes only: a TIFF may be of any size.
+  uint8_t head[8] = {};
+  std::size_t got = 0;
+  {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      const ssize_t n = ::pread(fd, head, sizeof head, 0);
+      got = n > 0 ? static_cast<std::size_t>(n) : 0;
+      ::close(fd);
+    }
+  }
+  if (got >= 8 && raster::is_tiff(head, got)) {
+    if (window.width > 0 && window.height > 0 && config_.max_pixels > 0 &&
+        window.width * window.height > config_.max_pixels) {
+      throw InputError("pixel_limit",
+                       "window of " + size_text(window.width, window.height) + " pixels is above the limit of " +
+                           std::to_string(config_.max_pixels) + " (decode.max_pixels)",
+                       at(path));
+    }
+    cv::Mat raw;
+    try {
+      const std::shared_ptr<raster::TiffFile> file = tiff_pool()->open(path);
+      if (window.width <= 0 || window.height <= 0 || window.x < 0 || window.y < 0 ||
+          window.x > file->width() - window.width || window.y > file->height() - window.height) {
+        throw bad_window(file->width(), file->height());
+      }
+      raw = file->read_window(0, window, config_.keep_16bit);
+    } catch (const InputError& e) {
+      rethrow_raster(e, path, {});
+    }
+    return to_output(std::move(raw), path, {});
+  }
+  // JPEG, PNG (and errors: a missing file, an unknown format): whole, then cropped.
+  const cv::Mat whole = decode(path);
+  if (window.width <= 0 || window.height <= 0 || window.x < 0 || window.y < 0 ||
+      window.x > whole.cols - window.width || window.y > whole.rows - window.height) {
+    throw bad_window(whole.cols, whole.rows);
+  }
+  return whole(cv::Rect(static_cast<int>(window.x), static_cast<int>(window.y), static_cast<int>(window.width),
+                        static_cast<int>(window.height)))
+      .clone();
 }
 
 void Decoder::operator()(Sample& sample) const { (*this)(sample, 0, 0); }
@@ -514,7 +638,7 @@ void Decoder::operator()(Sample& sample, int64_t width, int64_t height) const {
     height = mh;
   }
   const std::vector<uint8_t> bytes = read_file_impl(sample.path, record);
-  sample.image = decode_impl(bytes, sample.path, width, height, record);
+  sample.image = decode_impl(bytes, sample.path, width, height, record, true);
 }
 
 }  // namespace pasteflow::stages

@@ -16,13 +16,17 @@
 //      (libjpeg would otherwise pad a truncated scan with grey and succeed);
 //      a PNG's chunks chain intact up to IEND; a TIFF's strips or tiles lie
 //      inside the file                            "corrupt_image"
-//   6. cv::imdecode with IMREAD_ANYDEPTH | IMREAD_ANYCOLOR (or
+//   6. JPEG and PNG: cv::imdecode with IMREAD_ANYDEPTH | IMREAD_ANYCOLOR (or
 //      IMREAD_GRAYSCALE for color "grey") | IMREAD_IGNORE_ORIENTATION:
 //      annotations refer to the stored pixels, so EXIF orientation is never
-//      applied. An empty result, a cv::Exception, or a decoded size that
-//      differs from the header                    "corrupt_image"
+//      applied. TIFF: the raster layer (raster::TiffPool, libtiff; any
+//      layout it reads: tiled, BigTIFF, palette, float ...), errors naming
+//      the directory and tile. An empty result, a cv::Exception, a codec
+//      error, or a decoded size that differs from the header "corrupt_image"
 //   7. depth: CV_8U kept; CV_16U kept when keep_16bit, else scaled to 8 bit
-//      by 255/65535 (rounded); any other depth    "unsupported_image"
+//      by 255/65535 (rounded; TIFF: the pool's raster.to_8bit rule, whose
+//      default "fixed" 0..65535 is the same); TIFF float and signed samples
+//      are mapped to 8 bit by that rule; any other depth "unsupported_image"
 //   8. channels: colour is converted BGR -> RGB (alpha dropped);
 //      color "rgb" expands grey to 3 channels, "grey" gives 1 channel,
 //      "keep" keeps a grey image 1-channel and a colour one 3-channel RGB.
@@ -31,12 +35,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <opencv2/core.hpp>
 
 #include "pasteflow/core/span.hpp"
+#include "pasteflow/raster/tiff.hpp"
 #include "pasteflow/stages/sample.hpp"
 
 namespace pasteflow::stages {
@@ -90,8 +96,11 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 class Decoder {
  public:
-  /// Validates the config: ConfigError with key "decode.<field>".
-  explicit Decoder(DecodeConfig config = {});
+  /// Validates the config: ConfigError with key "decode.<field>". TIFF
+  /// images are read through `pool` (shared with other readers: one tile
+  /// cache); null: the decoder makes its own on first use from a default
+  /// RasterConfig whose max_window_pixels is config.max_pixels.
+  explicit Decoder(DecodeConfig config = {}, std::shared_ptr<raster::TiffPool> pool = nullptr);
 
   /// Decodes `path`. expected_width / expected_height (the annotation's
   /// image size) are checked when both are > 0.
@@ -100,6 +109,17 @@ class Decoder {
   /// Decodes an in-memory file; `name` names it in errors.
   cv::Mat decode_bytes(Span<const uint8_t> bytes, const std::string& name,
                        int64_t expected_width = 0, int64_t expected_height = 0) const;
+
+  /// The pixels of `window` (level-0 pixels) of the image at `path`, after
+  /// the same depth and colour conversion as decode(). TIFF: read through
+  /// the pool, decoding only the tiles or strips the window touches (the
+  /// image may be of any size; the window is subject to max_pixels). JPEG
+  /// and PNG: decode() (subject to max_pixels) then a crop. A window empty
+  /// or outside the image: "bad_window".
+  cv::Mat decode_window(const std::string& path, const raster::Window& window) const;
+
+  /// The TIFF pool the decoder reads through (made on first use when none was given).
+  std::shared_ptr<raster::TiffPool> tiff_pool() const;
 
   /// Fills sample.image from sample.path. The size must equal every
   /// instance mask's h x w (instances with has_mask).
@@ -111,9 +131,12 @@ class Decoder {
 
  private:
   cv::Mat decode_impl(Span<const uint8_t> bytes, const std::string& name, int64_t expected_width,
-                      int64_t expected_height, const std::string& record) const;
+                      int64_t expected_height, const std::string& record, bool from_file) const;
+  cv::Mat to_output(cv::Mat raw, const std::string& name, const std::string& record) const;
 
+  struct PoolHolder;
   DecodeConfig config_;
+  std::shared_ptr<PoolHolder> pool_;  ///< shared by copies of the decoder
 };
 
 }  // namespace pasteflow::stages

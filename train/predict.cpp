@@ -329,8 +329,10 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
 
   // Decoding: one TIFF pool for the sliced windows, the image list's headers and the overviews.
   stages::DecodeConfig decode_config = s.pipeline.decode;
-  auto pool = std::make_shared<raster::TiffPool>(raster::RasterConfig{});
-  const stages::Decoder decoder(decode_config);
+  raster::RasterConfig raster_config;
+  raster_config.max_window_pixels = decode_config.max_pixels;  // as the decoder's own pool
+  auto pool = std::make_shared<raster::TiffPool>(raster_config);
+  const stages::Decoder decoder(decode_config, pool);
 
   std::optional<io::CocoDataset> annotated;
   if (!o.annotations.empty()) {
@@ -432,7 +434,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
       const std::string path = dataset.image_path(im);
       detail::SlicedImage r;
       try {
-        r = detail::predict_sliced(net, decoder, *pool, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories,
+        r = detail::predict_sliced(net, decoder, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories,
                                    run, filter);
       } catch (const InputError& e) {
         if (!skip) throw;
@@ -486,7 +488,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
     report.overlay_dir = dir.string();
     stages::DecodeConfig dc = decode_config;
     dc.color = "rgb";
-    const stages::Decoder overlay_decoder(dc);
+    const stages::Decoder overlay_decoder(dc, pool);
     for (const io::ImageRecord& im : dataset.images) {
       const std::string path = dataset.image_path(im);
       cv::Mat drawn;

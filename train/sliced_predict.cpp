@@ -42,31 +42,6 @@ std::string window_text(const raster::Window& w) {
 
 }  // namespace
 
-cv::Mat read_window(const stages::Decoder& decoder, raster::TiffPool& pool, const std::string& path,
-                    const raster::Window& window) {
-  if (!file_is_tiff(path)) {
-    // JPEG / PNG: decoded whole (they are never huge), cropped.
-    const cv::Mat all = decoder.decode(path);
-    const cv::Rect r(static_cast<int>(window.x), static_cast<int>(window.y), static_cast<int>(window.width),
-                     static_cast<int>(window.height));
-    if ((r & cv::Rect(0, 0, all.cols, all.rows)) != r) {
-      Location where;
-      where.file = path;
-      where.record = window_text(window);
-      throw InputError("bad_window", "the window is outside the image", where);
-    }
-    return all(r).clone();
-  }
-  const stages::DecodeConfig& dc = decoder.config();
-  cv::Mat px = pool.open(path)->read_window(0, window, dc.keep_16bit);
-  if (dc.color == "rgb" && px.channels() == 1) {
-    cv::cvtColor(px, px, cv::COLOR_GRAY2RGB);
-  } else if (dc.color == "grey" && px.channels() == 3) {
-    cv::cvtColor(px, px, cv::COLOR_RGB2GRAY);
-  }
-  return px;
-}
-
 std::vector<eval::Detection> ResultFilter::operator()(const model::Detection& detection, int64_t image_id) {
   std::vector<eval::Detection> kept;
   for (eval::Detection& d : to_coco_results(detection, image_id, *categories, mask_threshold)) {
@@ -81,8 +56,7 @@ std::vector<eval::Detection> ResultFilter::operator()(const model::Detection& de
   return kept;
 }
 
-SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, raster::TiffPool& pool,
-                           const std::string& path,
+SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
                            ResultFilter& filter) {
@@ -108,7 +82,7 @@ SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder,
           s.epoch = 0;
           s.image_id = image_id;
           s.path = path;
-          s.image = read_window(decoder, pool, path, w);
+          s.image = decoder.decode_window(path, w);
           if (s.image.cols != w.width || s.image.rows != w.height) {
             Location where;
             where.file = path;
@@ -243,23 +217,43 @@ cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, do
                       raster::TiffPool& pool, const stages::Decoder& decoder) {
   const int out_w = static_cast<int>(std::ceil(static_cast<double>(width) / downsample));
   const int out_h = static_cast<int>(std::ceil(static_cast<double>(height) / downsample));
-  cv::Mat px;
-  if (file_is_tiff(path)) {
-    raster::Window all;
-    all.width = width;
-    all.height = height;
-    px = pool.open(path)->read_region(all, downsample);
-  } else {
-    px = decoder.decode(path, width, height);
-  }
-  if (px.depth() == CV_16U) px.convertTo(px, CV_8U, 1.0 / 257.0);
-  if (px.channels() == 1) cv::cvtColor(px, px, cv::COLOR_GRAY2RGB);
-  if (px.cols != out_w || px.rows != out_h) {
+  auto to_rgb8 = [](cv::Mat px) {
+    if (px.depth() == CV_16U) px.convertTo(px, CV_8U, 1.0 / 257.0);
+    if (px.channels() == 1) cv::cvtColor(px, px, cv::COLOR_GRAY2RGB);
+    return px;
+  };
+  if (!file_is_tiff(path)) {
+    // JPEG / PNG: decoded whole (decode.max_pixels bounds them), resized.
+    cv::Mat px = to_rgb8(decoder.decode(path, width, height));
     cv::Mat r;
     cv::resize(px, r, cv::Size(out_w, out_h), 0, 0, cv::INTER_AREA);
-    px = r;
+    return r;
   }
-  return px;
+  // A TIFF: band by band of output rows, each read with read_region (from the
+  // pyramid level nearest the downsample, or level 0 when there is none),
+  // so that no read holds more than about 16 M level pixels.
+  const std::shared_ptr<raster::TiffFile> tif = pool.open(path);
+  const double level_ds = tif->level(tif->level_for_downsample(downsample)).downsample;
+  const double per_row = (static_cast<double>(width) / level_ds) * (downsample / level_ds);
+  const int rows_per_band = std::max(1, static_cast<int>(16e6 / std::max(1.0, per_row)));
+  cv::Mat out(out_h, out_w, CV_8UC3);
+  for (int r0 = 0; r0 < out_h; r0 += rows_per_band) {
+    const int r1 = std::min(out_h, r0 + rows_per_band);
+    raster::Window band;
+    band.x = 0;
+    band.width = width;
+    band.y = std::min<int64_t>(height - 1, static_cast<int64_t>(std::floor(r0 * downsample)));
+    band.height = std::max<int64_t>(
+        1, std::min<int64_t>(height, static_cast<int64_t>(std::ceil(r1 * downsample))) - band.y);
+    cv::Mat px = to_rgb8(tif->read_region(band, downsample));
+    if (px.cols != out_w || px.rows != r1 - r0) {
+      cv::Mat r;
+      cv::resize(px, r, cv::Size(out_w, r1 - r0), 0, 0, cv::INTER_AREA);
+      px = r;
+    }
+    px.copyTo(out(cv::Rect(0, r0, out_w, r1 - r0)));
+  }
+  return out;
 }
 
 bool file_is_tiff(const std::string& path) {

@@ -55,18 +55,10 @@ struct SlicedImage {
 /// evaluation batch transform (`batch`, stages::prepare + collate), the model,
 /// `filter`, slice::from_window, and slice::merge when there is more than one
 /// window. Throws what the decoder and the model throw.
-SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, raster::TiffPool& pool,
-                           const std::string& path,
+SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
                            ResultFilter& filter);
-
-/// The pixels of `window` (level-0 pixels) of the image at `path`, as
-/// decoder.decode would give them cropped: a TIFF read by the tiles the
-/// window touches (pool), colour and depth by the decoder's config; JPEG and
-/// PNG decoded whole and cropped. InputError naming the file and window.
-cv::Mat read_window(const stages::Decoder& decoder, raster::TiffPool& pool, const std::string& path,
-                    const raster::Window& window);
 
 /// A sliced detection as a COCO result of the width x height image: bbox,
 /// and segmentation = its mask translated into the full canvas, or none
@@ -96,8 +88,11 @@ cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const i
 /// The downsample factor that brings the longer side to at most max_side (>= 1).
 double overview_downsample(int64_t width, int64_t height, int max_side);
 /// The whole image down-scaled by `downsample` (ceil(width / downsample) x
-/// ceil(height / downsample)): a TIFF through TiffFile::read_region (a
-/// pyramid level when it has one), another format decoded and resized.
+/// ceil(height / downsample)), RGB 8 bit: a TIFF through
+/// TiffFile::read_region band by band (from a pyramid level when it has
+/// one, so a 36000 x 18000 COG reads its 2250 x 1125 overview; a file
+/// without a pyramid is read at level 0 in bands of ~16 M pixels), another
+/// format decoded and resized.
 cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, double downsample,
                       raster::TiffPool& pool, const stages::Decoder& decoder);
 

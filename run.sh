@@ -23,7 +23,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
   python3 python3-torchvision python3-numpy libopenblas0-pthread
   clang-14 libclang-rt-14-dev)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
-FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff)
+FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice)
 
 install_missing() {
   local missing=()
@@ -114,7 +114,7 @@ run_fuzz() {
 fuzz_one() {
   local t=$1 seconds=$2 dir=$3 args=()
   case "$t" in
-    fuzz_coco | fuzz_results) args=(-dict=fuzz/json.dict -max_len=8192) ;;
+    fuzz_coco | fuzz_results | fuzz_slice) args=(-dict=fuzz/json.dict -max_len=8192) ;;
     fuzz_config) args=(-dict=fuzz/yaml.dict -max_len=4096) ;;
     fuzz_decode) args=(-max_len=4096) ;;
     fuzz_tiff) args=(-max_len=16384) ;;

@@ -84,6 +84,17 @@ def coco_seeds(src, out):
                          "segmentation": {"size": m["size"], "counts": m["counts"]}}]}))
 
 
+def slice_seeds(out):
+    """fuzz_slice: 8 setting bytes (fuzz_slice.cpp) before each fuzz_coco seed."""
+    headers = [bytes([3, 20, 25, 0, 2, 0, 1, 0]),   # 112 px, overlap 0.2, ratio 0.1, slice all, strict
+               bytes([0, 0, 0, 255, 7, 0, 2, 0]),   # 16 px, no overlap, keep empties, polygons, skip
+               bytes([7, 50, 128, 64, 1, 40, 3, 0])]  # 240 px above 320 px, overlap 0.5, ratio 0.5
+    d = os.path.join(out, "fuzz_coco")
+    for k, name in enumerate(sorted(os.listdir(d))):
+        with open(os.path.join(d, name), "rb") as f:
+            write(out, "fuzz_slice", name, headers[k % len(headers)] + f.read())
+
+
 def rle_seeds(src, out):
     edge = load(src, "tests/data/golden/mask_edge_cases.json")
     h, w = edge["height"], edge["width"]
@@ -216,6 +227,7 @@ def results_seeds(src, out):
 def main():
     src, out = sys.argv[1], sys.argv[2]
     coco_seeds(src, out)
+    slice_seeds(out)
     rle_seeds(src, out)
     polygon_seeds(src, out)
     config_seeds(src, out)

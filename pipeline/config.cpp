@@ -45,12 +45,18 @@ void validate_pipeline_config(const PipelineConfig& config, const std::string& f
     (void)decoder;
     c.augment.validate();
     stages::validate(c.batch);
+    raster::validate(c.raster);  // ConfigError key "raster.<field>"
+    slice::validate(c.slice);    // ConfigError key "slice.<field>"
   } catch (const ConfigError& e) {
     if (file.empty() || !e.where().file.empty()) throw;
     Location where = e.where();
     where.file = file;
     throw ConfigError(e.reason(), e.detail(), where);
   }
+}
+
+int64_t load_max_pixels(const PipelineConfig& config) noexcept {
+  return config.slice.above > 0 ? 0 : config.decode.max_pixels;
 }
 
 PipelineConfig load_pipeline_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -59,6 +59,7 @@ struct Ready {
   std::string error_stage;
   int64_t error_image_id = -1;
   std::string error_path;
+  std::string error_record;
   uint64_t epoch = 0;
   bool epoch_last = false;
 };
@@ -82,7 +83,9 @@ size_t concurrency(int n) { return n <= 0 ? static_cast<size_t>(flow::unlimited)
 // ---------------------------------------------------------------- Impl
 
 struct Loader::Impl {
-  const io::CocoDataset& dataset;
+  const io::CocoDataset& source;                          ///< the dataset given
+  std::shared_ptr<const slice::SlicedDataset> views;     ///< null: no slicing
+  const io::CocoDataset& dataset;                         ///< what is sampled: views->dataset or source
   PipelineConfig config;
   Output output;
   TicketSource tickets;
@@ -91,6 +94,7 @@ struct Loader::Impl {
   // Stages: pure function objects, shared read-only by the node bodies.
   stages::Sampler sampler;
   stages::InstanceBuilder instances;
+  std::shared_ptr<raster::TiffPool> tiff_pool;  ///< one tile cache for every worker
   stages::Decoder decoder;
   stages::Paster paster;
   stages::CategoryMap categories;
@@ -110,6 +114,7 @@ struct Loader::Impl {
   std::atomic<int64_t> in_graph{0};
   std::atomic<uint64_t> max_in_graph{0};
   std::atomic<uint64_t> batches_copied{0};
+  std::atomic<uint64_t> windows_read{0};
   std::atomic<bool> stopping{false};
   /// Under TSan, every node body releases on this at its end and ~Impl
   /// acquires it once graph::wait_for_all (inside libtbb) has returned.
@@ -147,17 +152,21 @@ struct Loader::Impl {
   double wait_s = 0;
   uint64_t batches_out = 0, samples_out = 0;
 
-  Impl(const io::CocoDataset& ds, PipelineConfig cfg, Output out, TicketSource src)
-      : dataset(ds),
-        config(prepare_config(std::move(cfg), ds)),
+  Impl(const io::CocoDataset& src_ds, std::shared_ptr<const slice::SlicedDataset> sliced, PipelineConfig cfg,
+       Output out, TicketSource src)
+      : source(src_ds),
+        views(checked_views(src_ds, std::move(sliced))),
+        dataset(views ? views->dataset : src_ds),
+        config(prepare_config(std::move(cfg), dataset)),
         output(out),
         tickets(std::move(src)),
         policy(parse_error_policy(config.loader.on_error)),
-        sampler(config.sampler, image_infos(ds, config.size)),
-        instances(ds, config.size, config.instances),
-        decoder(config.decode),
+        sampler(config.sampler, image_infos(dataset, config.size)),
+        instances(dataset, config.size, config.instances),
+        tiff_pool(std::make_shared<raster::TiffPool>(config.raster)),
+        decoder(config.decode, tiff_pool),
         paster(config.augment),
-        categories(category_ids(ds)),
+        categories(category_ids(dataset)),
         parallelism(make_parallelism_limit(config.loader.threads)),
         // One slot is the consumer's: while it waits for data it runs graph
         // tasks itself (take() waits inside the arena), so `threads` threads work in all.
@@ -190,11 +199,77 @@ struct Loader::Impl {
   /// annotation id, so pasted ids never collide with the dataset's).
   static PipelineConfig prepare_config(PipelineConfig cfg, const io::CocoDataset& ds) {
     cfg.loader.validate();
+    raster::validate(cfg.raster);
+    slice::validate(cfg.slice);
     cfg.derive();
     int64_t max_id = 0;
     for (const auto& a : ds.annotations) max_id = std::max(max_id, a.id);
     cfg.augment.composite.id_base = std::max(cfg.augment.composite.id_base, max_id);
     return cfg;
+  }
+
+  /// The views as given, after checking that they belong to `src`.
+  static std::shared_ptr<const slice::SlicedDataset> checked_views(const io::CocoDataset& src,
+                                                                   std::shared_ptr<const slice::SlicedDataset> v) {
+    if (!v) return v;
+    if (v->views.size() != v->dataset.images.size()) {
+      throw Error("bad_views", std::to_string(v->views.size()) + " views for " +
+                                   std::to_string(v->dataset.images.size()) + " view image records");
+    }
+    for (size_t i = 0; i < v->views.size(); ++i) {
+      const slice::View& view = v->views[i];
+      const io::ImageRecord& im = v->dataset.images[i];
+      if (view.source_image_index >= src.images.size() ||
+          src.images[view.source_image_index].id != view.source_image_id) {
+        throw Error("bad_views", "view " + std::to_string(i) + " names source image id " +
+                                     std::to_string(view.source_image_id) + ", which the dataset lacks at index " +
+                                     std::to_string(view.source_image_index));
+      }
+      if (view.sliced && (view.window.width != im.width || view.window.height != im.height)) {
+        throw Error("bad_views", "view " + std::to_string(i) + " has a " + std::to_string(view.window.width) + "x" +
+                                     std::to_string(view.window.height) + " window but a " +
+                                     std::to_string(im.width) + "x" + std::to_string(im.height) + " image record");
+      }
+    }
+    return v;
+  }
+
+  /// The record text of a sample in errors: the view and, when sliced, its
+  /// source image and window.
+  std::string record_of(uint32_t image_index) const {
+    const io::ImageRecord& im = dataset.images[image_index];
+    std::string r = "image id " + std::to_string(im.id);
+    if (views && views->views[image_index].sliced) {
+      const slice::View& v = views->views[image_index];
+      r += " (view of source image id " + std::to_string(v.source_image_id) + ", window [" +
+           std::to_string(v.window.x) + ", " + std::to_string(v.window.y) + ", " + std::to_string(v.window.width) +
+           ", " + std::to_string(v.window.height) + "])";
+    }
+    return r;
+  }
+
+  /// Load node, a sliced view: the window's pixels, read by tiles; the size
+  /// must be the view's, as every instance mask's.
+  void decode_view(stages::Sample& s, const slice::View& view) {
+    const io::ImageRecord& im = dataset.images[s.image_index];
+    auto mismatch = [&](const std::string& what, int64_t w, int64_t h) {
+      Location where;
+      where.file = s.path;
+      where.record = record_of(s.image_index);
+      return InputError("size_mismatch",
+                        what + " is " + std::to_string(w) + "x" + std::to_string(h) + " but the view is " +
+                            std::to_string(im.width) + "x" + std::to_string(im.height),
+                        where);
+    };
+    for (const stages::Instance& inst : s.instances) {
+      if (inst.has_mask && (inst.mask.w != static_cast<uint32_t>(im.width) ||
+                            inst.mask.h != static_cast<uint32_t>(im.height))) {
+        throw mismatch("mask of annotation " + std::to_string(inst.id), inst.mask.w, inst.mask.h);
+      }
+    }
+    s.image = decoder.decode_window(s.path, view.window);
+    ++windows_read;
+    if (s.image.cols != im.width || s.image.rows != im.height) throw mismatch("the window read", s.image.cols, s.image.rows);
   }
 
   static std::vector<int64_t> category_ids(const io::CocoDataset& ds) {
@@ -265,8 +340,12 @@ struct Loader::Impl {
       s->augment = m.ticket.augment;
       m.sample = s;  // set before the stages run, so errors can name the image
       instances(*s);
-      const io::ImageRecord& im = dataset.images[s->image_index];
-      decoder(*s, im.width, im.height);
+      if (views && views->views[s->image_index].sliced) {
+        decode_view(*s, views->views[s->image_index]);
+      } else {
+        const io::ImageRecord& im = dataset.images[s->image_index];
+        decoder(*s, im.width, im.height);
+      }
     }));
 
     augment = std::make_unique<StageNode>(g, concurrency(lc.augment_concurrency),
@@ -395,6 +474,7 @@ struct Loader::Impl {
     const io::ImageRecord& im = dataset.images[m.ticket.image_index];
     item.error_image_id = im.id;
     item.error_path = dataset.image_path(im);
+    item.error_record = record_of(m.ticket.image_index);
   }
 
   // ------------------------------------------------------------ feeding
@@ -524,7 +604,7 @@ struct Loader::Impl {
   std::exception_ptr wrap_error(const Ready& item) const {
     Location where;
     where.file = item.error_path;
-    where.record = "image id " + std::to_string(item.error_image_id);
+    where.record = item.error_record;
     std::string reason = "stage_error";
     std::string message;
     try {
@@ -545,8 +625,21 @@ struct Loader::Impl {
 
 // ---------------------------------------------------------------- Loader
 
+std::shared_ptr<const slice::SlicedDataset> make_views(const io::CocoDataset& dataset, const PipelineConfig& config) {
+  if (config.slice.above <= 0) return nullptr;
+  slice::validate(config.slice);
+  auto views = std::make_shared<slice::SlicedDataset>(slice::slice_dataset(
+      dataset, config.slice, config.seed, /*slice_all=*/false, parse_error_policy(config.loader.on_error)));
+  views->dataset.image_root = dataset.image_root;
+  return views;
+}
+
 Loader::Loader(const io::CocoDataset& dataset, PipelineConfig config, Output output, TicketSource tickets)
-    : impl_(std::make_unique<Impl>(dataset, std::move(config), output, std::move(tickets))) {}
+    : Loader(dataset, make_views(dataset, config), config, output, std::move(tickets)) {}  // config copied: make_views reads it
+
+Loader::Loader(const io::CocoDataset& dataset, std::shared_ptr<const slice::SlicedDataset> views, PipelineConfig config,
+               Output output, TicketSource tickets)
+    : impl_(std::make_unique<Impl>(dataset, std::move(views), std::move(config), output, std::move(tickets))) {}
 
 Loader::~Loader() = default;
 
@@ -614,6 +707,8 @@ StageTimes Loader::times() const {
   t.max_ready = impl_->max_ready;
   t.max_inflight = impl_->max_in_graph.load();
   t.batches_copied = impl_->batches_copied.load();
+  t.windows_read = impl_->windows_read.load();
+  t.tile_cache = tile_cache();
   return t;
 }
 
@@ -625,6 +720,14 @@ SkipReport Loader::skipped() const {
 const stages::CategoryMap& Loader::categories() const noexcept { return impl_->categories; }
 const stages::Sampler& Loader::sampler() const noexcept { return impl_->sampler; }
 const PipelineConfig& Loader::config() const noexcept { return impl_->config; }
+const io::CocoDataset& Loader::dataset() const noexcept { return impl_->dataset; }
+const io::CocoDataset& Loader::source() const noexcept { return impl_->source; }
+const std::shared_ptr<const slice::SlicedDataset>& Loader::views() const noexcept { return impl_->views; }
+
+raster::TileCache::Stats Loader::tile_cache() const {
+  const auto& cache = impl_->tiff_pool->cache();
+  return cache ? cache->stats() : raster::TileCache::Stats{};
+}
 
 // ---------------------------------------------------------------- helpers
 

@@ -1,6 +1,7 @@
 // Sutherland-Hodgman clipping of a polygon against an axis-aligned rectangle.
 #include "pasteflow/slice/clip.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -66,7 +67,8 @@ std::vector<double> clip_polygon(Span<const double> xy, const raster::Window& wi
   std::vector<double> out;
   out.reserve(a.size() * 2);
   for (size_t i = 0; i < a.size(); ++i) {
-    const P& p = a[i];
+    // Interpolated coordinates can stray by an ulp: clamped into the window.
+    const P p{std::clamp(a[i].x, 0.0, w), std::clamp(a[i].y, 0.0, h)};
     if (!out.empty() && out[out.size() - 2] == p.x && out.back() == p.y) continue;
     out.push_back(p.x);
     out.push_back(p.y);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,53 @@ struct Piece {
 std::string image_extra(int64_t source_id, const Window& w) {
   return "\"source_image_id\":" + std::to_string(source_id) + ",\"window\":[" + std::to_string(w.x) + "," +
          std::to_string(w.y) + "," + std::to_string(w.width) + "," + std::to_string(w.height) + "]";
+}
+
+/// The raw JSON members `extra` ("k":v,"k2":v2) without those named
+/// "source_image_id" or "window" (a source that is itself a slice).
+std::string without_view_members(std::string_view s) {
+  std::string out;
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (s[i] == ',' || s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
+    if (i >= n) break;
+    const size_t start = i;
+    std::string_view key;
+    if (s[i] == '"') {
+      const size_t ks = ++i;
+      while (i < n && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+      key = s.substr(ks, std::min(i, n) - ks);
+      ++i;
+    }
+    // The value runs to the next ',' outside strings and brackets.
+    int depth = 0;
+    bool in_string = false;
+    for (; i < n; ++i) {
+      const char c = s[i];
+      if (in_string) {
+        if (c == '\\') {
+          ++i;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '[' || c == '{') {
+        ++depth;
+      } else if (c == ']' || c == '}') {
+        --depth;
+      } else if (c == ',' && depth == 0) {
+        break;
+      }
+    }
+    const size_t end = std::min(i, n);
+    if (key != "source_image_id" && key != "window") {
+      if (!out.empty()) out += ',';
+      out.append(s.substr(start, end - start));
+    }
+  }
+  return out;
 }
 
 StrRef copy_str(CocoDataset& dst, const CocoDataset& src, StrRef r) {
@@ -128,7 +176,10 @@ class Slicer {
     r.width = static_cast<int32_t>(w.width);
     r.height = static_cast<int32_t>(w.height);
     r.file_name = copy_str(ds, src_, im.file_name);
-    r.extra = ds.add_string(image_extra(im.id, w));
+    // The source's own members (license, ...) first, then the view's.
+    std::string extra = without_view_members(src_.str(im.extra));
+    if (!extra.empty()) extra += ',';
+    r.extra = ds.add_string(extra + image_extra(im.id, w));
     ds.images.push_back(r);
     View v;
     v.source_image_index = source_index;

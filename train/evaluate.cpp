@@ -103,8 +103,15 @@ std::map<std::string, double> EvaluationReport::metrics() const {
 InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
                               const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
                               const ImageDetectionsFn& on_image) {
+  return run_inference(net, dataset, nullptr, pipeline, max_images, device, on_image);
+}
+
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              std::shared_ptr<const slice::SlicedDataset> views,
+                              const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
+                              const ImageDetectionsFn& on_image) {
   InferenceReport report;
-  size_t n = dataset.images.size();
+  size_t n = views ? views->dataset.images.size() : dataset.images.size();
   if (max_images > 0) n = std::min(n, max_images);
   pipeline::PipelineConfig cfg = pipeline;
   cfg.loader.max_epochs = 1;
@@ -125,7 +132,7 @@ InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& datas
   const auto t0 = std::chrono::steady_clock::now();
   EvalModeGuard mode(*net);
   torch::NoGradGuard no_grad;
-  pipeline::Loader loader(dataset, cfg, pipeline::Output::kBatches, tickets);
+  pipeline::Loader loader(dataset, std::move(views), cfg, pipeline::Output::kBatches, tickets);
   while (auto batch = loader.next_batch()) {
     model::ImageList images;
     images.tensors = batch->images.to(dev);
@@ -146,20 +153,25 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
                                 const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
                                 const EvaluateOptions& options) {
   EvaluationReport report;
-  size_t n = dataset.images.size();
+  std::shared_ptr<const slice::SlicedDataset> views = options.views;
+  if (!views) views = pipeline::make_views(dataset, pipeline);
+  // The ground truth: the views dataset when slicing (views' ids, cut annotations).
+  const io::CocoDataset& gt = views ? views->dataset : dataset;
+  if (views) report.views = gt.images.size();
+  size_t n = gt.images.size();
   if (options.max_images > 0) n = std::min(n, options.max_images);
   std::vector<int64_t> img_ids;
   img_ids.reserve(n);
-  for (size_t i = 0; i < n; ++i) img_ids.push_back(dataset.images[i].id);
+  for (size_t i = 0; i < n; ++i) img_ids.push_back(gt.images[i].id);
 
   pipeline::PipelineConfig cfg = pipeline;
   if (options.batch_size > 0) cfg.loader.batch_size = options.batch_size;
   std::vector<eval::Detection> results;
   const bool with_masks = net->config().mask.enabled;
   const InferenceReport inference = run_inference(
-      net, dataset, cfg, n, options.device, [&](const stages::Target& image, const model::Detection& detection) {
+      net, dataset, views, cfg, n, options.device, [&](const stages::Target& image, const model::Detection& detection) {
         for (eval::Detection& d : to_coco_results(detection, image.image_id, categories, options.mask_threshold)) {
-          if (dataset.category_index(d.category_id) < 0) {
+          if (gt.category_index(d.category_id) < 0) {
             ++report.dropped;
             continue;
           }
@@ -190,11 +202,11 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
     boxes_only.push_back(std::move(b));
   }
   params.iou_type = eval::IouType::kBbox;
-  report.bbox = eval::evaluate(dataset, boxes_only, params, eopts);
+  report.bbox = eval::evaluate(gt, boxes_only, params, eopts);
   if (with_masks) {
     for (eval::Detection& d : results) d.bbox.reset();
     params.iou_type = eval::IouType::kSegm;
-    report.segm = eval::evaluate(dataset, results, params, eopts);
+    report.segm = eval::evaluate(gt, results, params, eopts);
   }
   report.eval_s = seconds_since(t1);
   return report;

@@ -51,11 +51,26 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-io::CocoDataset load_dataset(const std::string& annotations, const std::string& images, const std::string& on_error) {
+/// An annotation file as the pipeline reads it: its error policy, and image
+/// records up to decode.max_pixels, or of any size when the pipeline slices
+/// (pipeline::load_max_pixels: huge images are read by windows only).
+io::CocoDataset load_dataset(const std::string& annotations, const std::string& images,
+                             const pipeline::PipelineConfig& pipeline) {
   io::LoadOptions load;
-  load.policy = parse_error_policy(on_error);
+  load.policy = parse_error_policy(pipeline.loader.on_error);
   load.image_root = images;
+  load.max_pixels = pipeline::load_max_pixels(pipeline);
   return io::load_coco(annotations, load);
+}
+
+std::string views_text(const io::CocoDataset& source, const slice::SlicedDataset& views) {
+  size_t sliced = 0;
+  for (const slice::View& v : views.views) sliced += v.sliced ? 1 : 0;
+  return std::to_string(source.images.size()) + " images -> " + std::to_string(views.views.size()) + " views (" +
+         std::to_string(sliced) + " windows, " + std::to_string(views.views.size() - sliced) + " whole images; " +
+         std::to_string(views.dataset.annotations.size()) + " cut annotations, " +
+         std::to_string(views.empty_dropped) + " empty windows and " + std::to_string(views.objects_dropped) +
+         " cut objects under slice.min_area_ratio left out)";
 }
 
 /// "iter" of a metrics line written by this file ({"type":"...","iter":N,...}).
@@ -126,6 +141,8 @@ struct Trainer::Impl {
   std::string config_yaml;
   io::CocoDataset train_set;
   std::optional<io::CocoDataset> val_set;
+  /// The views of val_set evaluation runs on (pipeline slice.above > 0), made once.
+  std::shared_ptr<const slice::SlicedDataset> val_views;
   std::unique_ptr<pipeline::Loader> loader;
   stages::CategoryMap categories;
   model::MaskRCNN net{nullptr};
@@ -166,14 +183,27 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_uniqu
   im.device = c10::Device(config.device);
   if (config.torch_threads > 0) at::set_num_threads(config.torch_threads);
 
-  im.train_set = load_dataset(config.data.train_annotations, config.data.train_images, config.pipeline.loader.on_error);
+  im.train_set = load_dataset(config.data.train_annotations, config.data.train_images, config.pipeline);
   for (const auto& [reason, n] : im.train_set.skipped.counts()) {
     im.log("training set: skipped " + std::to_string(n) + " record(s): " + reason);
   }
   if (!config.data.val_annotations.empty()) {
-    im.val_set = load_dataset(config.data.val_annotations, config.data.val_images, config.pipeline.loader.on_error);
+    im.val_set = load_dataset(config.data.val_annotations, config.data.val_images, config.pipeline);
   }
   im.loader = std::make_unique<pipeline::Loader>(im.train_set, config.pipeline);
+  if (const auto& views = im.loader->views()) {
+    im.log("training set sliced (slice.above " + std::to_string(config.pipeline.slice.above) + "): " +
+           views_text(im.train_set, *views));
+    for (const auto& [reason, n] : views->dataset.skipped.counts()) {
+      im.log("training set: slicing skipped " + std::to_string(n) + " annotation(s): " + reason);
+    }
+  }
+  if (im.val_set) {
+    // Evaluation sees the validation set as training sees its set: cut by
+    // the same slice section (eval_pipeline_config keeps it).
+    im.val_views = pipeline::make_views(*im.val_set, eval_pipeline_config(config.pipeline, config.eval.batch_size));
+    if (im.val_views) im.log("validation set sliced: " + views_text(*im.val_set, *im.val_views));
+  }
   im.categories = im.loader->categories();
   im.batch_size = config.pipeline.loader.batch_size;
 
@@ -388,6 +418,7 @@ EvaluationReport Trainer::evaluate() {
   opts.mask_threshold = im.config.eval.mask_threshold;
   opts.eval_threads = im.config.eval.threads;
   opts.device = im.config.device;
+  opts.views = im.val_views;
   return evaluate_model(im.net, *im.val_set, eval_pipeline_config(im.config.pipeline, im.config.eval.batch_size),
                         im.categories, opts);
 }
@@ -612,6 +643,9 @@ TrainSummary Trainer::train(uint64_t until) {
   summary.images_per_s = summary.iterations_s > 0 ? static_cast<double>(summary.images) / summary.iterations_s : 0.0;
   const pipeline::StageTimes times = im.loader->times();
   summary.loader_wait_s = times.consumer_wait_s;
+  if (const auto& views = im.loader->views()) summary.views = views->views.size();
+  summary.windows_read = times.windows_read;
+  summary.tile_cache = times.tile_cache;
   summary.best_metric = im.best_metric;
   summary.best_iteration = im.best_iteration;
   summary.last_checkpoint = im.last_checkpoint;

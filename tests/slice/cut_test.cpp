@@ -117,12 +117,20 @@ TEST(SliceCut, CompressedRleSourcesCutAlike) {
   const io::CocoDataset src = slicetest::load("coco_mini/instances_val2017.json");
   const slice::SlicedDataset first = slice::slice_dataset(src, config(256, 0.2), 7, true);
   // Through the writer and the loader: the strings as a file holds them.
-  const io::CocoDataset reloaded = io::parse_coco(io::write_coco_string(first.dataset), "slices.json");
+  io::LoadOptions keep;
+  keep.keep_extra_fields = true;
+  const io::CocoDataset reloaded = io::parse_coco(io::write_coco_string(first.dataset), "slices.json", keep);
   size_t strings = 0;
   for (const auto& a : reloaded.annotations) strings += a.seg_kind == SegmentationKind::kRleString;
   ASSERT_EQ(strings, reloaded.annotations.size());
   const slice::SlicedDataset second = slice::slice_dataset(reloaded, config(100, 0.3, 0.25), 3, true);
   EXPECT_GT(check_cuts(reloaded, second, 0.25), 500u);
+  // A slice of a slice names its own source and window once.
+  for (const auto& im : second.dataset.images) {
+    const std::string extra(second.dataset.str(im.extra));
+    EXPECT_EQ(extra.find("\"window\""), extra.rfind("\"window\"")) << extra;
+    EXPECT_EQ(extra.find("\"source_image_id\""), extra.rfind("\"source_image_id\"")) << extra;
+  }
 }
 
 TEST(SliceCut, AreasAddUpOverATiling) {
@@ -258,7 +266,12 @@ TEST(SliceCut, OutputRoundTripsWithSourceAndWindow) {
     const std::string want = "\"source_image_id\":" + std::to_string(out.views[v].source_image_id) + ",\"window\":[" +
                              std::to_string(w.x) + "," + std::to_string(w.y) + "," + std::to_string(w.width) + "," +
                              std::to_string(w.height) + "]";
-    EXPECT_EQ(back.str(back.images[v].extra), want);
+    // The source's members (license, coco_url, ...), then the view's.
+    const std::string extra(back.str(back.images[v].extra));
+    ASSERT_GE(extra.size(), want.size());
+    EXPECT_EQ(extra.substr(extra.size() - want.size()), want);
+    EXPECT_NE(extra.find("\"license\":"), std::string::npos) << extra;
+    EXPECT_NE(extra.find("\"coco_url\":"), std::string::npos) << extra;
     EXPECT_EQ(src.images[out.views[v].source_image_index].id, out.views[v].source_image_id);
   }
   for (size_t i = 0; i < back.annotations.size(); ++i) {

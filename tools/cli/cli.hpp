@@ -99,6 +99,7 @@ void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_slice_command(CLI::App& app);
 /// Adds `bench pipeline` to the existing `bench` subcommand.
 void add_bench_pipeline_command(CLI::App& bench);
 /// Adds `bench soak` (the loader's memory over a long run) to `bench`.

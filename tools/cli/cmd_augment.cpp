@@ -40,6 +40,17 @@ void run_augment(const AugmentArgs& a) {
   tune_allocator_for_pipeline();
   pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   cfg.loader.max_epochs = 1;
+  if (cfg.slice.above > 0) {
+    // The export writes whole images; slicing into files is `pasteflow slice`'s job.
+    Location where;
+    where.file = a.pipe.config;
+    where.key = "slice.above";
+    throw ConfigError("unsupported_option",
+                      "augment exports whole images and does not slice (slice.above is " +
+                          std::to_string(cfg.slice.above) +
+                          "): write the slices with `pasteflow slice` and augment its output, or set slice.above=0",
+                      where);
+  }
   const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);
 
   // The paper's offline copies: the sampler's materialised list (exactly

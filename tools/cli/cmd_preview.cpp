@@ -107,7 +107,12 @@ void run_preview(const PreviewArgs& a) {
   tune_allocator_for_pipeline();
   pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   cfg.loader.max_epochs = 1;
-  const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);
+  const io::CocoDataset source = load_dataset_args(a.pipe, cfg);
+  // With slicing on (slice.above > 0) the sheet shows views: the sampler
+  // draws them, and each is read by its window (the loader gets these views).
+  const auto views = pipeline::make_views(source, cfg);
+  const io::CocoDataset& ds = views ? views->dataset : source;
+  if (views) spdlog::info("{} images -> {} views (slice.above {})", source.images.size(), ds.images.size(), cfg.slice.above);
 
   pipeline::PipelineConfig derived = cfg;
   derived.derive();
@@ -125,7 +130,7 @@ void run_preview(const PreviewArgs& a) {
   const int rows = (a.n + cols - 1) / cols;
   cv::Mat sheet(rows * a.cell, cols * a.cell, CV_8UC3, kBackground);
 
-  pipeline::Loader loader(ds, cfg, pipeline::Output::kSamples,
+  pipeline::Loader loader(source, views, cfg, pipeline::Output::kSamples,
                           [&chosen](uint64_t e) { return e == 0 ? chosen : std::vector<stages::SampleTicket>{}; });
   int index = 0;
   uint32_t pasted = 0;

@@ -128,6 +128,11 @@ void run_train(const TrainArgs& a) {
                100.0 * s.data_wait_share, s.data_wait_s, s.iterations_s, s.loader_wait_s,
                s.data_wait_share < 0.02 ? " - within the 2% target"
                                         : " - ABOVE the 2% target: raise pipeline.loader.threads / prefetch");
+  if (s.views > 0) {
+    spdlog::info("slicing: {} views, {} windows read; tile cache {} hits, {} misses (hit rate {:.3f}), peak {:.1f} MiB",
+                 s.views, s.windows_read, s.tile_cache.hits, s.tile_cache.misses, s.tile_cache.hit_rate(),
+                 static_cast<double>(s.tile_cache.peak_bytes) / (1024.0 * 1024.0));
+  }
   if (s.best_iteration > 0) {
     spdlog::info("best {} = {:.4f} at iteration {} ({}/best.pt)", cfg.eval.metric, s.best_metric, s.best_iteration,
                  cfg.output_dir);
@@ -152,6 +157,9 @@ void run_train(const TrainArgs& a) {
     j.field("resumed_from", s.resumed.path);
     j.field("resumed_iter", s.resumed.iteration);
     j.field("checkpoints_passed_over", static_cast<uint64_t>(s.resumed.passed_over.size()));
+    j.field("views", s.views);
+    j.field("windows_read", s.windows_read);
+    j.field("tile_cache_hit_rate", s.tile_cache.hit_rate());
     j.end_object();
     print_stdout(j.str());
   }

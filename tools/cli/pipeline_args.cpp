@@ -62,7 +62,9 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
   load.policy = parse_error_policy(config.loader.on_error);
   load.keep_extra_fields = true;
   load.image_root = args.images;
-  load.max_pixels = config.decode.max_pixels;  // the loader refuses image records decode would refuse
+  // The loader refuses image records decode would refuse; with slicing on,
+  // huge images are read by windows, so their size is not limited here.
+  load.max_pixels = pipeline::load_max_pixels(config);
   io::CocoDataset ds = io::load_coco(args.annotations, load);
   for (const auto& [reason, n] : ds.skipped.counts()) {
     spdlog::warn("skipped {} annotation record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));

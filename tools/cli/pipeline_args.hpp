@@ -33,7 +33,9 @@ void add_pipeline_options(CLI::App* cmd, PipelineArgs& args);
 pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args);
 
 /// The annotations with extras kept, images resolved against --images, and
-/// loader.on_error as the record policy; logs what was skipped.
+/// loader.on_error as the record policy; image records above
+/// decode.max_pixels refused unless the pipeline slices
+/// (pipeline::load_max_pixels); logs what was skipped.
 io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::PipelineConfig& config);
 
 /// Process-wide allocator settings for the commands that run the pipeline

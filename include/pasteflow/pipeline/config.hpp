@@ -8,12 +8,19 @@
 // augment.composite.size_class come from the root (PipelineConfig::derive),
 // augment.composite.id_base from the dataset (the Loader sets it to the
 // largest annotation id, so pasted ids never collide with the dataset's).
+//
+// Huge images (issue 11): `raster` configures the TIFF window reader (the
+// one tile cache shared by every worker), `slice` cuts images above
+// slice.above px into views (windows) that the sampler draws like images;
+// slice.above 0 (the default) leaves every image whole, exactly as before.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "pasteflow/raster/tiff.hpp"
+#include "pasteflow/slice/slice.hpp"
 #include "pasteflow/stages/batch.hpp"
 #include "pasteflow/stages/decode.hpp"
 #include "pasteflow/stages/instances.hpp"
@@ -67,6 +74,8 @@ struct PipelineConfig {
   uint64_t seed = 0;  ///< the one seed: sampler, paste and batch streams derive from it
   stages::SamplerConfig sampler;
   stages::DecodeConfig decode;
+  pasteflow::raster::RasterConfig raster;  // qualified: the member names hide the namespaces
+  pasteflow::slice::SliceConfig slice;
   stages::SizeClassConfig size;
   stages::InstancesConfig instances;
   stages::PasteConfig augment;
@@ -86,6 +95,10 @@ struct PipelineConfig {
             "threads)");
     d.field("sampler", &PipelineConfig::sampler, "which images an epoch visits: oversampling and augmentation setting");
     d.field("decode", &PipelineConfig::decode, "image decoding");
+    d.field("raster", &PipelineConfig::raster,
+            "TIFF read by windows (huge images): the shared tile cache, samples to 8 bit, alpha, window limit");
+    d.field("slice", &PipelineConfig::slice,
+            "huge images cut into views (SAHI grid) that the sampler draws as images; above 0 = off");
     d.field("size", &PipelineConfig::size, "COCO size classes (small / medium / large), paper Table 1");
     d.field("instances", &PipelineConfig::instances, "annotations -> instances");
     d.field("augment", &PipelineConfig::augment, "copy-paste augmentation (paper sec. 4-5)");
@@ -99,8 +112,18 @@ struct PipelineConfig {
 /// every ConfigError names the key and `path`.
 PipelineConfig load_pipeline_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-/// The stages' own checks of a loaded config (as load_pipeline_config);
+/// The stages' own checks of a loaded config (as load_pipeline_config,
+/// raster.* and slice.* included);
 /// `file` is put in the errors' Location.
 void validate_pipeline_config(const PipelineConfig& config, const std::string& file = {});
+
+/// The largest width * height an annotation file's image record may have
+/// when the pipeline `config` reads it (io::LoadOptions::max_pixels):
+/// decode.max_pixels, or 0 (no whole-image limit) when slicing is on
+/// (slice.above > 0), since a huge image is then read by windows only. An
+/// image that is not sliced is still refused at decode above
+/// decode.max_pixels ("pixel_limit"), and every window above
+/// raster.max_window_pixels.
+int64_t load_max_pixels(const PipelineConfig& config) noexcept;
 
 }  // namespace pasteflow::pipeline

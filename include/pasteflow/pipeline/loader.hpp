@@ -15,6 +15,22 @@
 //    PipelineError; "skip": the sample is dropped and counted in skipped().
 //  - Destroying the loader mid-epoch stops feeding, cancels and drains the
 //    graph; nothing leaks.
+//
+// Huge images (issue 11, "slices are samples"): with slice.above > 0 the
+// loader samples views, not images. It cuts the dataset once
+// (make_views: slice::slice_dataset with the config's slice section and
+// seed) and owns the result; the sampler, instances, paste and batch stages
+// see the views dataset as an ordinary dataset (one image record per view,
+// of the window's size, with the annotations cut to it), so oversampling
+// and repeat factors apply per view, pasting happens inside the view, and
+// targets carry the views' image ids. The load node reads a sliced view's
+// pixels with Decoder::decode_window (only the TIFF tiles that touch the
+// window are decoded, through the one raster::TiffPool the loader creates
+// from config.raster and shares with every worker); views that are whole
+// images are decoded as before. dataset() is what is sampled, views() maps
+// each of its images back to the source image and window. With
+// slice.above 0 nothing changes: the stream is bit-identical to a loader
+// without these sections.
 #pragma once
 
 #include <atomic>
@@ -28,6 +44,8 @@
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/pipeline/config.hpp"
+#include "pasteflow/raster/tiff.hpp"
+#include "pasteflow/slice/slice.hpp"
 
 namespace pasteflow::pipeline {
 
@@ -60,20 +78,44 @@ struct StageTimes {
   uint64_t max_ready = 0;       ///< most batches (or samples) ever ready at once
   uint64_t max_inflight = 0;    ///< most samples ever inside the graph at once
   uint64_t batches_copied = 0;  ///< batches whose images were copied into a new tensor (a skipped sample, an unknown image size, a GPU device) instead of prepared in place
+  uint64_t windows_read = 0;    ///< sliced views whose window was read (Decoder::decode_window)
+  /// The shared TIFF tile cache (Loader::tile_cache()) when these times were taken.
+  raster::TileCache::Stats tile_cache;
 };
 
 /// What the loader delivers: batches (training) or single augmented samples
 /// (export, preview).
 enum class Output { kBatches, kSamples };
 
-/// Which tickets an epoch has; by default the Sampler's epoch(e).
+/// Which tickets an epoch has; by default the Sampler's epoch(e). Tickets'
+/// image_index refer to the sampled dataset (Loader::dataset(): the views
+/// when slicing).
 using TicketSource = std::function<std::vector<stages::SampleTicket>(uint64_t epoch)>;
+
+/// The views a loader with `config` samples from `dataset`: null when
+/// config.slice.above is 0 (no slicing), else slice::slice_dataset(dataset,
+/// config.slice, config.seed, false, the policy of loader.on_error) with the
+/// views dataset's image_root set to `dataset`'s (its file names are the
+/// source images'). Deterministic: the same views for the same (dataset,
+/// slice section, seed). Throws what slice_dataset throws (InputError
+/// naming a bad annotation under "strict"; "skip" drops and counts it in
+/// the views dataset's `skipped`).
+std::shared_ptr<const slice::SlicedDataset> make_views(const io::CocoDataset& dataset, const PipelineConfig& config);
 
 class Loader {
  public:
   /// `dataset` must outlive the loader. Validates the config (ConfigError).
+  /// With config.slice.above > 0 the loader cuts `dataset` into views
+  /// itself (make_views) and samples those.
   Loader(const io::CocoDataset& dataset, PipelineConfig config, Output output = Output::kBatches,
          TicketSource tickets = {});
+  /// Samples the views given (made by make_views(dataset, config), e.g. to
+  /// build tickets or a ground truth over them first) instead of cutting
+  /// again; null `views`: `dataset`'s images, unsliced, whatever
+  /// config.slice says. Throws Error "bad_views" when a view names an
+  /// image `dataset` lacks or the views and their dataset disagree.
+  Loader(const io::CocoDataset& dataset, std::shared_ptr<const slice::SlicedDataset> views, PipelineConfig config,
+         Output output = Output::kBatches, TicketSource tickets = {});
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -108,6 +150,19 @@ class Loader {
   const stages::CategoryMap& categories() const noexcept;
   const stages::Sampler& sampler() const noexcept;
   const PipelineConfig& config() const noexcept;
+
+  /// The dataset the sampler draws from and the targets' image ids refer
+  /// to: the views dataset when slicing, else the dataset given.
+  const io::CocoDataset& dataset() const noexcept;
+  /// The dataset given to the constructor (the source of the views).
+  const io::CocoDataset& source() const noexcept;
+  /// The views (dataset().images[i] is views()->views[i]), or null when
+  /// the loader does not slice.
+  const std::shared_ptr<const slice::SlicedDataset>& views() const noexcept;
+  /// Counters of the one TIFF tile cache the loader's workers share (hits,
+  /// misses, bytes held, peak, hit_rate()); zeros when nothing was read
+  /// through it.
+  raster::TileCache::Stats tile_cache() const;
 
   struct Impl;
 

@@ -26,9 +26,10 @@
 //  - boxes-only annotations (no segmentation): the box clipped to the
 //    window, kept when its area ratio passes; area = clipped box area.
 // Views' image records: id 1..N in order (source image order, then grid
-// order), file_name the source's, width/height the window's, extra exactly
-// `"source_image_id":ID,"window":[x,y,w,h]` (the source's own extras are not
-// copied: a source that is itself a slice would get duplicate members).
+// order), file_name the source's, width/height the window's, extra the
+// source image's kept members (license, coco_url, ...; any
+// "source_image_id" / "window" of a source that is itself a slice dropped)
+// followed by `"source_image_id":ID,"window":[x,y,w,h]`.
 // Annotations: id 1..M, extras copied. Images whose masks would exceed
 // mask::kMaxPixels (2^32-1 px, e.g. 70000 x 70000) cannot cut segmentations
 // ("mask_too_large" naming the annotation); boxes-only annotations cut at

@@ -5,12 +5,19 @@
 // bbox [x, y, w, h] in the original frame, segm = RLE of the pasted mask
 // thresholded at mask_threshold) and COCOeval (eval/coco_eval.hpp) scores
 // them for bbox and, with a mask branch, segm.
+//
+// Slicing (issue 11): when the pipeline slices (slice.above > 0, which
+// eval_pipeline_config keeps), evaluate_model evaluates on the views of the
+// dataset: the model sees each view as an image, and the ground truth is
+// the views dataset (pipeline::make_views: annotations cut to each view,
+// views' image ids), as training sees its set.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +26,7 @@
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/model/mask_rcnn.hpp"
 #include "pasteflow/pipeline/config.hpp"
+#include "pasteflow/slice/slice.hpp"
 #include "pasteflow/stages/batch.hpp"
 
 namespace pasteflow::train {
@@ -49,10 +57,19 @@ struct InferenceReport {
 
 /// Runs `net` (in eval mode for the call, no gradients) over the first
 /// `max_images` images of `dataset` (0 = all), in order, through a Loader
-/// built with `pipeline` (see eval_pipeline_config; used as is, one epoch),
+/// built with `pipeline` (see eval_pipeline_config; used as is, one epoch,
+/// but never slicing: every image whole, whatever pipeline.slice says),
 /// each batch moved to `device`, and calls `on_image` for every image.
 /// Throws what the loader (PipelineError under "strict") and the model throw.
 InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
+                              const ImageDetectionsFn& on_image);
+/// The same over the views of `dataset` (pipeline::make_views(dataset,
+/// pipeline)): the first `max_images` views in order, each read by its
+/// window; on_image gets the views' image ids (views->dataset). Null
+/// `views`: as the overload above.
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              std::shared_ptr<const slice::SlicedDataset> views,
                               const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
                               const ImageDetectionsFn& on_image);
 
@@ -62,12 +79,18 @@ struct EvaluateOptions {
   double mask_threshold = 0.5;
   int eval_threads = 0;        ///< COCOeval workers (0 = all cores)
   std::string device = "cpu";  ///< the model's device
+  /// The views of the dataset to evaluate on, made beforehand with
+  /// pipeline::make_views(dataset, pipeline) (the trainer cuts its
+  /// validation set once); null: made by evaluate_model when the pipeline
+  /// slices. max_images then counts views.
+  std::shared_ptr<const slice::SlicedDataset> views;
 };
 
 struct EvaluationReport {
   eval::EvalResult bbox;
   std::optional<eval::EvalResult> segm;  ///< with a mask branch
-  size_t images = 0;                      ///< images the model saw
+  size_t images = 0;                      ///< images (views, when sliced) the model saw
+  size_t views = 0;                       ///< sliced: views of the ground truth (0: not sliced)
   size_t detections = 0;
   size_t dropped = 0;                     ///< detections of categories absent from the ground truth
   double inference_s = 0.0;
@@ -76,7 +99,9 @@ struct EvaluationReport {
   std::map<std::string, double> metrics() const;
 };
 
-/// Runs `net` over `dataset` (run_inference) and evaluates. `categories` maps the
+/// Runs `net` over `dataset` (run_inference) and evaluates; when
+/// `pipeline` slices, over its views against the views' ground truth
+/// (options.views, or pipeline::make_views). `categories` maps the
 /// model's labels (the training set's map). The images are read through a
 /// Loader built with `pipeline` (see eval_pipeline_config; the config given
 /// is used as is). Detections whose category the ground truth lacks are

@@ -41,6 +41,7 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/mask_rcnn.hpp"
+#include "pasteflow/raster/tiff.hpp"
 #include "pasteflow/stages/batch.hpp"
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/config.hpp"
@@ -115,6 +116,11 @@ struct TrainSummary {
   double data_wait_s = 0.0;   ///< time spent waiting for batches
   double data_wait_share = 0.0;  ///< data_wait_s / iterations_s (target < 2 %)
   double loader_wait_s = 0.0;    ///< the loader's own count of blocked time (StageTimes)
+  /// Slicing (pipeline.slice.above > 0): the training set's views, the
+  /// windows the loader read, and its TIFF tile cache (0 when not sliced).
+  uint64_t views = 0;
+  uint64_t windows_read = 0;
+  raster::TileCache::Stats tile_cache;
   uint64_t images = 0;
   double images_per_s = 0.0;     ///< images / iterations_s
   double best_metric = 0.0;

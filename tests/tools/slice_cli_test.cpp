@@ -1,0 +1,233 @@
+// pasteflow slice end to end on the bundled sample (data/sample, 16 real
+// COCO images): every slice PNG equals the source image's crop pixel for
+// pixel, every cut annotation decodes to the crop of its source annotation's
+// full mask and satisfies --min-area-ratio (and every object that satisfies
+// it is there), the output loads with the project's loader, reruns are
+// refused without --overwrite; a TIFF source is read by windows; a missing
+// image fails (strict) or is skipped and counted.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "common/command.hpp"
+#include "common/file.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/mask/coco_mask.hpp"
+#include "pasteflow/mask/rle.hpp"
+
+namespace fs = std::filesystem;
+using namespace pasteflow;
+using pasteflow::testing::run_command;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    path = fs::temp_directory_path() / ("pasteflow_slice_" + name + "_" + std::to_string(getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string bin() { return PASTEFLOW_BIN; }
+std::string sample() { return PASTEFLOW_SAMPLE_DATA; }
+
+struct ViewInfo {
+  int64_t source_image_id = 0;
+  int64_t x = 0, y = 0, w = 0, h = 0;
+};
+
+/// source_image_id and window from an image record's extra members.
+ViewInfo view_of(const io::CocoDataset& ds, const io::ImageRecord& im) {
+  const std::string extra(ds.str(im.extra));
+  ViewInfo v;
+  const size_t s = extra.find("\"source_image_id\":");
+  const size_t w = extra.find("\"window\":[");
+  EXPECT_NE(s, std::string::npos) << extra;
+  EXPECT_NE(w, std::string::npos) << extra;
+  if (s == std::string::npos || w == std::string::npos) return v;
+  long long id = 0, x = 0, y = 0, ww = 0, hh = 0;
+  EXPECT_EQ(std::sscanf(extra.c_str() + s, "\"source_image_id\":%lld", &id), 1);
+  EXPECT_EQ(std::sscanf(extra.c_str() + w, "\"window\":[%lld,%lld,%lld,%lld]", &x, &y, &ww, &hh), 4);
+  v = ViewInfo{id, x, y, ww, hh};
+  return v;
+}
+
+io::CocoDataset load(const std::string& path) {
+  io::LoadOptions opt;
+  opt.keep_extra_fields = true;
+  return io::load_coco(path, opt);
+}
+
+cv::Mat read_source(const std::string& path, int channels) {
+  return cv::imread(path, (channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR) | cv::IMREAD_IGNORE_ORIENTATION);
+}
+
+/// Checks OUT against the source dataset: pixels, masks, ratio. Returns the
+/// number of slices checked.
+size_t check_output(const io::CocoDataset& src, const std::string& images, const fs::path& out, double ratio) {
+  const io::CocoDataset ds = load((out / "annotations.json").string());
+  EXPECT_EQ(ds.categories.size(), src.categories.size());
+  std::map<int64_t, cv::Mat> decoded;
+  for (size_t v = 0; v < ds.images.size(); ++v) {
+    const auto& im = ds.images[v];
+    EXPECT_EQ(im.id, static_cast<int64_t>(v) + 1);
+    const ViewInfo info = view_of(ds, im);
+    const int64_t si = src.image_index(info.source_image_id);
+    EXPECT_GE(si, 0);
+    if (si < 0) continue;
+    const auto& sim = src.images[static_cast<size_t>(si)];
+    EXPECT_EQ(im.width, info.w);
+    EXPECT_EQ(im.height, info.h);
+    EXPECT_LE(info.x + info.w, sim.width);
+    EXPECT_LE(info.y + info.h, sim.height);
+    // Pixels: the slice PNG equals the crop of the source image.
+    const fs::path png = out / "images" / std::string(ds.file_name(im));
+    const cv::Mat slice_px = cv::imread(png.string(), cv::IMREAD_UNCHANGED);
+    EXPECT_FALSE(slice_px.empty()) << png;
+    if (slice_px.empty()) continue;
+    EXPECT_EQ(slice_px.cols, info.w);
+    EXPECT_EQ(slice_px.rows, info.h);
+    cv::Mat& whole = decoded[sim.id];
+    if (whole.empty()) whole = read_source(images + "/" + std::string(src.file_name(sim)), slice_px.channels());
+    const cv::Mat crop = whole(cv::Rect(int(info.x), int(info.y), int(info.w), int(info.h)));
+    EXPECT_EQ(cv::norm(crop, slice_px, cv::NORM_INF), 0.0) << png;
+    // Annotations: the source annotations whose crop keeps >= ratio of
+    // their area, in source order, each equal to its cut.
+    std::vector<std::pair<int64_t, std::vector<uint8_t>>> want;
+    for (uint32_t ai : src.annotations_of(static_cast<size_t>(si))) {
+      const auto& a = src.annotations[ai];
+      const mask::Rle full = mask::annotation_rle(src, a, uint32_t(sim.height), uint32_t(sim.width));
+      const mask::Rle cut = mask::crop(full, int(info.x), int(info.y), uint32_t(info.w), uint32_t(info.h));
+      const uint64_t n = mask::area(cut);
+      if (n > 0 && double(n) >= ratio * double(mask::area(full))) want.emplace_back(a.category_id, mask::decode(cut));
+    }
+    const auto got = ds.annotations_of(v);
+    EXPECT_EQ(got.size(), want.size()) << png;
+    for (size_t k = 0; k < std::min(got.size(), want.size()); ++k) {
+      const auto& a = ds.annotations[got[k]];
+      EXPECT_EQ(a.category_id, want[k].first);
+      EXPECT_EQ(a.seg_kind, io::SegmentationKind::kRleString);
+      const mask::Rle m = mask::from_string(ds.rle_string(a), a.rle_height, a.rle_width);
+      EXPECT_EQ(mask::decode(m), want[k].second) << png << " annotation " << a.id;
+      EXPECT_EQ(a.area, double(mask::area(m)));
+    }
+  }
+  return ds.images.size();
+}
+
+}  // namespace
+
+TEST(SliceCli, SampleSlicesMatchSourcePixelsAndMasks) {
+  TempDir dir("sample");
+  const fs::path out = dir.path / "out";
+  const std::string cmd = bin() + " slice -a " + sample() + "/annotations.json -i " + sample() + "/images -o " +
+                          out.string() + " --size 256 --overlap 0.2 --min-area-ratio 0.3 --threads 2 --json";
+  const auto r = run_command(cmd, /*keep_stderr=*/false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"slices\":"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"objects_dropped\":"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"empty_dropped\":"), std::string::npos) << r.output;
+  const io::CocoDataset src = load(sample() + "/annotations.json");
+  const size_t n = check_output(src, sample() + "/images", out, 0.3);
+  EXPECT_GT(n, 50u);
+  EXPECT_NE(r.output.find("\"slices\": " + std::to_string(n)), std::string::npos) << r.output;
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(out / "images")) files += e.is_regular_file();
+  EXPECT_EQ(files, n) << "one PNG per slice, nothing else";
+
+  // A rerun without --overwrite is refused and leaves the output alone.
+  const std::string before = pasteflow::testing::read_file(out / "annotations.json");
+  const auto again = run_command(bin() + " slice -a " + sample() + "/annotations.json -i " + sample() + "/images -o " +
+                                 out.string() + " --size 128");
+  EXPECT_NE(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("--overwrite"), std::string::npos) << again.output;
+  EXPECT_EQ(pasteflow::testing::read_file(out / "annotations.json"), before);
+  // With --overwrite (other settings, --polygons): replaced.
+  const auto over = run_command(bin() + " slice -a " + sample() + "/annotations.json -i " + sample() +
+                                "/images -o " + out.string() + " --size 300 --overlap 0 --polygons --overwrite");
+  ASSERT_EQ(over.status, 0) << over.output;
+  const io::CocoDataset replaced = load((out / "annotations.json").string());
+  size_t polygons = 0;
+  for (const auto& a : replaced.annotations) polygons += a.seg_kind == io::SegmentationKind::kPolygons;
+  EXPECT_GT(polygons, 50u);
+  for (const auto& im : replaced.images) {
+    EXPECT_TRUE(fs::exists(out / "images" / std::string(replaced.file_name(im))));
+    EXPECT_LE(im.width, 300);
+  }
+}
+
+TEST(SliceCli, TiffSourceReadByWindowsAndMissingImage) {
+  // Two sample images re-encoded as (lossless) TIFF, one image missing.
+  TempDir dir("tiff");
+  const fs::path images = dir.path / "images";
+  fs::create_directories(images);
+  const io::CocoDataset src = load(sample() + "/annotations.json");
+  std::string json = "{\"images\":[";
+  std::string anns;
+  int kept = 0;
+  for (size_t i = 0; i < src.images.size() && kept < 3; ++i) {
+    const auto& im = src.images[i];
+    if (im.ann_count == 0) continue;
+    const std::string name = "img" + std::to_string(kept) + ".tif";
+    if (kept < 2) {
+      const cv::Mat px = cv::imread(sample() + "/images/" + std::string(src.file_name(im)),
+                                    cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+      ASSERT_TRUE(cv::imwrite((images / name).string(), px));
+    }
+    json += std::string(kept ? "," : "") + "{\"id\":" + std::to_string(im.id) + ",\"width\":" +
+            std::to_string(im.width) + ",\"height\":" + std::to_string(im.height) + ",\"file_name\":\"" + name + "\"}";
+    for (uint32_t ai : src.annotations_of(i)) {
+      const auto& a = src.annotations[ai];
+      if (a.seg_kind != io::SegmentationKind::kPolygons) continue;
+      anns += std::string(anns.empty() ? "" : ",") + "{\"id\":" + std::to_string(a.id) + ",\"image_id\":" +
+              std::to_string(im.id) + ",\"category_id\":" + std::to_string(a.category_id) + ",\"segmentation\":[";
+      for (size_t k = 0; k < src.num_parts(a); ++k) {
+        anns += k ? ",[" : "[";
+        const auto xy = src.polygon(a, k);
+        for (size_t j = 0; j < xy.size(); ++j) anns += (j ? "," : "") + std::to_string(xy[j]);
+        anns += "]";
+      }
+      anns += "],\"iscrowd\":0}";
+    }
+    ++kept;
+  }
+  json += "],\"annotations\":[" + anns + "],\"categories\":[";
+  for (size_t c = 0; c < src.categories.size(); ++c) {
+    json += std::string(c ? "," : "") + "{\"id\":" + std::to_string(src.categories[c].id) + ",\"name\":\"c" +
+            std::to_string(c) + "\"}";
+  }
+  json += "]}";
+  const fs::path ann = dir.path / "tiff.json";
+  std::ofstream(ann) << json;
+
+  const fs::path out = dir.path / "out";
+  const std::string base = bin() + " slice -a " + ann.string() + " -i " + images.string() + " -o " + out.string() +
+                           " --size 200 --overlap 0.25 --min-area-ratio 0.5 --threads 2";
+  // Strict: the missing image fails the run, naming it; nothing published.
+  const auto strict = run_command(base);
+  EXPECT_NE(strict.status, 0) << strict.output;
+  EXPECT_NE(strict.output.find("img2.tif"), std::string::npos) << strict.output;
+  EXPECT_FALSE(fs::exists(out / "annotations.json"));
+  // Skip: its slices are left out and counted.
+  const auto skip = run_command(base + " --on-error skip --json", /*keep_stderr=*/false);
+  ASSERT_EQ(skip.status, 0) << skip.output;
+  EXPECT_NE(skip.output.find("\"skipped\": 1"), std::string::npos) << skip.output;
+  EXPECT_NE(skip.output.find("\"missing_image\": 1"), std::string::npos) << skip.output;
+  const io::CocoDataset tsrc = load(ann.string());
+  const size_t n = check_output(tsrc, images.string(), out, 0.5);
+  EXPECT_GT(n, 4u);
+  const io::CocoDataset outds = load((out / "annotations.json").string());
+  for (const auto& im : outds.images) EXPECT_NE(view_of(outds, im).source_image_id, tsrc.images[2].id);
+}

@@ -220,9 +220,6 @@ io::CocoDataset subset(const io::CocoDataset& ds, const std::vector<bool>& flags
   return out;
 }
 
-/// The pipeline config's slicing threshold (0: the config has none).
-int64_t config_slice_above(const pipeline::PipelineConfig&) { return 0; }
-
 cv::Scalar category_colour(int64_t category_id) {
   // Well-separated hues by the golden angle, full saturation (RGB).
   const double hue = std::fmod(static_cast<double>(category_id) * 137.508, 360.0);
@@ -303,10 +300,6 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
     throw ConfigError("bad_value", "the score threshold must be in [0, 1]");
   }
   if (o.slice_above < -1) throw ConfigError("bad_value", "--slice-above must be >= 0 (0 = no slicing)");
-  if (o.slice_size < 16) throw ConfigError("bad_value", "--slice-size must be >= 16");
-  if (!(o.slice_overlap >= 0.0 && o.slice_overlap < 1.0)) {
-    throw ConfigError("bad_value", "--slice-overlap must be in [0, 1)");
-  }
   if (o.overlay_max_side < 16) throw ConfigError("bad_value", "--overlay-max-side must be >= 16");
   slice::MergeConfig merge_config;
   merge_config.method = o.merge;
@@ -324,14 +317,18 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   const int threads = o.threads > 0 ? o.threads : s.torch_threads;
   if (threads > 0) at::set_num_threads(threads);
   if (o.threads > 0) s.pipeline.loader.threads = o.threads;
-  report.slice_above = o.slice_above >= 0 ? o.slice_above : config_slice_above(s.pipeline);
+  report.slice_above = o.slice_above >= 0 ? o.slice_above : s.pipeline.slice.above;
+  const int64_t slice_size = o.slice_size > 0 ? o.slice_size : s.pipeline.slice.size;
+  const double slice_overlap = o.slice_overlap >= 0.0 ? o.slice_overlap : s.pipeline.slice.overlap;
+  if (slice_size < 16) throw ConfigError("bad_value", "--slice-size must be >= 16");
+  if (!(slice_overlap >= 0.0 && slice_overlap < 1.0)) {
+    throw ConfigError("bad_value", "--slice-overlap must be in [0, 1)");
+  }
   const bool slicing = report.slice_above > 0;
 
   // Decoding: one TIFF pool for the sliced windows, the image list's headers and the overviews.
   stages::DecodeConfig decode_config = s.pipeline.decode;
-  raster::RasterConfig raster_config;
-  raster_config.max_window_pixels = decode_config.max_pixels;  // as the decoder's own pool
-  auto pool = std::make_shared<raster::TiffPool>(raster_config);
+  auto pool = std::make_shared<raster::TiffPool>(s.pipeline.raster);  // as the loader's: pipeline.raster
   const stages::Decoder decoder(decode_config, pool);
 
   std::optional<io::CocoDataset> annotated;
@@ -421,8 +418,8 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   if (n_sliced > 0) {
     const auto t0 = Clock::now();
     detail::SliceRun run;
-    run.size = o.slice_size;
-    run.overlap = o.slice_overlap;
+    run.size = slice_size;
+    run.overlap = slice_overlap;
     run.method = slice::parse_merge_method(merge_config.method);
     run.metric = slice::parse_merge_metric(merge_config.metric, run.method);
     run.threshold = merge_config.threshold;

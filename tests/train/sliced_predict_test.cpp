@@ -278,12 +278,14 @@ TEST_F(SlicedPredict, TruncatedTiffIsAnErrorNamingTheFileOrASkip) {
   EXPECT_EQ(r.detections, 0u);
 }
 
+// Slicing from the config (pipeline.slice.above / size / overlap overrides, no --slice-* flag).
 TEST_F(SlicedPredict, CommandLineReportsSlicesAndMerges) {
   const std::string out = path("cli");
   const pasteflow::testing::CommandResult r = pasteflow::testing::run_command(
       std::string(PASTEFLOW_BIN) + " predict -c " + path("config.yaml") + " -w " + path("best.pt") + " -o " + out +
           " --categories " + kSample + "/annotations.json --annotations " + path("gt.json") + " --images " +
-          path("images") + " --slice-above 100 --slice-size 256 --slice-overlap 0.25 --merge greedy_nmm" +
+          path("images") + " pipeline.slice.above=100 pipeline.slice.size=256 pipeline.slice.overlap=0.25" +
+          " --merge greedy_nmm" +
           " --merge-threshold 0.5 --overlay-max-side 320 --threads 2 --json",
       false);
   ASSERT_EQ(r.status, 0) << r.output;

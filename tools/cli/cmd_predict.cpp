@@ -135,12 +135,12 @@ void add_predict_command(CLI::App& app) {
                   "predict images wider or taller than this many px slice by slice (0 = never; default: the "
                   "config's pipeline.slice.above)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
-  cmd->add_option("--slice-size", o.slice_size, "slice width and height in px")
-      ->check(CLI::Range(int64_t(16), int64_t(1) << 20))
-      ->capture_default_str();
-  cmd->add_option("--slice-overlap", o.slice_overlap, "overlap ratio of neighbouring slices (SAHI grid)")
-      ->check(CLI::Range(0.0, 0.95))
-      ->capture_default_str();
+  cmd->add_option("--slice-size", o.slice_size,
+                  "slice width and height in px (default: the config's pipeline.slice.size, 1024)")
+      ->check(CLI::Range(int64_t(16), int64_t(1) << 20));
+  cmd->add_option("--slice-overlap", o.slice_overlap,
+                  "overlap ratio of neighbouring slices, SAHI grid (default: the config's pipeline.slice.overlap, 0.2)")
+      ->check(CLI::Range(0.0, 0.95));
   cmd->add_option("--merge", o.merge,
                   "merging of detections across slice overlaps: nms (class-wise) or greedy_nmm (SAHI: union of "
                   "matching boxes and masks)")

@@ -42,7 +42,10 @@
 //    outline, box, "<category name> <score>" label.
 //
 // Sliced prediction (issue 11; train/sliced_predict.cpp): an image wider or
-// taller than `slice_above` px is never decoded whole. It is cut into the
+// taller than `slice_above` px (by default the config's pipeline.slice.above,
+// 0 = off; slice size and overlap likewise default to pipeline.slice.size and
+// .overlap) is never decoded whole. TIFFs are read through one
+// raster::TiffPool built from the config's pipeline.raster (tile cache). It is cut into the
 // SAHI grid of slice::grid(width, height, slice_size, slice_size,
 // slice_overlap); each window is read with stages::Decoder::decode_window
 // (a TIFF: only the tiles or strips it touches), and the windows go through
@@ -98,9 +101,9 @@ struct PredictOptions {
   bool overlays = true;
 
   // Sliced prediction (see above).
-  int64_t slice_above = -1;     ///< slice images wider or taller than this; 0 = off; -1 = the config's (0 when none)
-  int64_t slice_size = 1024;    ///< slice width and height
-  double slice_overlap = 0.2;   ///< overlap ratio of neighbouring slices
+  int64_t slice_above = -1;     ///< slice images wider or taller than this; 0 = off; -1 = pipeline.slice.above
+  int64_t slice_size = 0;       ///< slice width and height; 0 = pipeline.slice.size (default 1024)
+  double slice_overlap = -1.0;  ///< overlap ratio of neighbouring slices; < 0 = pipeline.slice.overlap (0.2)
   std::string merge = "nms";    ///< nms | greedy_nmm (slice/merge.hpp)
   double merge_threshold = 0.5; ///< box overlap at which two detections are one object
   std::string merge_metric;     ///< iou | ios | "" (nms: iou; greedy_nmm: ios)

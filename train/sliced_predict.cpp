@@ -214,7 +214,7 @@ double overview_downsample(int64_t width, int64_t height, int max_side) {
 }
 
 cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, double downsample,
-                      raster::TiffPool& pool, const stages::Decoder& decoder) {
+                      raster::TiffPool& pool, const stages::Decoder& decoder, double band_pixels) {
   const int out_w = static_cast<int>(std::ceil(static_cast<double>(width) / downsample));
   const int out_h = static_cast<int>(std::ceil(static_cast<double>(height) / downsample));
   auto to_rgb8 = [](cv::Mat px) {
@@ -235,7 +235,7 @@ cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, do
   const std::shared_ptr<raster::TiffFile> tif = pool.open(path);
   const double level_ds = tif->level(tif->level_for_downsample(downsample)).downsample;
   const double per_row = (static_cast<double>(width) / level_ds) * (downsample / level_ds);
-  const int rows_per_band = std::max(1, static_cast<int>(16e6 / std::max(1.0, per_row)));
+  const int rows_per_band = std::max(1, static_cast<int>(band_pixels / std::max(1.0, per_row)));
   cv::Mat out(out_h, out_w, CV_8UC3);
   for (int r0 = 0; r0 < out_h; r0 += rows_per_band) {
     const int r1 = std::min(out_h, r0 + rows_per_band);

@@ -93,8 +93,9 @@ double overview_downsample(int64_t width, int64_t height, int max_side);
 /// one, so a 36000 x 18000 COG reads its 2250 x 1125 overview; a file
 /// without a pyramid is read at level 0 in bands of ~16 M pixels), another
 /// format decoded and resized.
+/// `band_pixels`: the most level pixels one read may hold.
 cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, double downsample,
-                      raster::TiffPool& pool, const stages::Decoder& decoder);
+                      raster::TiffPool& pool, const stages::Decoder& decoder, double band_pixels = 16e6);
 
 /// True when the file starts with a TIFF or BigTIFF signature (reads 16 bytes).
 bool file_is_tiff(const std::string& path);

@@ -39,6 +39,7 @@
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/predict.hpp"
 #include "pasteflow/train/trainer.hpp"
+#include "../../train/sliced_predict.hpp"  // train/'s internal overview reader
 
 namespace pasteflow::train {
 namespace {
@@ -305,6 +306,27 @@ TEST_F(SlicedPredict, CommandLineReportsSlicesAndMerges) {
   const cv::Mat ov = cv::imread(out + "/overlays/54718_scene.png");
   EXPECT_EQ(ov.cols, 320);
   EXPECT_EQ(ov.rows, 240);
+}
+
+/// The overview of a TIFF read in bands equals the one read at once (an
+/// integer downsample, so INTER_AREA averages the same 2 x 2 blocks), and
+/// is the image resized.
+TEST_F(SlicedPredict, OverviewReadInBandsEqualsOneRead) {
+  raster::TiffPool pool(raster::RasterConfig{});
+  const stages::Decoder decoder;
+  const std::string file = path("images/scene.tif");
+  const cv::Mat once = detail::read_overview(file, width_, height_, 2.0, pool, decoder);
+  const cv::Mat bands = detail::read_overview(file, width_, height_, 2.0, pool, decoder, 640 * 2 * 5);  // 5 rows
+  ASSERT_EQ(once.size(), cv::Size(320, 240));
+  ASSERT_EQ(bands.size(), once.size());
+  EXPECT_EQ(cv::norm(once, bands, cv::NORM_INF), 0.0);
+  cv::Mat rgb;
+  cv::cvtColor(cv::imread(kSample + "/images/000000054718.jpg"), rgb, cv::COLOR_BGR2RGB);
+  cv::Mat half;
+  cv::resize(rgb, half, cv::Size(320, 240), 0, 0, cv::INTER_AREA);
+  EXPECT_LE(cv::norm(once, half, cv::NORM_INF), 1.0);
+  EXPECT_EQ(detail::overview_downsample(36000, 18000, 2048), 36000.0 / 2048);
+  EXPECT_EQ(detail::overview_downsample(640, 480, 2048), 1.0);
 }
 
 /// pasteflow eval on a ground truth whose image is above the loader's

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -277,6 +278,54 @@ TEST_F(SlicedPredict, TruncatedTiffIsAnErrorNamingTheFileOrASkip) {
   EXPECT_EQ(r.images, 0u);
   EXPECT_EQ(r.skipped.total(), 1u);
   EXPECT_EQ(r.detections, 0u);
+}
+
+/// An image list mixing a huge image (sliced) and a small one (the loader's
+/// path): ids by position, the small image's results those of unsliced
+/// prediction (batches of 1 in both runs, so padding cannot differ).
+TEST_F(SlicedPredict, MixedListSlicesOnlyTheHugeImage) {
+  cv::Mat bgr = cv::imread(kSample + "/images/000000070133.jpg", cv::IMREAD_COLOR);
+  ASSERT_FALSE(bgr.empty());
+  ASSERT_TRUE(cv::imwrite(path("images/small.png"), bgr(cv::Rect(100, 50, 300, 200))));
+  auto run = [&](const std::string& out, int64_t above) {
+    PredictOptions o = options(out);
+    o.annotations.clear();
+    o.image_dir.clear();
+    o.images = {path("images/scene.tif"), path("images/small.png")};
+    o.slice_above = above;
+    o.slice_size = 320;
+    o.batch_size = 1;
+    o.overlays = false;
+    return predict(o);
+  };
+  const PredictReport plain = run("mixed_plain", 0);
+  const PredictReport mixed = run("mixed_sliced", 500);
+  EXPECT_EQ(mixed.images, 2u);
+  EXPECT_EQ(mixed.sliced_images, 1u);
+  EXPECT_EQ(mixed.slices, slice::grid(width_, height_, 320, 320, 0.2).size());
+  io::CocoDataset gt = io::load_coco(kSample + "/annotations.json");
+  gt.images.clear();
+  gt.annotations.clear();
+  for (const auto& [id, w, h] : {std::tuple<int64_t, int, int>{1, width_, height_}, {2, 300, 200}}) {
+    io::ImageRecord r;
+    r.id = id;
+    r.width = w;
+    r.height = h;
+    r.file_name = gt.add_string(id == 1 ? "scene.tif" : "small.png");
+    gt.images.push_back(r);
+  }
+  gt.rebuild_index();
+  auto of_image = [&](const std::string& file, int64_t id) {
+    std::string keep;
+    for (const eval::Detection& d : eval::load_results(file, gt)) {
+      if (d.image_id == id) keep += eval::results_to_json({d});
+    }
+    return keep;
+  };
+  const std::string small_plain = of_image(plain.results_path, 2), small_mixed = of_image(mixed.results_path, 2);
+  EXPECT_FALSE(small_plain.empty());
+  EXPECT_EQ(small_plain, small_mixed);
+  EXPECT_FALSE(of_image(mixed.results_path, 1).empty());
 }
 
 // Slicing from the config (pipeline.slice.above / size / overlap overrides, no --slice-* flag).

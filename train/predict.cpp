@@ -431,8 +431,19 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
       const std::string path = dataset.image_path(im);
       detail::SlicedImage r;
       try {
-        r = detail::predict_sliced(net, decoder, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories,
-                                   run, filter);
+        auto last = Clock::now();
+        const auto started = last;
+        r = detail::predict_sliced(
+            net, decoder, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories, run, filter,
+            [&](size_t done, size_t total) {
+              if (done < total && seconds_since(last) < 30.0) return;  // a note every 30 s, and at the end
+              last = Clock::now();
+              char line[160];
+              std::snprintf(line, sizeof line, "image %lld: %zu / %zu slices (%.1f slices/s)",
+                            static_cast<long long>(im.id), done, total,
+                            static_cast<double>(done) / std::max(1e-9, seconds_since(started)));
+              note(line);
+            });
       } catch (const InputError& e) {
         if (!skip) throw;
         report.skipped.add(e);

@@ -59,7 +59,7 @@ std::vector<eval::Detection> ResultFilter::operator()(const model::Detection& de
 SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
-                           ResultFilter& filter) {
+                           ResultFilter& filter, const std::function<void(size_t done, size_t total)>& progress) {
   SlicedImage out;
   const std::vector<raster::Window> windows = slice::grid(width, height, run.size, run.size, run.overlap);
   out.slices = windows.size();
@@ -118,6 +118,7 @@ SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder,
                                            static_cast<uint32_t>(first + i)));
       }
     }
+    if (progress) progress(first + n, windows.size());
   }
   if (windows.size() > 1) {
     out.detections = slice::merge(found, run.method, run.metric, run.threshold, &out.merge);

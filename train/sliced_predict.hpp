@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,7 +59,8 @@ struct SlicedImage {
 SlicedImage predict_sliced(model::MaskRCNN& net, const stages::Decoder& decoder, const std::string& path,
                            int64_t image_id, int64_t width, int64_t height, const stages::BatchConfig& batch,
                            uint64_t seed, const stages::CategoryMap& categories, const SliceRun& run,
-                           ResultFilter& filter);
+                           ResultFilter& filter,
+                           const std::function<void(size_t done, size_t total)>& progress = {});
 
 /// A sliced detection as a COCO result of the width x height image: bbox,
 /// and segmentation = its mask translated into the full canvas, or none

@@ -43,29 +43,31 @@
 //
 // Sliced prediction (issue 11; train/sliced_predict.cpp): an image wider or
 // taller than `slice_above` px (by default the config's pipeline.slice.above,
-// 0 = off; slice size and overlap likewise default to pipeline.slice.size and
-// .overlap) is never decoded whole. TIFFs are read through one
-// raster::TiffPool built from the config's pipeline.raster (tile cache). It is cut into the
-// SAHI grid of slice::grid(width, height, slice_size, slice_size,
-// slice_overlap); each window is read with stages::Decoder::decode_window
-// (a TIFF: only the tiles or strips it touches), and the windows go through
-// the same evaluation batch transform (stages::prepare + collate with the
-// evaluation BatchConfig above) and model, `batch_size` windows at a time.
-// Each window's detections pass the same score / category filter as the
-// unsliced path (to_coco_results), move to full-image coordinates and keep
-// their mask as a local run-length mask of its bounding box
-// (slice::from_window), so memory follows the detections, never the image
-// size. With more than one window they are merged (slice/merge.hpp:
-// class-wise NMS, or SAHI's greedy NMM with union boxes and masks); an
-// image that is a single window is not merged (the model's own NMS already
-// ran), so it gives exactly the unsliced results. results.json gets the
-// merged detections with segmentation = the local mask translated into the
-// full canvas (mask::translate, compressed RLE at the full size; images
-// above 2^32 pixels, which no COCO RLE can describe, get bbox-only results,
-// counted in masks_omitted). The overlay of a sliced image is down-scaled
-// so that its longer side is at most `overlay_max_side`, read with
-// raster::TiffFile::read_region (a pyramid level when the file has one) or,
-// for JPEG/PNG, decoded and resized; detections are drawn scaled.
+// 0 = off) is never decoded whole. It is cut into the SAHI grid of
+// slice::grid(width, height, slice_size, slice_size, slice_overlap) (size
+// and overlap default to pipeline.slice.size and .overlap); each window is
+// read with stages::Decoder::decode_window (a TIFF: only the tiles or strips
+// it touches, through one raster::TiffPool made from pipeline.raster: one
+// tile cache), and the windows go through the same evaluation batch
+// transform (stages::prepare + collate with the evaluation BatchConfig
+// above) and model, `batch_size` windows at a time. Each window's
+// detections pass the same score / category filter as the unsliced path
+// (to_coco_results), move to full-image coordinates and keep their mask as
+// a local run-length mask of its bounding box (slice::from_window), so
+// memory follows the detections, never the image size. With more than one
+// window they are merged (slice/merge.hpp: class-wise NMS, or SAHI's greedy
+// NMM with union boxes and masks); an image that is a single window is not
+// merged (the model's own NMS already ran), so it gives exactly the
+// unsliced results. results.json gets the merged detections with
+// segmentation = the local mask placed in the full canvas (slice::full_mask,
+// equal to mask::translate; compressed RLE at the full size; images above
+// 2^32 pixels, which no COCO RLE can describe, get bbox-only results,
+// counted in masks_omitted). The overlay of a sliced image is down-scaled so
+// that its longer side is at most `overlay_max_side`, read with
+// raster::TiffFile::read_region band by band (a pyramid level when the file
+// has one) or, for JPEG/PNG, decoded and resized; detections are drawn
+// scaled. A list of image files gets its TIFFs' sizes from their tags (the
+// file is not read whole).
 //
 // Errors: a missing or corrupt image is an InputError naming the file
 // (PipelineError from the loader, or the header check of a listed image);

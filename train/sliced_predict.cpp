@@ -232,11 +232,18 @@ cv::Mat read_overview(const std::string& path, int64_t width, int64_t height, do
   }
   // A TIFF: band by band of output rows, each read with read_region (from the
   // pyramid level nearest the downsample, or level 0 when there is none),
-  // so that no read holds more than about 16 M level pixels.
+  // so that no read holds more than about `band_pixels` level pixels and no
+  // band's level-0 window exceeds raster.max_window_pixels.
   const std::shared_ptr<raster::TiffFile> tif = pool.open(path);
   const double level_ds = tif->level(tif->level_for_downsample(downsample)).downsample;
   const double per_row = (static_cast<double>(width) / level_ds) * (downsample / level_ds);
-  const int rows_per_band = std::max(1, static_cast<int>(band_pixels / std::max(1.0, per_row)));
+  int rows_per_band = std::max(1, static_cast<int>(band_pixels / std::max(1.0, per_row)));
+  // read_region also checks the band's level-0 window against raster.max_window_pixels.
+  const int64_t limit = pool.config().max_window_pixels;
+  if (limit > 0) {
+    const double level0_per_row = static_cast<double>(width) * (downsample + 1.0);
+    rows_per_band = std::min(rows_per_band, std::max(1, static_cast<int>(static_cast<double>(limit) / level0_per_row) - 1));
+  }
   cv::Mat out(out_h, out_w, CV_8UC3);
   for (int r0 = 0; r0 < out_h; r0 += rows_per_band) {
     const int r1 = std::min(out_h, r0 + rows_per_band);

@@ -369,6 +369,12 @@ TEST_F(SlicedPredict, OverviewReadInBandsEqualsOneRead) {
   ASSERT_EQ(once.size(), cv::Size(320, 240));
   ASSERT_EQ(bands.size(), once.size());
   EXPECT_EQ(cv::norm(once, bands, cv::NORM_INF), 0.0);
+  // Bands also follow raster.max_window_pixels (read_region checks the level-0 window).
+  raster::RasterConfig small;
+  small.max_window_pixels = 640 * 2 * 7;
+  raster::TiffPool limited(small);
+  const cv::Mat capped = detail::read_overview(file, width_, height_, 2.0, limited, decoder);
+  EXPECT_EQ(cv::norm(once, capped, cv::NORM_INF), 0.0);
   cv::Mat rgb;
   cv::cvtColor(cv::imread(kSample + "/images/000000054718.jpg"), rgb, cv::COLOR_BGR2RGB);
   cv::Mat half;

@@ -79,7 +79,7 @@ test_asan() {
 # cmake/tsan.supp suppresses what is left inside TBB's own templates
 # (fuzz/README.md, "Sanitizers"). LibTorch is not instrumented either: its
 # OpenMP threads are held at one.
-TSAN_TARGETS=(test_stages_paste test_pipeline_tsan_edges test_pipeline_loader)
+TSAN_TARGETS=(test_stages_paste test_pipeline_tsan_edges test_pipeline_loader test_pipeline_views)
 build_tsan() {
   cmake -S . -B "$TSAN_BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPASTEFLOW_WERROR="$(werror)" -DPASTEFLOW_SANITIZE=thread -DPASTEFLOW_WITH_TORCH=ON \

@@ -107,12 +107,29 @@ AugmentExporter::AugmentExporter(DatasetWriter& writer, const io::CocoDataset& d
   out_.images.clear();
   out_.annotations.clear();
   out_.image_annotations.clear();
+  if (!cfg_.windows.empty() && cfg_.windows.size() != ds.images.size()) {
+    throw Error("bad_windows", std::to_string(cfg_.windows.size()) + " windows for " +
+                                   std::to_string(ds.images.size()) + " images");
+  }
   int64_t max_image = 0, max_ann = 0;
+  // A view's original is named after its window: <stem>_<x>_<y>_<w>_<h>.png.
+  std::vector<std::string> window_names(ds.images.size());
   std::vector<std::string_view> file_names;
   file_names.reserve(ds.images.size());
-  for (const auto& im : ds.images) {
+  for (size_t i = 0; i < ds.images.size(); ++i) {
+    const io::ImageRecord& im = ds.images[i];
     max_image = std::max(max_image, im.id);
-    file_names.push_back(ds.file_name(im));
+    if (windowed(static_cast<uint32_t>(i))) {
+      const std::array<int64_t, 4>& w = cfg_.windows[i];
+      const fs_path source(std::string(ds.file_name(im)));
+      window_names[i] = (source.parent_path() / (source.stem().string() + "_" + std::to_string(w[0]) + "_" +
+                                                 std::to_string(w[1]) + "_" + std::to_string(w[2]) + "_" +
+                                                 std::to_string(w[3]) + ".png"))
+                            .generic_string();
+      file_names.push_back(window_names[i]);
+    } else {
+      file_names.push_back(ds.file_name(im));
+    }
   }
   for (const auto& a : ds.annotations) max_ann = std::max(max_ann, a.id);
   names_ = writer_.reserve_input_names(file_names);
@@ -121,6 +138,10 @@ AugmentExporter::AugmentExporter(DatasetWriter& writer, const io::CocoDataset& d
   next_ann_id_ = static_cast<uint64_t>(max_ann) + 1 + tickets.size() * cfg_.ids_per_sample;
   original_done_.assign(ds.images.size(), false);
   copy_counter_.assign(ds.images.size(), 0);
+}
+
+bool AugmentExporter::windowed(uint32_t image_index) const {
+  return !cfg_.windows.empty() && cfg_.windows[image_index][2] > 0;
 }
 
 int64_t AugmentExporter::next_id(uint64_t& next, const char* what) {
@@ -147,9 +168,14 @@ void AugmentExporter::add(const stages::Sample& s) {
   }
   const bool original = !s.augment && !original_done_[s.image_index];
   const bool unchanged = s.paste.placed == 0;
+  const bool window = windowed(s.image_index);
   if (original) {
     original_done_[s.image_index] = true;
-    copy_file(s.path, original_name);
+    if (window) {
+      encode(s.image, original_name);  // the window's pixels, lossless PNG
+    } else {
+      copy_file(s.path, original_name);
+    }
     io::ImageRecord im = src;
     if (original_name != ds_.file_name(src)) im.file_name = out_.add_string(original_name);
     out_.images.push_back(im);
@@ -159,7 +185,7 @@ void AugmentExporter::add(const stages::Sample& s) {
   }
   const int64_t image_id = next_id(next_image_id_, "image");
   const std::string name = new_name(s.image_index, unchanged, s.image);
-  if (unchanged) {
+  if (unchanged && !window) {
     copy_file(s.path, name);
   } else {
     encode(s.image, name);

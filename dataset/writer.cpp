@@ -337,6 +337,19 @@ bool DatasetWriter::try_reserve(const std::string& name) {
 }
 
 void DatasetWriter::write_image(const std::string& name, const void* data, size_t size) {
+  const std::string path = staged_image_path(name);
+  write_new_file(path, data, size);
+  written_.push_back(name);
+}
+
+std::string DatasetWriter::create_image_file(const std::string& name) {
+  const std::string path = staged_image_path(name);
+  write_new_file(path, nullptr, 0);
+  written_.push_back(name);
+  return path;
+}
+
+std::string DatasetWriter::staged_image_path(const std::string& name) {
   if (done_) throw Error("io_error", "the dataset writer has finished", at_file(out_));
   if (taken_.count(name) == 0 || sanitize_file_name(name) != name) {
     throw Error("unsafe_path", "\"" + name + "\" is not a reserved name below the images directory", at_file(out_));
@@ -350,8 +363,7 @@ void DatasetWriter::write_image(const std::string& name, const void* data, size_
     for (fs::path d = dir; created_dirs_.insert(d.string()).second; d = d.parent_path()) {
     }
   }
-  write_new_file(path, data, size);
-  written_.push_back(name);
+  return path.string();
 }
 
 uint64_t DatasetWriter::commit(const io::CocoDataset& coco) {

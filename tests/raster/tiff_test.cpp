@@ -281,13 +281,17 @@ TEST(TiffLayouts, PaletteMinIsWhiteGreyAlphaAndComposite) {
     check_windows(path, RasterConfig{}, false, expected);
   }
   // Grey + alpha and RGBA: dropped, or composited over the background.
-  for (int spp : {2, 4}) {
+  for (int spp_planar : {2, 4, -2, -4}) {  // negative: planar separate
+    const int spp = std::abs(spp_planar);
     TiffSpec s;
     s.spp = spp;
+    s.planar = spp_planar < 0 ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG;
+    s.tiled = spp_planar != 4;
     s.photometric = spp == 2 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB;
     s.compression = COMPRESSION_ADOBE_DEFLATE;
     const cv::Mat pixels = make_pixels(s);
-    const std::string path = dir.file("alpha" + std::to_string(spp) + ".tif");
+    const std::string path = dir.file("alpha" + std::to_string(spp_planar) + ".tif");
+    SCOPED_TRACE(s.name());
     write_tiff(path, s, pixels);
     const int colors = spp == 2 ? 1 : 3;
     std::vector<cv::Mat> planes;
@@ -312,6 +316,31 @@ TEST(TiffLayouts, PaletteMinIsWhiteGreyAlphaAndComposite) {
     }
     check_windows(path, composite, false, expected, /*tolerance=*/1);
   }
+}
+
+TEST(TiffLayouts, MinIsWhiteWithAlphaInvertsTheGreyNotTheAlpha) {
+  TempDir dir;
+  TiffSpec s;
+  s.spp = 2;
+  s.bits = 16;
+  s.photometric = PHOTOMETRIC_MINISWHITE;
+  s.compression = COMPRESSION_LZW;
+  s.predictor = PREDICTOR_HORIZONTAL;
+  const cv::Mat pixels = make_pixels(s);
+  const std::string path = dir.file("white_alpha.tif");
+  write_tiff(path, s, pixels);
+  RasterConfig composite;
+  composite.alpha = "composite";
+  composite.alpha_background = 0;
+  cv::Mat expected(pixels.size(), CV_16UC1);
+  for (int y = 0; y < pixels.rows; ++y) {
+    for (int x = 0; x < pixels.cols; ++x) {
+      const cv::Vec2w v = pixels.at<cv::Vec2w>(y, x);
+      const double a = v[1] / 65535.0;
+      expected.at<uint16_t>(y, x) = cv::saturate_cast<uint16_t>((65535.0 - v[0]) * a);
+    }
+  }
+  check_windows(path, composite, /*keep_16bit=*/true, expected, /*tolerance=*/1);
 }
 
 TEST(TiffLayouts, MinmaxAndPercentileMapTheImagesStatistics) {
@@ -527,6 +556,28 @@ TEST(TiffConcurrency, ManyThreadsReadTheSamePixelsAsOne) {
   }
   for (auto& th : threads) th.join();
   for (int t = 0; t < 8; ++t) EXPECT_EQ(bad[static_cast<size_t>(t)], 0) << "thread " << t;
+}
+
+TEST(TiffConcurrency, StatisticsComputedOnceWhileThreadsRead) {
+  // minmax on a float BigTIFF: the first windows of several threads race to
+  // compute the statistics; every thread must map alike.
+  const std::string path = kData + "cog_nonearth.tif";
+  RasterConfig config;
+  config.to_8bit = "minmax";
+  const cv::Mat full = TiffFile::open(path, config, nullptr)->read_level(0);
+  auto file = TiffFile::open(path, config, std::make_shared<TileCache>(size_t{1} << 20));
+  std::vector<std::thread> threads;
+  std::vector<int> bad(6, 0);
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const Window w{(t * 97 + i * 31) % 800, (t * 53 + i * 71) % 800, 80, 60};
+        if (max_diff(file->read_window(0, w), full(rect(w))) != 0.0) ++bad[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 6; ++t) EXPECT_EQ(bad[static_cast<size_t>(t)], 0) << "thread " << t;
 }
 
 // ------------------------------------------------------------------ errors

@@ -11,6 +11,7 @@
 #include <string>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "common/file.hpp"
 #include "pasteflow/pipeline/loader.hpp"
@@ -53,6 +54,18 @@ size_t count_lines_with(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
+}
+
+TEST(SlicedTraining, TheShippedMosaicConfigSlices) {
+  const TrainConfig cfg = load_train_config(kConfig);
+  EXPECT_EQ(cfg.pipeline.slice.above, 2048);
+  EXPECT_EQ(cfg.pipeline.slice.size, 512);
+  EXPECT_EQ(cfg.pipeline.raster.tile_cache_mb, 128);
+  EXPECT_EQ(cfg.pipeline.sampler.oversample, 2.0);
+  EXPECT_EQ(cfg.model.backbone.depth, 18);  // the tiny model of its base, configs/train/sample_tiny.yaml
+  EXPECT_EQ(cfg.data.train_annotations, "runs/mosaic_data/annotations.json");
+  // Its evaluation keeps the slice section: it evaluates on views.
+  EXPECT_EQ(eval_pipeline_config(cfg.pipeline).slice.above, 2048);
 }
 
 TEST(SlicedTraining, TrainsOnViewsAndEvaluatesOnTheValidationViews) {
@@ -137,9 +150,9 @@ TEST(SlicedTraining, PasteflowTrainRunsOnASlicedDataset) {
   EXPECT_NE(log.find("slicing: 7 views"), std::string::npos) << log;
 }
 
-// preview shows views (read by windows); augment refuses a config that
-// slices, naming the key, and writes nothing.
-TEST(SlicedCli, PreviewShowsViewsAndAugmentRefusesSlicing) {
+// preview shows views (read by windows); augment exports views as their
+// windows' pixels, named and recorded after the window.
+TEST(SlicedCli, PreviewAndAugmentWorkOnViews) {
   TempDir dir;
   const testing::Mosaic m = testing::make_sample_mosaic(dir.str("data"), kSample);
   const std::string data = " -a " + m.annotations + " -i " + m.dir;
@@ -150,16 +163,51 @@ TEST(SlicedCli, PreviewShowsViewsAndAugmentRefusesSlicing) {
   const cv::Mat sheet = cv::imread(dir.str("sheet.png"));
   EXPECT_FALSE(sheet.empty());
 
-  r = run(dir, "augment -c " + kConfig + data + " -o " + dir.str("aug") + slicing);
-  EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.err.find("slice.above"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("pasteflow slice"), std::string::npos) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(dir.str("aug/annotations.json")));
+  r = run(dir, "augment -c " + kConfig + data + " -o " + dir.str("aug") + " --format png" + slicing);
+  ASSERT_EQ(r.status, 0) << r.err;
+  io::LoadOptions opts;
+  opts.keep_extra_fields = true;
+  const io::CocoDataset out = io::load_coco(dir.str("aug/annotations.json"), opts);
+  size_t windows = 0, copies = 0;
+  for (const io::ImageRecord& im : out.images) {
+    const std::string name(out.file_name(im));
+    const std::string extra(out.str(im.extra));
+    std::smatch w;
+    if (!std::regex_match(name, w, std::regex("mosaic_([0-9]+)_([0-9]+)_512_512(_pf[0-9]+)?\\.png"))) continue;
+    EXPECT_EQ(im.width, 512);
+    EXPECT_EQ(im.height, 512);
+    EXPECT_NE(extra.find("\"window\":[" + w[1].str() + "," + w[2].str() + ",512,512]"), std::string::npos) << extra;
+    if (w[3].matched) {
+      ++copies;
+      continue;
+    }
+    ++windows;
+    EXPECT_NE(extra.find("\"source_image_id\":" + std::to_string(m.mosaic_id)), std::string::npos) << extra;
+    // The original of a view: the window's pixels, losslessly.
+    const cv::Mat bgr = cv::imread(dir.str("aug/images/" + name), cv::IMREAD_COLOR);
+    ASSERT_FALSE(bgr.empty()) << name;
+    cv::Mat rgb, diff;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    cv::absdiff(rgb, m.rgb(cv::Rect(std::stoi(w[1].str()), std::stoi(w[2].str()), 512, 512)), diff);
+    EXPECT_EQ(cv::countNonZero(diff.reshape(1)), 0) << name;
+  }
+  EXPECT_EQ(windows, 6u);
+  EXPECT_GT(copies, 0u);  // original_aug: augmented copies of the views with small objects
+  EXPECT_TRUE(std::filesystem::exists(dir.str("aug/images/" + m.whole_file)));  // the whole image, copied
+  EXPECT_FALSE(std::filesystem::exists(dir.str("aug/images/mosaic.tif")));    // never the huge file
 
   // Without slicing, the mosaic's record is above decode.max_pixels: refused when loading, named.
-  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet2.png") + " decode.max_pixels=500000");
+  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet2.png") + " slice.above=0 decode.max_pixels=500000");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("exceeds the limit of 500000"), std::string::npos) << r.err;
+  // Slicing on, but the mosaic is below slice.above (2048 in the config): it
+  // loads, stays whole, and its decode is refused by decode.max_pixels.
+  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet3.png") + " decode.max_pixels=500000");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("2 images -> 2 views"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("above the limit of 500000 (decode.max_pixels)"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.str("sheet2.png")));
+  EXPECT_FALSE(std::filesystem::exists(dir.str("sheet3.png")));
 }
 
 }  // namespace

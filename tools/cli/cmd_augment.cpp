@@ -10,6 +10,11 @@
 // annotations.json by rename at the end (OUT/.pasteflow-manifest.json lists
 // them). A failed or interrupted run (SIGINT/SIGTERM: exit 130/143) leaves
 // no trace; --overwrite replaces only what a previous run published.
+//
+// A config that slices (slice.above > 0): the sampler's list is over the
+// views (pipeline::make_views), each read by its window; a sliced view is
+// exported as <stem>_<x>_<y>_<w>_<h>.png with "source_image_id" and
+// "window" in its record (dataset/augment_export.hpp).
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -40,18 +45,13 @@ void run_augment(const AugmentArgs& a) {
   tune_allocator_for_pipeline();
   pipeline::PipelineConfig cfg = load_pipeline_args(a.pipe);
   cfg.loader.max_epochs = 1;
-  if (cfg.slice.above > 0) {
-    // The export writes whole images; slicing into files is `pasteflow slice`'s job.
-    Location where;
-    where.file = a.pipe.config;
-    where.key = "slice.above";
-    throw ConfigError("unsupported_option",
-                      "augment exports whole images and does not slice (slice.above is " +
-                          std::to_string(cfg.slice.above) +
-                          "): write the slices with `pasteflow slice` and augment its output, or set slice.above=0",
-                      where);
-  }
-  const io::CocoDataset ds = load_dataset_args(a.pipe, cfg);
+  const io::CocoDataset source = load_dataset_args(a.pipe, cfg);
+  // With slicing on (slice.above > 0) the samples are views: each sliced
+  // view is exported as its window's pixels (<stem>_<x>_<y>_<w>_<h>.png,
+  // records with source_image_id and window), never the huge file.
+  const auto views = pipeline::make_views(source, cfg);
+  const io::CocoDataset& ds = views ? views->dataset : source;
+  if (views) spdlog::info("{} images -> {} views (slice.above {})", source.images.size(), ds.images.size(), cfg.slice.above);
 
   // The paper's offline copies: the sampler's materialised list (exactly
   // r(i) copies of image i for integral factors), repeated --copies times;
@@ -76,7 +76,7 @@ void run_augment(const AugmentArgs& a) {
   options.overwrite = a.overwrite;
   options.command = "augment";
   options.inputs = {a.pipe.annotations, a.pipe.images};
-  for (const auto& im : ds.images) options.inputs.push_back(ds.image_path(im));
+  for (const auto& im : source.images) options.inputs.push_back(source.image_path(im));
   dataset::DatasetWriter writer(a.out, options);
   for (const std::string& dir : writer.opened().removed_staging) {
     spdlog::info("removed {}, left by an interrupted pasteflow run", dir);
@@ -88,7 +88,8 @@ void run_augment(const AugmentArgs& a) {
     spdlog::info("replacing the {}output of a previous run in {} when this one completes",
                  writer.opened().previous_incomplete ? "half-published " : "", a.out);
   }
-  spdlog::info("{} images -> {} samples ({} per repetition x {}), {} threads", ds.images.size(), tickets.size(),
+  spdlog::info("{} {} -> {} samples ({} per repetition x {}), {} threads", ds.images.size(), views ? "views" : "images",
+               tickets.size(),
                once.size(), a.copies, resolve_threads(cfg.loader.threads));
 
   dataset::AugmentExportConfig export_cfg;
@@ -98,10 +99,17 @@ void run_augment(const AugmentArgs& a) {
   export_cfg.instances = cfg.instances;
   export_cfg.allow_overlap = cfg.augment.placement.allow_overlap;
   export_cfg.ids_per_sample = cfg.augment.composite.ids_per_sample;
+  if (views) {
+    export_cfg.windows.resize(views->views.size());
+    for (size_t i = 0; i < views->views.size(); ++i) {
+      const slice::View& v = views->views[i];
+      if (v.sliced) export_cfg.windows[i] = {v.window.x, v.window.y, v.window.width, v.window.height};
+    }
+  }
   dataset::AugmentExporter exporter(writer, ds, export_cfg, tickets);
   SkipReport skipped;
   {
-    pipeline::Loader loader(ds, cfg, pipeline::Output::kSamples,
+    pipeline::Loader loader(source, views, cfg, pipeline::Output::kSamples,
                             [&tickets](uint64_t epoch) {
                               return epoch == 0 ? tickets : std::vector<stages::SampleTicket>{};
                             });
@@ -161,7 +169,9 @@ void add_augment_command(CLI::App& app) {
       "Offline copy-paste augmentation (the paper's mode): runs every image's copies through the pipeline once and "
       "writes OUT/images/ and OUT/annotations.json (COCO; pasted objects as compressed RLE with pasted: true and "
       "source_id). Originals keep their id and file name (made relative below OUT/images); other copies get new ids "
-      "and <stem>_pf<k> names. The output is staged in OUT and appears only when the run completes");
+      "and <stem>_pf<k> names. With slicing (slice.above > 0) the samples are views: a sliced view's original is "
+      "its window as <stem>_<x>_<y>_<w>_<h>.png with source_image_id and window in its record. The output is staged "
+      "in OUT and appears only when the run completes");
   add_pipeline_options(cmd, args->pipe);
   cmd->add_option("--out,-o", args->out, "output directory (images/ and annotations.json)")->required();
   cmd->add_option("--copies", args->copies, "repeat the materialised list this many times (each with new pastes)")

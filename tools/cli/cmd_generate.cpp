@@ -1,10 +1,16 @@
 // pasteflow generate ...: synthetic data sets.
+#include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "cli.hpp"
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/io/bench.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/raster/tiff_writer.hpp"
+#include "pasteflow/synth/mosaic.hpp"
 #include "pasteflow/synth/shapes.hpp"
 
 namespace pasteflow::cli {
@@ -89,6 +95,97 @@ void add_generate_shapes_command(CLI::App& gen) {
   });
 }
 
+void add_generate_mosaic_command(CLI::App& gen) {
+  struct Args {
+    std::string annotations, images, out, compression = "jpeg";
+    synth::MosaicConfig mosaic;
+    bool overwrite = false;
+    RunOptions run;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = gen.add_subcommand(
+      "mosaic",
+      "A huge annotated test image from real pixels: the images of a COCO dataset tiled (shelf packing, seeded "
+      "order, cycled) into one tiled pyramidal BigTIFF of WIDTH x HEIGHT, with every annotation moved into "
+      "full-image coordinates. Writes OUT/images/mosaic.tif and OUT/annotations.json (with a top-level "
+      "\"placements\" list: source image id, x, y, width, height)");
+  cmd->add_option("--annotations", a->annotations, "COCO instances file of the source images")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--images", a->images, "directory the file names resolve against")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", a->out, "output directory")->required();
+  cmd->add_option("--width", a->mosaic.width, "mosaic width, px")->required();
+  cmd->add_option("--height", a->mosaic.height, "mosaic height, px")->required();
+  cmd->add_option("--compression", a->compression, "TIFF tile compression")
+      ->check(CLI::IsMember({"jpeg", "deflate", "none"}))
+      ->capture_default_str();
+  cmd->add_option("--quality", a->mosaic.quality, "JPEG quality (1..100)")->capture_default_str();
+  cmd->add_option("--tile", a->mosaic.tile, "TIFF tile size, px (multiple of 16)")->capture_default_str();
+  cmd->add_option("--gap", a->mosaic.gap, "px between images and around the border")->capture_default_str();
+  cmd->add_option("--background", a->mosaic.background, "grey level of the background (0..255)")
+      ->capture_default_str();
+  cmd->add_option("--cache-mb", a->mosaic.cache_mb, "MiB of decoded source images kept")->capture_default_str();
+  cmd->add_option("--seed", a->run.seed, "random seed (same seed, same mosaic)")->capture_default_str();
+  cmd->add_flag("--overwrite", a->overwrite, "replace the output of a previous pasteflow run in OUT");
+  add_json_option(cmd, a->run);
+  cmd->callback([a] {
+    synth::MosaicConfig cfg = a->mosaic;
+    cfg.seed = a->run.seed;
+    cfg.compression = raster::parse_tiff_compression(a->compression, "--compression");
+    cfg.validate();
+    io::LoadOptions lo;
+    lo.image_root = a->images;
+    lo.max_pixels = 0;  // source images are decoded one at a time; the decoder checks their size
+    const io::CocoDataset source = io::load_coco(a->annotations, lo);
+    for (const auto& [reason, n] : source.skipped.counts()) spdlog::warn("skipped {} record(s): {}", n, reason);
+
+    const StopOnSignal stop_on_signal;
+    synth::MosaicOutputOptions oo;
+    oo.overwrite = a->overwrite;
+    oo.inputs = {a->annotations, a->images};
+    std::unique_ptr<Progress> bar;
+    oo.progress = [&bar](uint64_t done, uint64_t total) {
+      if (!bar) bar = std::make_unique<Progress>("mosaic bands", total);
+      bar->update(done);
+      return !stop_flag()->load();
+    };
+    spdlog::info("{} images, {} annotations -> {} x {} mosaic ({}, tile {}, gap {})", source.images.size(),
+                 source.annotations.size(), cfg.width, cfg.height, a->compression, cfg.tile, cfg.gap);
+    const auto t0 = std::chrono::steady_clock::now();
+    const synth::MosaicSummary sum = synth::generate_mosaic(source, a->out, cfg, oo);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (bar) bar->finish();
+    if (!sum.pixels.completed) {
+      throw_if_interrupted("generate mosaic interrupted after " + std::to_string(sum.pixels.bands) +
+                           " bands; nothing was written to " + a->out);
+      throw Error("interrupted", "generate mosaic stopped early; nothing was written to " + a->out);
+    }
+    const double mpix = double(cfg.width) * double(cfg.height) / 1e6;
+    spdlog::info("wrote {} ({} levels, {:.1f} MB) and {} ({} placements, {} annotations) in {:.1f} s "
+                 "({:.1f} Mpx/s of level 0)",
+                 sum.image_path, sum.pixels.levels, double(sum.file_bytes) / 1e6, sum.annotations_path,
+                 sum.placements, sum.annotations, seconds, mpix / seconds);
+    if (sum.skipped_images > 0) {
+      spdlog::warn("{} source image(s) larger than the mosaic were left out", sum.skipped_images);
+    }
+    if (a->run.json) {
+      JsonWriter w(2);
+      w.begin_object();
+      w.field("image", sum.image_path).field("annotations", sum.annotations_path);
+      w.field("width", cfg.width).field("height", cfg.height).field("megapixels", mpix);
+      w.field("compression", a->compression).field("tile", cfg.tile).field("levels", sum.pixels.levels);
+      w.field("placements", sum.placements).field("annotation_count", sum.annotations);
+      w.field("skipped_images", sum.skipped_images).field("file_bytes", sum.file_bytes);
+      w.field("seconds", seconds).field("megapixels_per_s", mpix / seconds);
+      w.field("sources_decoded", sum.pixels.decoded).field("cache_peak_mb", double(sum.pixels.cache_peak_bytes) / 1048576.0);
+      w.end_object();
+      print_stdout(w.str());
+    }
+  });
+}
+
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
@@ -114,6 +211,7 @@ void add_generate_command(CLI::App& app) {
   });
 
   add_generate_shapes_command(*gen);
+  add_generate_mosaic_command(*gen);
 }
 
 }  // namespace pasteflow::cli

@@ -30,8 +30,18 @@
 // + 1 + tickets * ids_per_sample, above every pasted id, so all ids are unique.
 // Ids: a run whose new image or annotation ids could exceed INT64_MAX is
 // refused before anything is written (InputError "id_overflow").
+//
+// Views (a pipeline that slices, AugmentExportConfig::windows): an image of
+// `dataset` read as a window [x, y, w, h] of its file (a huge source image)
+// is never copied as a file: its original is its pixels encoded as lossless
+// PNG named <stem>_<x>_<y>_<w>_<h>.png beside the source's name, its record
+// (the view's: the window's size, the view's id and annotations, extras
+// "source_image_id" = the source image's id and "window": [x, y, w, h])
+// written as it is; unchanged copies are that PNG's pixels again
+// (<stem>_<x>_<y>_<w>_<h>_pf<k>.png), changed ones follow `format`.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +63,10 @@ struct AugmentExportConfig {
   stages::InstancesConfig instances;
   bool allow_overlap = false;      ///< augment.placement.allow_overlap
   uint64_t ids_per_sample = 1024;  ///< augment.composite.ids_per_sample
+  /// Per image of the dataset: the window [x, y, width, height] of its file
+  /// it is read from (a view of a sliced image); width 0, or the vector
+  /// empty: the whole file.
+  std::vector<std::array<int64_t, 4>> windows;
 };
 
 /// Throws InputError "id_overflow" (naming the file, the record with the
@@ -85,6 +99,7 @@ class AugmentExporter {
 
  private:
   std::string new_name(uint32_t image_index, bool unchanged, const cv::Mat& image);
+  bool windowed(uint32_t image_index) const;
   void copy_file(const std::string& from, const std::string& name);
   void encode(const cv::Mat& image, const std::string& name);
   void set_rle(io::AnnotationRecord& rec, const mask::Rle& m);

@@ -99,6 +99,11 @@ class DatasetWriter {
   /// Writes images/<name> (a reserved name) in the staging directory, never
   /// replacing a file. Throws Error "io_error".
   void write_image(const std::string& name, const void* data, size_t size);
+  /// Creates images/<name> (a reserved name) empty in the staging directory
+  /// (O_EXCL) and returns its path, for a caller that streams a large file
+  /// into it (the mosaic's TIFF); the file is published by commit() like
+  /// write_image()'s. Throws Error "unsafe_path", "io_error".
+  std::string create_image_file(const std::string& name);
 
   /// Writes `coco` (io::write_coco) and publishes: the previous output (if
   /// replaced) is moved into the staging directory, images/ and
@@ -115,6 +120,8 @@ class DatasetWriter {
   void clean_stale_staging();
   void check_existing_output();
   void create_staging();
+  /// Checks `name` and creates its directory in staging; returns the path.
+  std::string staged_image_path(const std::string& name);
 
   std::string out_;
   WriterOptions options_;

@@ -546,22 +546,29 @@ struct TiffFile::Impl {
     if (got != static_cast<tmsize_t>(bytes) || !h.errors.empty() || jpeg_cut) {
       std::string said = h.said();
       h.clear_messages();
-      int err = 0;
-      const uint64_t offset = TIFFGetStrileOffsetWithErr(tif, strile, &err);
-      const uint64_t count = TIFFGetStrileByteCountWithErr(tif, strile, &err);
+      int offset_err = 0, count_err = 0;
+      const uint64_t offset = TIFFGetStrileOffsetWithErr(tif, strile, &offset_err);
+      const uint64_t count = TIFFGetStrileByteCountWithErr(tif, strile, &count_err);
       h.clear_messages();
+      // libtiff gives 0 for an entry it could not read (an array cut short).
+      const bool known = offset_err == 0 && count_err == 0 && offset != 0;
       struct stat st {};
       const int64_t file_size = ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
-      std::string message = "cannot decode " + block_name(dir, index) + " (" + std::to_string(count) +
-                            " bytes at offset " + std::to_string(offset);
-      if (file_size >= 0 && offset + count > static_cast<uint64_t>(file_size)) {
-        message += ", past the end of the file of " + std::to_string(file_size) + " bytes: truncated or bad offset";
+      std::string message = "cannot decode " + block_name(dir, index);
+      if (known) {
+        message += " (" + std::to_string(count) + " bytes at offset " + std::to_string(offset);
+        if (file_size >= 0 && (offset > static_cast<uint64_t>(file_size) ||
+                               count > static_cast<uint64_t>(file_size) - offset)) {
+          message += ", past the end of the file of " + std::to_string(file_size) + " bytes: truncated or bad offset";
+        }
+        message += ")";
+      } else {
+        message += " (its offset or byte count is missing: the offset arrays are cut short or corrupt)";
       }
-      message += ")";
       if (!said.empty()) message += ": " + said;
       l.handle.reset();  // libtiff's state after a failure is not trusted
       throw InputError("corrupt_image", message,
-                       at(path, offset <= uint64_t(INT64_MAX) ? static_cast<int64_t>(offset) : -1,
+                       at(path, known && offset <= uint64_t(INT64_MAX) ? static_cast<int64_t>(offset) : -1,
                           block_name(dir, index)));
     }
     decoded.fetch_add(1, std::memory_order_relaxed);

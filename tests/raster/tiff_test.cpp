@@ -40,6 +40,7 @@ const std::string kData = std::string(PASTEFLOW_TEST_DATA) + "/tiff/";
 // libtiff's warnings (GeoTIFF tags) to stderr; the reader never does.
 const bool kQuietLibtiff = [] {
   TIFFSetWarningHandler(nullptr);
+  TIFFSetErrorHandler(nullptr);  // TiffHuge opens a cut file with libtiff's eager mode on purpose
   return true;
 }();
 
@@ -603,17 +604,35 @@ void copy_prefix(const std::string& from, const std::string& to, size_t n) {
   out.write(bytes.data(), in.gcount());
 }
 
-/// Offset of the first value of array tag `tag` in directory 0 of a classic little-endian TIFF.
-size_t array_offset(const std::vector<uint8_t>& b, uint16_t tag) {
+/// Where the values of array tag `tag` of directory 0 of a classic
+/// little-endian TIFF are (inline or not), and their size (2 SHORT, 4 LONG).
+struct TagValues {
+  size_t at = 0;
+  int size = 0;
+};
+TagValues tag_values(const std::vector<uint8_t>& b, uint16_t tag) {
   auto u16 = [&](size_t p) { return size_t(b[p]) | size_t(b[p + 1]) << 8; };
   auto u32 = [&](size_t p) { return u16(p) | u16(p + 2) << 16; };
   const size_t ifd = u32(4);
   const size_t n = u16(ifd);
   for (size_t e = 0; e < n; ++e) {
     const size_t at = ifd + 2 + 12 * e;
-    if (u16(at) == tag) return u32(at + 8);
+    if (u16(at) != tag) continue;
+    const int size = u16(at + 2) == 3 ? 2 : 4;
+    const size_t count = u32(at + 4);
+    return {count * size_t(size) <= 4 ? at + 8 : u32(at + 8), size};
   }
-  return 0;
+  return {};
+}
+
+uint32_t get_value(const std::vector<uint8_t>& b, const TagValues& v, size_t i) {
+  uint32_t x = 0;
+  for (int k = 0; k < v.size; ++k) x |= uint32_t(b[v.at + i * size_t(v.size) + size_t(k)]) << (8 * k);
+  return x;
+}
+
+void set_value(std::vector<uint8_t>& b, const TagValues& v, size_t i, uint32_t x) {
+  for (int k = 0; k < v.size; ++k) b[v.at + i * size_t(v.size) + size_t(k)] = static_cast<uint8_t>(x >> (8 * k));
 }
 
 std::vector<uint8_t> read_all(const std::string& path) {
@@ -662,11 +681,11 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
   const std::string path = dir.file("good.tif");
   write_tiff(path, s, make_pixels(s));
   std::vector<uint8_t> bytes = read_all(path);
-  const size_t offsets = array_offset(bytes, TIFFTAG_TILEOFFSETS);
-  ASSERT_GT(offsets, 0u);
+  const TagValues offsets = tag_values(bytes, TIFFTAG_TILEOFFSETS);
+  ASSERT_EQ(offsets.size, 4);
   // Tile 5's offset points far past the end of the file.
   std::vector<uint8_t> bad_offset = bytes;
-  bad_offset[offsets + 5 * 4 + 3] = 0x7F;
+  set_value(bad_offset, offsets, 5, 0x7F000000u);
   const std::string p1 = dir.file("bad_offset.tif");
   write_all(p1, bad_offset);
   auto f1 = TiffFile::open(p1, {}, nullptr);
@@ -675,8 +694,7 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
   EXPECT_TRUE(has(e1, "directory 0, tile 5")) << e1.what();
   EXPECT_NO_THROW(f1->read_window(0, {0, 0, 32, 16}));  // tile 0 is intact
   // Tile 2's compressed bytes overwritten: the codec's error names tile 2.
-  const size_t tile2 = size_t(bytes[offsets + 8]) | size_t(bytes[offsets + 9]) << 8 |
-                       size_t(bytes[offsets + 10]) << 16 | size_t(bytes[offsets + 11]) << 24;
+  const size_t tile2 = get_value(bytes, offsets, 2);
   std::vector<uint8_t> bad_data = bytes;
   for (size_t i = 0; i < 16; ++i) bad_data[tile2 + i] = static_cast<uint8_t>(0xA5 ^ i);
   const std::string p2 = dir.file("bad_data.tif");
@@ -685,6 +703,30 @@ TEST(TiffErrors, CorruptTileOffsetAndTileDataNameTheTile) {
       expect_error([&] { TiffFile::open(p2, {}, nullptr)->read_window(0, {64, 0, 5, 5}); }, "corrupt_image");
   EXPECT_TRUE(has(e2, "directory 0, tile 2")) << e2.what();
   EXPECT_TRUE(has(e2, "libtiff")) << e2.what();
+}
+
+TEST(TiffErrors, JpegTileCutShortIsCorruptNotGreyPadding) {
+  // libjpeg pads a cut scan with grey and only warns: the reader must refuse.
+  TempDir dir;
+  TiffSpec s;
+  s.width = 64;
+  s.height = 32;
+  s.compression = COMPRESSION_JPEG;
+  s.spp = 3;
+  s.ycbcr = true;
+  s.tile_w = s.tile_h = 32;
+  const std::string path = dir.file("jpeg.tif");
+  write_tiff(path, s, make_pixels(s));
+  std::vector<uint8_t> bytes = read_all(path);
+  const TagValues counts = tag_values(bytes, TIFFTAG_TILEBYTECOUNTS);
+  ASSERT_GT(counts.size, 0);
+  set_value(bytes, counts, 1, get_value(bytes, counts, 1) / 2);  // tile 1 cut in half
+  const std::string cut = dir.file("jpeg_cut.tif");
+  write_all(cut, bytes);
+  auto file = TiffFile::open(cut, {}, nullptr);
+  EXPECT_NO_THROW(file->read_window(0, {0, 0, 32, 32}));  // tile 0 intact
+  const InputError e = expect_error([&] { file->read_window(0, {32, 0, 32, 32}); }, "corrupt_image");
+  EXPECT_TRUE(has(e, "directory 0, tile 1")) << e.what();
 }
 
 TEST(TiffErrors, UnsupportedBitsBadWindowsAndPixelLimit) {
@@ -736,6 +778,7 @@ TEST(TiffHuge, HundredThousandSquaredOpensAndReadsAWindowQuickly) {
   TempDir dir;
   const std::string path = dir.file("huge.tif");
   const uint32_t side = 100000, tile = 1024;
+  const uint32_t across = (side + tile - 1) / tile;
   pasteflow::testing::write_huge_tiled(path, side, tile);
   const auto start = std::chrono::steady_clock::now();
   auto file = TiffFile::open(path, {}, std::make_shared<TileCache>(size_t{16} << 20));
@@ -753,6 +796,40 @@ TEST(TiffHuge, HundredThousandSquaredOpensAndReadsAWindowQuickly) {
   }
   // Open + read touches 4 of 9604 tiles; generous bound for a loaded machine.
   EXPECT_LT(seconds, 5.0);
-  std::cout << "[ figures  ] 100000 x 100000 BigTIFF (" << fs::file_size(path) / 1024
+  // On-demand strile loading: cut the file inside its TileOffsets array
+  // (libtiff writes it last) keeping 2048 of the 9604 entries. Loading the
+  // whole array at open (libtiff's plain "r" mode) fails; the reader opens
+  // it and reads the first tiles, and names the tile it cannot locate.
+  uint64_t offsets_at = 0;
+  {
+    std::ifstream in(path, std::ios::binary);
+    uint64_t ifd = 0, entries = 0;
+    in.seekg(8);
+    in.read(reinterpret_cast<char*>(&ifd), 8);
+    in.seekg(static_cast<std::streamoff>(ifd));
+    in.read(reinterpret_cast<char*>(&entries), 8);
+    for (uint64_t e = 0; e < entries; ++e) {
+      uint16_t tag = 0, type = 0;
+      uint64_t count = 0, value = 0;
+      in.read(reinterpret_cast<char*>(&tag), 2);
+      in.read(reinterpret_cast<char*>(&type), 2);
+      in.read(reinterpret_cast<char*>(&count), 8);
+      in.read(reinterpret_cast<char*>(&value), 8);
+      if (tag == TIFFTAG_TILEOFFSETS) offsets_at = value;
+    }
+  }
+  ASSERT_GT(offsets_at, 0u);
+  const uintmax_t file_size = fs::file_size(path);
+  ASSERT_GT(file_size, offsets_at + 8 * 4096);  // the array is at the end
+  fs::resize_file(path, offsets_at + 8 * 2048);
+  TIFF* whole_arrays = TIFFOpen(path.c_str(), "r");
+  EXPECT_EQ(whole_arrays, nullptr) << "libtiff's eager mode should fail on the cut array";
+  if (whole_arrays != nullptr) TIFFClose(whole_arrays);
+  auto cut = TiffFile::open(path, {}, nullptr);
+  const cv::Mat first = cut->read_window(0, {0, 0, 1000, 900});
+  EXPECT_EQ(first.at<uint8_t>(5, 0), 5);
+  const InputError e = expect_error([&] { cut->read_window(0, {side - 10, side - 10, 10, 10}); }, "corrupt_image");
+  EXPECT_TRUE(has(e, "directory 0, tile " + std::to_string(across * across - 1))) << e.what();
+  std::cout << "[ figures  ] 100000 x 100000 BigTIFF (" << file_size / 1024
             << " KiB): open + 1000 x 900 window in " << seconds * 1000 << " ms\n";
 }

@@ -12,7 +12,8 @@
 // compression none, LZW, Deflate, JPEG (YCbCr, converted to RGB by libjpeg,
 // and RGB photometric), ZSTD, PackBits, and others libtiff has codecs for;
 // horizontal and floating-point predictors; planar contiguous and separate;
-// 8- and 16-bit unsigned (and signed) integer and 32-bit float samples;
+// 8-, 16- and 32-bit unsigned (and signed) integer and 32/64-bit float
+// samples (1-, 4-, 12-bit and complex samples: "unsupported_image");
 // 1 (min-is-black / min-is-white), 3 (RGB, YCbCr) and 4 (RGBA, extra
 // sample) channels; palette (expanded to RGB).
 //
@@ -32,7 +33,8 @@
 //    "The image's" statistics are those of the level's pyramid computed once
 //    per file, on the coarsest level of the same pyramid (as GDAL's
 //    approximate statistics), or the level itself streamed tile by tile when
-//    there is no overview; so every window of an image maps alike.
+//    there is no overview (bands of blocks sampled to at most ~2^26 pixels);
+//    so every window of an image maps alike. NaN and infinities are ignored.
 //
 // Pyramids: levels() are the full-resolution directory and its reduced
 // versions (SubfileType bit 0 set, COG overviews, or same-aspect tiled
@@ -53,7 +55,8 @@
 //   "bad_window"         a window outside the level or empty
 //   "pixel_limit"        a window or a tile above RasterConfig::max_window_pixels
 // libtiff's own warnings and errors never reach stderr: they are collected
-// per handle and put in the exception's message.
+// per handle and put in the exception's message. A JPEG tile or strip cut
+// short (libjpeg pads it with grey and only warns) is "corrupt_image" too.
 #pragma once
 
 #include <atomic>

@@ -35,8 +35,52 @@ struct Object {
   bool boxes_only = false;
   mask::Rle full;        ///< the full-image mask (segmentation sources)
   double full_area = 0;  ///< mask area or box area
-  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;  ///< extent (mask bbox or the box)
+  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;  ///< extent (mask bbox or the box), image pixels
+  int64_t ox = 0, oy = 0;  ///< image pixel of `full`'s top-left (a frame on huge images)
 };
+
+/// Polygons of an image above mask::kMaxPixels, rasterised in a frame
+/// around their extent (1 px margin, cut by the image's edges, whose
+/// clamping rleFrPoly then applies as at the full size). Sets ox, oy.
+mask::Rle framed_polygons(const CocoDataset& src, const AnnotationRecord& a, uint32_t h, uint32_t w, int64_t& ox,
+                          int64_t& oy) {
+  const size_t n = src.num_parts(a);
+  if (n == 0) throw InputError("empty_segmentation", "segmentation is an empty polygon list");
+  double minx = HUGE_VAL, miny = HUGE_VAL, maxx = -HUGE_VAL, maxy = -HUGE_VAL;
+  for (size_t k = 0; k < n; ++k) {
+    const Span<const double> xy = src.polygon(a, k);
+    for (size_t j = 0; j + 1 < xy.size(); j += 2) {
+      if (!std::isfinite(xy[j]) || !std::isfinite(xy[j + 1])) {
+        throw InputError("polygon_range", "polygon coordinate is not finite");
+      }
+      minx = std::min(minx, xy[j]);
+      maxx = std::max(maxx, xy[j]);
+      miny = std::min(miny, xy[j + 1]);
+      maxy = std::max(maxy, xy[j + 1]);
+    }
+  }
+  auto clampi = [](double v, uint32_t hi) {
+    return static_cast<int64_t>(std::clamp(v, 0.0, static_cast<double>(hi)));
+  };
+  ox = clampi(std::floor(minx) - 1, w);
+  oy = clampi(std::floor(miny) - 1, h);
+  const int64_t x1 = clampi(std::ceil(maxx) + 2, w), y1 = clampi(std::ceil(maxy) + 2, h);
+  const uint32_t fw = static_cast<uint32_t>(std::max<int64_t>(x1 - ox, 1));
+  const uint32_t fh = static_cast<uint32_t>(std::max<int64_t>(y1 - oy, 1));
+  std::vector<std::vector<double>> local(n);
+  std::vector<Span<const double>> parts;
+  for (size_t k = 0; k < n; ++k) {
+    const Span<const double> xy = src.polygon(a, k);
+    local[k].resize(xy.size());
+    for (size_t j = 0; j + 1 < xy.size(); j += 2) {
+      local[k][j] = xy[j] - static_cast<double>(ox);
+      local[k][j + 1] = xy[j + 1] - static_cast<double>(oy);
+    }
+    if (xy.size() % 2) local[k].back() = xy[xy.size() - 1];  // odd: from_polygon reports it
+    parts.emplace_back(local[k].data(), local[k].size());
+  }
+  return mask::from_polygons(parts, fh, fw);
+}
 
 /// An object's part inside one window.
 struct Piece {
@@ -256,7 +300,15 @@ class Slicer {
                              "] is not its image's [" + std::to_string(h) + ", " + std::to_string(w) + "]",
                          src_.annotation_location(a, ".segmentation"));
       }
-      o.full = mask::annotation_rle(src_, a, h, w);
+      if (a.seg_kind == SegmentationKind::kPolygons && uint64_t(h) * uint64_t(w) > mask::kMaxPixels) {
+        try {
+          o.full = framed_polygons(src_, a, h, w, o.ox, o.oy);
+        } catch (const InputError& e) {
+          throw InputError(e.reason(), e.detail(), src_.annotation_location(a, ".segmentation"));
+        }
+      } else {
+        o.full = mask::annotation_rle(src_, a, h, w);
+      }
     } catch (const Error& e) {
       if (policy_ == ErrorPolicy::kStrict) throw;
       out_.dataset.skipped.add(e);
@@ -266,10 +318,10 @@ class Slicer {
     if (area == 0) return false;
     o.full_area = static_cast<double>(area);
     const auto bb = mask::bbox(o.full);  // a superset of the mask's rows when a run wraps a column
-    o.x0 = bb[0];
-    o.y0 = bb[1];
-    o.x1 = bb[0] + bb[2];
-    o.y1 = bb[1] + bb[3];
+    o.x0 = bb[0] + static_cast<double>(o.ox);
+    o.y0 = bb[1] + static_cast<double>(o.oy);
+    o.x1 = o.x0 + bb[2];
+    o.y1 = o.y0 + bb[3];
     return true;
   }
 
@@ -309,7 +361,7 @@ class Slicer {
             p.box = {bx0 - wx0, by0 - wy0, bx1 - bx0, by1 - by0};
             p.area = (bx1 - bx0) * (by1 - by0);
           } else {
-            p.clipped = mask::crop(o.full, static_cast<int>(xs[c].start), static_cast<int>(ys[r].start),
+            p.clipped = mask::crop(o.full, static_cast<int>(xs[c].start - o.ox), static_cast<int>(ys[r].start - o.oy),
                                    static_cast<uint32_t>(xs[c].size), static_cast<uint32_t>(ys[r].size));
             p.area = static_cast<double>(mask::area(p.clipped));
           }

@@ -382,3 +382,62 @@ TEST(SliceCut, BadSegmentationNamesTheAnnotationOrIsSkipped) {
   for (uint32_t s : out.annotation_source) EXPECT_EQ(src.annotations[s].id, 41);
   EXPECT_GT(out.dataset.annotations.size(), 0u);
 }
+
+TEST(SliceCut, ImageAbove32BitPixelCountCutsPolygonsInAFrame) {
+  // 100000 x 60000 = 6e9 pixels: no full-size mask fits pycocotools' 32-bit
+  // runs (mask::kMaxPixels), so polygons are rasterised in a frame around
+  // them. Coordinates are multiples of 1/4 (exact translations): the cuts
+  // equal the polygon rasterised at the window's position, and the two
+  // parts of an object cut by a slice edge add up to the whole.
+  const double poly[] = {90100.25, 50100.5, 90300.75, 50120.25, 90250.5, 50400.75, 90080.0, 50300.5};
+  std::string json =
+      "{\"images\":[{\"id\":9,\"width\":100000,\"height\":60000,\"file_name\":\"huge.tif\"}],"
+      "\"annotations\":[{\"id\":1,\"image_id\":9,\"category_id\":1,\"segmentation\":[[";
+  for (size_t i = 0; i < 8; ++i) json += (i ? "," : "") + std::to_string(poly[i]);
+  json += "]]},{\"id\":2,\"image_id\":9,\"category_id\":1,\"segmentation\":[]},"
+          "{\"id\":3,\"image_id\":9,\"category_id\":1,\"bbox\":[99990,59990,20,20]}],"
+          "\"categories\":[{\"id\":1,\"name\":\"x\"}]}";
+  io::LoadOptions opt;
+  opt.max_pixels = 0;
+  const io::CocoDataset src = io::parse_coco(json, "huge.json", opt);
+  // Strict: the empty polygon list names its annotation.
+  try {
+    slice::slice_dataset(src, config(1024, 0.0, 0.0, 0.0), 1, true);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.reason(), "empty_segmentation");
+    EXPECT_NE(std::string(e.what()).find("annotation id 2"), std::string::npos) << e.what();
+  }
+  const slice::SlicedDataset out = slice::slice_dataset(src, config(1024, 0.0, 0.0, 0.0), 1, true, ErrorPolicy::kSkip);
+  EXPECT_EQ(out.dataset.skipped.count("empty_segmentation"), 1u);
+  // A 400 x 500 px frame at (90000, 50000) holds the polygon with margin.
+  const double frame_x = 90000, frame_y = 50000;
+  double local[8];
+  for (size_t i = 0; i < 8; i += 2) {
+    local[i] = poly[i] - frame_x;
+    local[i + 1] = poly[i + 1] - frame_y;
+  }
+  const mask::Rle whole = mask::from_polygon(local, 8, 500, 400);
+  uint64_t sum = 0;
+  size_t polys = 0, boxes = 0;
+  for (size_t i = 0; i < out.dataset.annotations.size(); ++i) {
+    const auto& a = out.dataset.annotations[i];
+    const Window& w = out.views[a.image_index].window;
+    if (a.seg_kind == SegmentationKind::kNone) {
+      ++boxes;  // the box in the bottom-right corner: windows shifted back inside
+      EXPECT_EQ(w.x + w.width, 100000);
+      EXPECT_EQ(w.y + w.height, 60000);
+      EXPECT_EQ(a.bbox, (std::array<double, 4>{w.width - 10.0, w.height - 10.0, 10, 10}));
+      continue;
+    }
+    ++polys;
+    const mask::Rle got = slicetest::cut_mask(out.dataset, a);
+    EXPECT_EQ(got, mask::crop(whole, int(w.x - 90000), int(w.y - 50000), uint32_t(w.width), uint32_t(w.height)));
+    sum += mask::area(got);
+  }
+  // 1024-px slices without overlap: x windows ..., 89088, 90112 (the
+  // polygon spans 90080..90301), y windows 49152, 50176 (it spans 50100..50401).
+  EXPECT_EQ(polys, 4u);
+  EXPECT_EQ(boxes, 1u);
+  EXPECT_EQ(sum, mask::area(whole));
+}

@@ -97,10 +97,10 @@ TEST(SliceGrid, MatchesSahiNoOverlap) {
 TEST(SliceGrid, PropertiesOverManySizes) {
   // Windows inside the image, every pixel covered, full slice size when the
   // image is at least a slice along that axis, rows of equal length.
-  for (int64_t W : {1, 15, 16, 17, 100, 255, 256, 257, 640, 1000, 1031}) {
-    for (int64_t H : {1, 16, 99, 427, 512, 777}) {
-      for (int64_t s : {16, 64, 256, 300}) {
-        for (double ov : {0.0, 0.1, 0.2, 0.33, 0.5, 0.95}) {
+  for (int64_t W : {1, 15, 16, 17, 256, 257, 640, 1031}) {
+    for (int64_t H : {1, 99, 427, 512}) {
+      for (int64_t s : {16, 64, 300}) {
+        for (double ov : {0.0, 0.2, 0.33, 0.5, 0.95}) {
           const std::vector<Window> g = slice::grid(W, H, s, s, ov);
           ASSERT_FALSE(g.empty());
           // Coverage counted with a 2-D difference array (O(windows + pixels)).

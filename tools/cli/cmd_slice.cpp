@@ -9,9 +9,10 @@
 // the source image's pixels. Slice files are named
 // "<source stem>_<x>_<y>_<w>_<h>.png" (the source's sub-directories kept).
 //
-// Pixels: a TIFF is read by windows through the raster layer (only the
-// tiles touching a window are decoded; any size); JPEG and PNG are decoded
-// whole by the decode stage (its pixel limit applies) and cropped. Images
+// Pixels: a TIFF is read by windows (stages::Decoder::decode_window over
+// the raster layer: only the tiles touching a window are decoded; any
+// size); JPEG and PNG are decoded once by the decode stage (its pixel limit
+// applies) and cropped. Images
 // are processed in parallel (oneTBB), windows of one TIFF too.
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -52,6 +53,7 @@ struct SliceArgs {
   bool polygons = false;
   bool overwrite = false;
   std::string policy = "strict";
+  int64_t tile_cache_mb = 64;
   RunOptions run;
 };
 
@@ -81,34 +83,37 @@ std::string reserve_slice_name(dataset::DatasetWriter& writer, std::string_view 
   return name;
 }
 
-/// The pixels of one source image, window by window.
+/// The pixels of one source image, window by window: a TIFF through
+/// Decoder::decode_window (only the tiles a window touches are decoded),
+/// JPEG and PNG decoded once (Decoder::decode) and cropped.
 class WindowSource {
  public:
-  WindowSource(const std::string& path, const io::ImageRecord& im, const stages::Decoder& decoder,
-               raster::TiffPool& pool) {
+  WindowSource(const std::string& path, const io::ImageRecord& im, const stages::Decoder& decoder)
+      : path_(path), decoder_(decoder) {
     if (file_is_tiff(path)) {
-      tiff_ = pool.open(path);
-      if (tiff_->width() != im.width || tiff_->height() != im.height) {
+      const std::shared_ptr<raster::TiffFile> tiff = decoder.tiff_pool()->open(path);
+      if (tiff->width() != im.width || tiff->height() != im.height) {
         Location loc;
         loc.file = path;
         loc.record = "image id " + std::to_string(im.id);
         throw InputError("size_mismatch",
-                         "the TIFF is " + std::to_string(tiff_->width()) + "x" + std::to_string(tiff_->height()) +
+                         "the TIFF is " + std::to_string(tiff->width()) + "x" + std::to_string(tiff->height()) +
                              " but the annotations say " + std::to_string(im.width) + "x" +
                              std::to_string(im.height),
                          loc);
       }
+      tiled_ = true;
     } else {
       whole_ = decoder.decode(path, im.width, im.height);
     }
   }
-  bool tiled() const { return tiff_ != nullptr; }
+  bool tiled() const { return tiled_; }
 
   /// The window's pixels in OpenCV's channel order (BGR), ready to encode.
   cv::Mat read(const slice::Window& w) const {
     cv::Mat px;
-    if (tiff_) {
-      px = tiff_->read_window(0, w, /*keep_16bit=*/true);
+    if (tiled_) {
+      px = decoder_.decode_window(path_, w);
     } else {
       px = whole_(cv::Rect(static_cast<int>(w.x), static_cast<int>(w.y), static_cast<int>(w.width),
                            static_cast<int>(w.height)));
@@ -122,7 +127,9 @@ class WindowSource {
   }
 
  private:
-  std::shared_ptr<raster::TiffFile> tiff_;
+  std::string path_;
+  const stages::Decoder& decoder_;
+  bool tiled_ = false;
   cv::Mat whole_;
 };
 
@@ -215,8 +222,13 @@ void run_slice(const SliceArgs& a) {
   stages::DecodeConfig decode_cfg;
   decode_cfg.color = "keep";
   decode_cfg.keep_16bit = true;
-  const stages::Decoder decoder(decode_cfg);
-  raster::TiffPool pool(raster::RasterConfig{});
+  // Windows go out row by row, so the tiles of about two rows of windows
+  // are all the cache needs to keep (neighbours share tiles).
+  raster::RasterConfig raster_cfg;
+  raster_cfg.tile_cache_mb = a.tile_cache_mb;
+  raster::validate(raster_cfg);
+  const auto pool = std::make_shared<raster::TiffPool>(raster_cfg);
+  const stages::Decoder decoder(decode_cfg, pool);
   std::mutex mutex;  // the writer, the progress bar, the failure list
   std::vector<uint8_t> failed(source.images.size(), 0);
   Progress progress("slice", ds.images.size());
@@ -243,7 +255,7 @@ void run_slice(const SliceArgs& a) {
       const io::ImageRecord& sim = source.images[i];
       std::unique_ptr<WindowSource> px;
       try {
-        px = std::make_unique<WindowSource>(source.image_path(sim), sim, decoder, pool);
+        px = std::make_unique<WindowSource>(source.image_path(sim), sim, decoder);
       } catch (const InputError& e) {
         if (policy == ErrorPolicy::kStrict) throw;
         std::lock_guard<std::mutex> lock(mutex);
@@ -255,7 +267,15 @@ void run_slice(const SliceArgs& a) {
       }
       const auto [first, last] = ranges[i];
       if (px->tiled()) {
-        tbb::parallel_for(first, last, [&](size_t v) { write_view(*px, v); });
+        // Row of windows by row of windows (views are in grid order), the
+        // windows of a row in parallel: the threads share tile rows, so the
+        // cache holds what they need.
+        for (size_t row = first; row < last;) {
+          size_t end = row;
+          while (end < last && sliced.views[end].window.y == sliced.views[row].window.y) ++end;
+          tbb::parallel_for(row, end, [&](size_t v) { write_view(*px, v); });
+          row = end;
+        }
       } else {
         for (size_t v = first; v < last; ++v) write_view(*px, v);
       }
@@ -283,6 +303,11 @@ void run_slice(const SliceArgs& a) {
                "under min_area_ratio {}",
                result->images.size(), published, result->annotations.size(), a.out, sliced.empty_dropped,
                sliced.objects_dropped, a.min_area_ratio);
+  const raster::TileCache::Stats cache = pool->cache()->stats();
+  if (cache.hits + cache.misses > 0) {
+    spdlog::info("TIFF tiles: {} decoded, {} reused from the cache ({:.1f}% hits, peak {} MiB of {} MiB)", cache.misses,
+                 cache.hits, 100.0 * cache.hit_rate(), cache.peak_bytes >> 20, cache.max_bytes >> 20);
+  }
   for (const auto& [reason, n] : skipped.counts()) {
     spdlog::warn("skipped {} record(s): {} (first: {})", n, reason, skipped.first_messages().at(reason));
   }
@@ -340,6 +365,10 @@ void add_slice_command(CLI::App& app) {
   cmd->add_option("--on-error", args->policy,
                   "bad records and unreadable images: 'strict' fails, 'skip' drops and counts them")
       ->check(CLI::IsMember({"strict", "skip"}))
+      ->capture_default_str();
+  cmd->add_option("--tile-cache-mb", args->tile_cache_mb,
+                  "MiB of decoded TIFF tiles kept (shared by the threads; neighbouring slices share tiles)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20))
       ->capture_default_str();
   add_run_options(cmd, args->run);
   add_json_option(cmd, args->run);

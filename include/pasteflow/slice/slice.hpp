@@ -30,10 +30,15 @@
 // source image's kept members (license, coco_url, ...; any
 // "source_image_id" / "window" of a source that is itself a slice dropped)
 // followed by `"source_image_id":ID,"window":[x,y,w,h]`.
-// Annotations: id 1..M, extras copied. Images whose masks would exceed
-// mask::kMaxPixels (2^32-1 px, e.g. 70000 x 70000) cannot cut segmentations
-// ("mask_too_large" naming the annotation); boxes-only annotations cut at
-// any size.
+// Annotations: id 1..M, extras copied.
+// Images above mask::kMaxPixels (2^32-1 px, e.g. 100000 x 100000), whose
+// full-size mask pycocotools' 32-bit runs cannot hold: a polygon
+// annotation is rasterised in a frame around its extent (1 px margin, cut
+// by the image's edges) and cropped from there; it equals the full-size
+// rasterisation up to the vertex rounding of clip.hpp (a vertex snapped
+// relative to the frame's integer origin). RLE annotations cannot exist at
+// that size ("rle_sum"); a polygon whose own extent is above the limit is
+// "mask_too_large". Boxes-only annotations cut at any size.
 // Empty windows (no kept annotation) are kept with probability
 // keep_empty, drawn from Rng(seed, {source image id, window index}), so
 // the result depends on the seed only.

@@ -25,6 +25,9 @@
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/evaluate.hpp"
+#include "pasteflow/raster/tiff.hpp"
+#include "pasteflow/slice/merge.hpp"
+#include "sliced_predict.hpp"
 
 namespace pasteflow::train {
 
@@ -165,7 +168,7 @@ io::CocoDataset category_dataset(const PredictOptions& o, const Setup& s, const 
 
 /// Image list -> a dataset (ids 1..n, sizes from the headers, no annotations).
 io::CocoDataset list_dataset(const std::vector<std::string>& files, const io::CocoDataset& cats, bool skip,
-                             SkipReport& skipped) {
+                             SkipReport& skipped, raster::TiffPool& pool) {
   io::CocoDataset ds;
   for (const io::CategoryRecord& c : cats.categories) {
     io::CategoryRecord r = c;
@@ -177,7 +180,17 @@ io::CocoDataset list_dataset(const std::vector<std::string>& files, const io::Co
   for (size_t i = 0; i < files.size(); ++i) {
     stages::ImageHeader h;
     try {
-      h = stages::read_image_header(files[i]);
+      if (detail::file_is_tiff(files[i])) {
+        // A TIFF of any size: its tags only (read_image_header reads the whole file).
+        const std::shared_ptr<raster::TiffFile> tif = pool.open(files[i]);
+        h.width = tif->width();
+        h.height = tif->height();
+      } else {
+        h = stages::read_image_header(files[i]);
+      }
+      if (h.width > INT32_MAX || h.height > INT32_MAX) {
+        throw InputError("pixel_limit", "an image side above 2^31 - 1 pixels", file_location(files[i]));
+      }
     } catch (const InputError& e) {
       if (!skip) throw;
       skipped.add(e);
@@ -194,6 +207,19 @@ io::CocoDataset list_dataset(const std::vector<std::string>& files, const io::Co
   return ds;
 }
 
+/// The images of `ds` whose flag in `flags` is `keep_flag`, with no
+/// annotations (prediction needs none), categories and strings as they are.
+io::CocoDataset subset(const io::CocoDataset& ds, const std::vector<bool>& flags, bool keep_flag) {
+  io::CocoDataset out = ds;
+  out.images.clear();
+  out.annotations.clear();
+  for (size_t i = 0; i < ds.images.size(); ++i) {
+    if (flags[i] == keep_flag) out.images.push_back(ds.images[i]);
+  }
+  out.rebuild_index();
+  return out;
+}
+
 cv::Scalar category_colour(int64_t category_id) {
   // Well-separated hues by the golden angle, full saturation (RGB).
   const double hue = std::fmod(static_cast<double>(category_id) * 137.508, 360.0);
@@ -204,31 +230,37 @@ cv::Scalar category_colour(int64_t category_id) {
   return cv::Scalar(c[0], c[1], c[2]);
 }
 
-/// The image (RGB, 8 bit) with its detections drawn.
-cv::Mat draw_overlay(cv::Mat rgb, const std::vector<eval::Detection>& dets, const io::CocoDataset& names) {
+}  // namespace
+
+namespace detail {
+
+cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const io::CocoDataset& names) {
   if (rgb.depth() == CV_16U) rgb.convertTo(rgb, CV_8U, 1.0 / 257.0);
   if (rgb.channels() == 1) cv::cvtColor(rgb, rgb, cv::COLOR_GRAY2RGB);
   cv::Mat out = rgb.clone();
   // Masks first (lowest score first, so the best detections end on top), then outlines, boxes and labels.
-  std::vector<size_t> order(dets.size());
+  std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dets[a].score < dets[b].score; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return items[a].score < items[b].score; });
+  const cv::Rect canvas(0, 0, out.cols, out.rows);
   for (size_t i : order) {
-    const auto* rle = std::get_if<mask::Rle>(&dets[i].segmentation);
-    if (rle == nullptr || static_cast<int>(rle->h) != out.rows || static_cast<int>(rle->w) != out.cols) continue;
-    cv::Mat m(out.rows, out.cols, CV_8U);
-    mask::decode_into(*rle, m.data, m.step[0]);
-    const cv::Scalar colour = category_colour(dets[i].category_id);
-    cv::Mat tint(out.size(), out.type(), colour);
+    const OverlayItem& it = items[i];
+    if (it.mask.empty()) continue;
+    const cv::Rect roi = cv::Rect(it.origin.x, it.origin.y, it.mask.cols, it.mask.rows) & canvas;
+    if (roi.area() == 0) continue;
+    const cv::Mat m = it.mask(cv::Rect(roi.x - it.origin.x, roi.y - it.origin.y, roi.width, roi.height));
+    cv::Mat view = out(roi);
+    const cv::Scalar colour = category_colour(it.category_id);
+    cv::Mat tint(view.size(), view.type(), colour);
     cv::Mat blended;
-    cv::addWeighted(out, 0.55, tint, 0.45, 0.0, blended);
-    blended.copyTo(out, m);
+    cv::addWeighted(view, 0.55, tint, 0.45, 0.0, blended);
+    blended.copyTo(view, m);
     std::vector<std::vector<cv::Point>> contours;
-    cv::findContours(m, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+    cv::findContours(m, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE, roi.tl());
     cv::polylines(out, contours, true, colour, 1, cv::LINE_AA);
   }
   for (size_t i : order) {
-    const eval::Detection& d = dets[i];
+    const OverlayItem& d = items[i];
     if (!d.bbox) continue;
     const auto& b = *d.bbox;
     const cv::Scalar colour = category_colour(d.category_id);
@@ -252,7 +284,7 @@ cv::Mat draw_overlay(cv::Mat rgb, const std::vector<eval::Detection>& dets, cons
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 PredictReport predict(const PredictOptions& o, const std::function<void(const std::string&)>& log) {
   const auto wall0 = Clock::now();
@@ -267,6 +299,13 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   if (o.score_threshold < 0.0 || o.score_threshold > 1.0) {
     throw ConfigError("bad_value", "the score threshold must be in [0, 1]");
   }
+  if (o.slice_above < -1) throw ConfigError("bad_value", "--slice-above must be >= 0 (0 = no slicing)");
+  if (o.overlay_max_side < 16) throw ConfigError("bad_value", "--overlay-max-side must be >= 16");
+  slice::MergeConfig merge_config;
+  merge_config.method = o.merge;
+  merge_config.threshold = o.merge_threshold;
+  merge_config.metric = o.merge_metric;
+  slice::validate(merge_config);
   PredictReport report;
 
   const LoadedWeights weights = read_weights(o.weights);
@@ -278,12 +317,28 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   const int threads = o.threads > 0 ? o.threads : s.torch_threads;
   if (threads > 0) at::set_num_threads(threads);
   if (o.threads > 0) s.pipeline.loader.threads = o.threads;
+  report.slice_above = o.slice_above >= 0 ? o.slice_above : s.pipeline.slice.above;
+  const int64_t slice_size = o.slice_size > 0 ? o.slice_size : s.pipeline.slice.size;
+  const double slice_overlap = o.slice_overlap >= 0.0 ? o.slice_overlap : s.pipeline.slice.overlap;
+  if (slice_size < 16) throw ConfigError("bad_value", "--slice-size must be >= 16");
+  if (!(slice_overlap >= 0.0 && slice_overlap < 1.0)) {
+    throw ConfigError("bad_value", "--slice-overlap must be in [0, 1)");
+  }
+  const bool slicing = report.slice_above > 0;
+
+  // Decoding: one TIFF pool for the sliced windows, the image list's headers and the overviews.
+  stages::DecodeConfig decode_config = s.pipeline.decode;
+  auto pool = std::make_shared<raster::TiffPool>(s.pipeline.raster);  // as the loader's: pipeline.raster
+  const stages::Decoder decoder(decode_config, pool);
 
   std::optional<io::CocoDataset> annotated;
   if (!o.annotations.empty()) {
     io::LoadOptions load;
     load.policy = skip ? ErrorPolicy::kSkip : ErrorPolicy::kStrict;
     load.image_root = o.image_dir;
+    // Huge images are sliced, never decoded whole: their records pass (an
+    // unsliced image above decode.max_pixels still fails at its decode).
+    if (slicing) load.max_pixels = 0;
     annotated = io::load_coco(o.annotations, load);
   }
   const io::CocoDataset names =
@@ -324,34 +379,105 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   note("model from " + s.source + ", weights " + o.weights + (weights.checkpoint ? " (trainer checkpoint)" : ""));
 
   const io::CocoDataset dataset =
-      annotated ? std::move(*annotated) : list_dataset(o.images, names, skip, report.skipped);
+      annotated ? std::move(*annotated) : list_dataset(o.images, names, skip, report.skipped, *pool);
   const pipeline::PipelineConfig pipe =
       eval_pipeline_config(s.pipeline, o.batch_size > 0 ? o.batch_size : s.eval_batch_size);
 
-  // Inference: COCO results per image (kept in image order for the overlays).
-  std::map<int64_t, std::vector<eval::Detection>> per_image;
-  const InferenceReport inf =
-      run_inference(net, dataset, pipe, 0, s.device, [&](const stages::Target& image, const model::Detection& det) {
-        std::vector<eval::Detection>& kept = per_image[image.image_id];
-        for (eval::Detection& d : to_coco_results(det, image.image_id, categories, o.mask_threshold)) {
-          if (d.score < o.score_threshold) {
-            ++report.below_threshold;
-          } else if (dataset.category_index(d.category_id) < 0) {
-            ++report.dropped;
-          } else {
-            kept.push_back(std::move(d));
-          }
-        }
-      });
-  report.images = inf.images;
-  report.inference_s = inf.seconds;
-  report.skipped.merge(inf.skipped);
+  // Images above the slicing threshold take the sliced path; the others the loader's.
+  std::vector<bool> sliced(dataset.images.size(), false);
+  size_t n_sliced = 0;
+  for (size_t i = 0; i < dataset.images.size(); ++i) {
+    const io::ImageRecord& im = dataset.images[i];
+    sliced[i] = slicing && std::max<int64_t>(im.width, im.height) > report.slice_above;
+    n_sliced += sliced[i] ? 1 : 0;
+  }
 
+  detail::ResultFilter filter;
+  filter.categories = &categories;
+  filter.dataset = &dataset;
+  filter.score_threshold = o.score_threshold;
+  filter.mask_threshold = o.mask_threshold;
+
+  // Unsliced images: the loader (the trainer's evaluation path), COCO results per image.
+  std::map<int64_t, std::vector<eval::Detection>> per_image;
+  if (n_sliced < dataset.images.size()) {
+    const io::CocoDataset whole = n_sliced == 0 ? io::CocoDataset() : subset(dataset, sliced, false);
+    const io::CocoDataset& unsliced = n_sliced == 0 ? dataset : whole;
+    const InferenceReport inf =
+        run_inference(net, unsliced, pipe, 0, s.device, [&](const stages::Target& image, const model::Detection& det) {
+          std::vector<eval::Detection>& kept = per_image[image.image_id];
+          for (eval::Detection& d : filter(det, image.image_id)) kept.push_back(std::move(d));
+        });
+    report.images += inf.images;
+    report.inference_s += inf.seconds;
+    report.skipped.merge(inf.skipped);
+  }
+
+  // Sliced images: window by window, merged; kept with local masks for the overlays.
+  std::map<int64_t, std::vector<slice::SliceDetection>> per_sliced;
+  if (n_sliced > 0) {
+    const auto t0 = Clock::now();
+    detail::SliceRun run;
+    run.size = slice_size;
+    run.overlap = slice_overlap;
+    run.method = slice::parse_merge_method(merge_config.method);
+    run.metric = slice::parse_merge_metric(merge_config.metric, run.method);
+    run.threshold = merge_config.threshold;
+    run.batch_size = pipe.loader.batch_size;
+    run.device = s.device;
+    for (size_t i = 0; i < dataset.images.size(); ++i) {
+      if (!sliced[i]) continue;
+      const io::ImageRecord& im = dataset.images[i];
+      const std::string path = dataset.image_path(im);
+      detail::SlicedImage r;
+      try {
+        auto last = Clock::now();
+        const auto started = last;
+        r = detail::predict_sliced(
+            net, decoder, path, im.id, im.width, im.height, pipe.batch, pipe.seed, categories, run, filter,
+            [&](size_t done, size_t total) {
+              if (done < total && seconds_since(last) < 30.0) return;  // a note every 30 s, and at the end
+              last = Clock::now();
+              char line[160];
+              std::snprintf(line, sizeof line, "image %lld: %zu / %zu slices (%.1f slices/s)",
+                            static_cast<long long>(im.id), done, total,
+                            static_cast<double>(done) / std::max(1e-9, seconds_since(started)));
+              note(line);
+            });
+      } catch (const InputError& e) {
+        if (!skip) throw;
+        report.skipped.add(e);
+        continue;
+      }
+      note("image " + std::to_string(im.id) + " (" + std::to_string(im.width) + " x " + std::to_string(im.height) +
+           "): " + std::to_string(r.slices) + " slices, " + std::to_string(r.merge.input) + " detections -> " +
+           std::to_string(r.detections.size()) + " after " + slice::to_string(run.method));
+      ++report.sliced_images;
+      ++report.images;
+      report.slices += r.slices;
+      report.merge_input += r.merge.input;
+      report.merge_suppressed += r.merge.suppressed;
+      report.merge_merged += r.merge.merged;
+      report.merge_rejected += r.merge.rejected;
+      per_sliced[im.id] = std::move(r.detections);
+    }
+    report.inference_s += seconds_since(t0);
+  }
+  report.below_threshold = filter.below_threshold;
+  report.dropped = filter.dropped;
+
+  // results.json in the dataset's image order.
   std::vector<eval::Detection> all;
   for (const io::ImageRecord& im : dataset.images) {
     const auto it = per_image.find(im.id);
-    if (it == per_image.end()) continue;
-    all.insert(all.end(), it->second.begin(), it->second.end());
+    if (it != per_image.end()) all.insert(all.end(), it->second.begin(), it->second.end());
+    const auto st = per_sliced.find(im.id);
+    if (st == per_sliced.end()) continue;
+    for (const slice::SliceDetection& d : st->second) {
+      bool omitted = false;
+      all.push_back(detail::to_full_result(d, im.id, im.height, im.width, omitted));
+      report.masks_omitted += omitted ? 1 : 0;
+    }
   }
   report.detections = all.size();
   std::error_code ec;
@@ -359,6 +485,8 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   if (ec) throw Error("cannot_write", "cannot create the output directory: " + ec.message(), file_location(o.out_dir));
   report.results_path = (fs::path(o.out_dir) / "results.json").string();
   write_file_atomic(report.results_path, eval::results_to_json(all));
+  all.clear();
+  all.shrink_to_fit();
 
   if (o.overlays) {
     const auto t0 = Clock::now();
@@ -366,18 +494,27 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
     fs::create_directories(dir, ec);
     if (ec) throw Error("cannot_write", "cannot create the overlay directory: " + ec.message(), file_location(dir));
     report.overlay_dir = dir.string();
-    stages::DecodeConfig dc = s.pipeline.decode;
+    stages::DecodeConfig dc = decode_config;
     dc.color = "rgb";
-    const stages::Decoder decoder(dc);
+    const stages::Decoder overlay_decoder(dc, pool);
     for (const io::ImageRecord& im : dataset.images) {
-      const auto it = per_image.find(im.id);
-      if (it == per_image.end()) continue;  // skipped by the loader
-      const cv::Mat rgb = decoder.decode(dataset.image_path(im), im.width, im.height);
+      const std::string path = dataset.image_path(im);
+      cv::Mat drawn;
+      if (const auto it = per_image.find(im.id); it != per_image.end()) {
+        const cv::Mat rgb = overlay_decoder.decode(path, im.width, im.height);
+        drawn = detail::draw_overlay(rgb, detail::overlay_items(it->second, rgb.rows, rgb.cols), names);
+      } else if (const auto st = per_sliced.find(im.id); st != per_sliced.end()) {
+        const double ds = detail::overview_downsample(im.width, im.height, o.overlay_max_side);
+        const cv::Mat rgb = detail::read_overview(path, im.width, im.height, ds, *pool, overlay_decoder);
+        drawn = detail::draw_overlay(rgb, detail::overlay_items_scaled(st->second, ds, rgb.rows, rgb.cols), names);
+      } else {
+        continue;  // skipped
+      }
       cv::Mat bgr;
-      cv::cvtColor(draw_overlay(rgb, it->second, names), bgr, cv::COLOR_RGB2BGR);
+      cv::cvtColor(drawn, bgr, cv::COLOR_RGB2BGR);
       std::vector<uint8_t> png;
       if (!cv::imencode(".png", bgr, png)) {
-        throw Error("cannot_write", "cannot encode the overlay PNG", file_location(dataset.image_path(im)));
+        throw Error("cannot_write", "cannot encode the overlay PNG", file_location(path));
       }
       const std::string stem = fs::path(std::string(dataset.file_name(im))).stem().string();
       write_file_atomic((dir / (std::to_string(im.id) + "_" + stem + ".png")).string(), png.data(), png.size());

@@ -33,6 +33,9 @@ void run_eval(const EvalArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   io::LoadOptions load;
   load.policy = parse_error_policy(a.policy);
+  // Evaluation never decodes pixels: a ground truth of huge images (issue 11:
+  // a 36000 x 18000 orthomosaic, a 100k-pixel slide) loads whatever its size.
+  load.max_pixels = 0;
   const io::CocoDataset gt = io::load_coco(a.gt, load);
   SkipReport skipped = gt.skipped;  // ground truth, results, evaluation: one report
   const std::vector<eval::Detection> dets = eval::load_results(a.results, gt, load.policy, &skipped);
@@ -95,7 +98,8 @@ void add_eval_command(CLI::App& app) {
       "eval",
       "COCO detection evaluation with pycocotools' COCOeval semantics (bbox or segm): prints the 12-line summary, "
       "or with --json {\"stats\": [12 numbers], \"per_category_ap\": {\"<category id>\": AP, ...}, \"skipped\": "
-      "{\"<reason>\": count, ...}}");
+      "{\"<reason>\": count, ...}}. Images of any size: eval never decodes pixels, so the ground truth is loaded "
+      "with no whole-image pixel limit (masks are limited to 2^32 pixels, as pycocotools' RLE)");
   cmd->add_option("--gt", args->gt, "ground-truth COCO instances JSON")->required()->check(CLI::ExistingFile);
   cmd->add_option("--results", args->results, "COCO results JSON (array of {image_id, category_id, score, bbox "
                                               "and/or segmentation})")

@@ -41,6 +41,34 @@
 //    image at its size with each kept detection drawn: tinted mask, mask
 //    outline, box, "<category name> <score>" label.
 //
+// Sliced prediction (issue 11; train/sliced_predict.cpp): an image wider or
+// taller than `slice_above` px (by default the config's pipeline.slice.above,
+// 0 = off) is never decoded whole. It is cut into the SAHI grid of
+// slice::grid(width, height, slice_size, slice_size, slice_overlap) (size
+// and overlap default to pipeline.slice.size and .overlap); each window is
+// read with stages::Decoder::decode_window (a TIFF: only the tiles or strips
+// it touches, through one raster::TiffPool made from pipeline.raster: one
+// tile cache), and the windows go through the same evaluation batch
+// transform (stages::prepare + collate with the evaluation BatchConfig
+// above) and model, `batch_size` windows at a time. Each window's
+// detections pass the same score / category filter as the unsliced path
+// (to_coco_results), move to full-image coordinates and keep their mask as
+// a local run-length mask of its bounding box (slice::from_window), so
+// memory follows the detections, never the image size. With more than one
+// window they are merged (slice/merge.hpp: class-wise NMS, or SAHI's greedy
+// NMM with union boxes and masks); an image that is a single window is not
+// merged (the model's own NMS already ran), so it gives exactly the
+// unsliced results. results.json gets the merged detections with
+// segmentation = the local mask placed in the full canvas (slice::full_mask,
+// equal to mask::translate; compressed RLE at the full size; images above
+// 2^32 pixels, which no COCO RLE can describe, get bbox-only results,
+// counted in masks_omitted). The overlay of a sliced image is down-scaled so
+// that its longer side is at most `overlay_max_side`, read with
+// raster::TiffFile::read_region band by band (a pyramid level when the file
+// has one) or, for JPEG/PNG, decoded and resized; detections are drawn
+// scaled. A list of image files gets its TIFFs' sizes from their tags (the
+// file is not read whole).
+//
 // Errors: a missing or corrupt image is an InputError naming the file
 // (PipelineError from the loader, or the header check of a listed image);
 // under on_error "skip" such images are left out and counted in
@@ -73,6 +101,15 @@ struct PredictOptions {
   int threads = 0;                     ///< > 0: LibTorch intra-op and loader threads
   std::string on_error;                ///< strict | skip ("" = the config's pipeline.loader.on_error)
   bool overlays = true;
+
+  // Sliced prediction (see above).
+  int64_t slice_above = -1;     ///< slice images wider or taller than this; 0 = off; -1 = pipeline.slice.above
+  int64_t slice_size = 0;       ///< slice width and height; 0 = pipeline.slice.size (default 1024)
+  double slice_overlap = -1.0;  ///< overlap ratio of neighbouring slices; < 0 = pipeline.slice.overlap (0.2)
+  std::string merge = "nms";    ///< nms | greedy_nmm (slice/merge.hpp)
+  double merge_threshold = 0.5; ///< box overlap at which two detections are one object
+  std::string merge_metric;     ///< iou | ios | "" (nms: iou; greedy_nmm: ios)
+  int overlay_max_side = 2048;  ///< longer side of a sliced image's overlay
 };
 
 struct PredictReport {
@@ -85,6 +122,15 @@ struct PredictReport {
   size_t below_threshold = 0;     ///< detections under score_threshold
   size_t dropped = 0;             ///< detections of categories absent from `annotations`
   SkipReport skipped;             ///< images left out (on_error skip)
+  // Sliced prediction.
+  size_t sliced_images = 0;       ///< images predicted slice by slice
+  size_t slices = 0;              ///< windows run through the model
+  uint64_t merge_input = 0;       ///< detections of sliced images before merging
+  uint64_t merge_suppressed = 0;  ///< removed by NMS
+  uint64_t merge_merged = 0;      ///< absorbed by greedy NMM
+  uint64_t merge_rejected = 0;    ///< greedy NMM matches dropped by SAHI's re-check
+  size_t masks_omitted = 0;       ///< results of images above 2^32 pixels written without segmentation
+  int64_t slice_above = 0;        ///< the threshold used (0 = slicing off)
   double inference_s = 0.0;
   double overlay_s = 0.0;
   double wall_s = 0.0;

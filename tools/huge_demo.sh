@@ -9,11 +9,11 @@
 # the whole mosaic and merges detections across the overlaps into
 # full-image results and a down-scaled overlay; `eval` scores them against
 # the mosaic's ground truth. Nothing decodes the whole image. Everything
-# lands in runs/huge/. SIZE (default 8192) sets the mosaic's side.
+# lands in runs/huge/. SIZE (default 4096) sets the mosaic's side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
-SIZE=${SIZE:-8192}
+SIZE=${SIZE:-4096}
 PF="$BUILD_DIR/pasteflow"
 OUT=runs/huge
 MOSAIC="$OUT/mosaic"

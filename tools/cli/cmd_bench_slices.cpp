@@ -81,6 +81,8 @@ struct SlicesArgs {
   std::string vips_method = "max";
   std::string annotations;  // optional COCO file with the image's annotations
   int batch_size = 2;
+  int prefetch = 4;  // loader.prefetch's default
+  int inflight = 8;  // loader.inflight's default
   int torch_threads = 1;
   bool no_vips = false;
   bool json = false;
@@ -99,6 +101,8 @@ struct ChildResult {
   uint64_t windows_read = 0;
   double baseline_rss_mb = 0;  ///< the child's VmRSS before its work
   double setup_seconds = 0;    ///< building the dataset, views and loader (not timed)
+  double end_rss_mb = 0;       ///< the child's VmRSS after its work (before tearing down)
+  double cache_peak_mb = 0;    ///< most bytes the tile cache held
   char error[512] = {0};
 };
 
@@ -220,6 +224,8 @@ pipeline::PipelineConfig bench_config(const SlicesArgs& a) {
   c.batch.max_size = static_cast<int>(a.size);
   c.loader.threads = a.threads;
   c.loader.batch_size = a.batch_size;
+  c.loader.prefetch = a.prefetch;
+  c.loader.inflight = a.inflight;
   c.loader.max_epochs = 1;
   c.derive();
   pipeline::validate_pipeline_config(c, "bench slices");
@@ -448,8 +454,11 @@ void run_bench_slices(const SlicesArgs& a) {
     r.batches = batches;
     r.megapixels = mpx;
     r.checksum = sum;  // batched pixels: every window at scale 1
-    r.hit_rate = loader.tile_cache().hit_rate();
+    const raster::TileCache::Stats st = loader.tile_cache();
+    r.hit_rate = st.hit_rate();
+    r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
     r.windows_read = loader.times().windows_read;
+    r.end_rss_mb = current_rss_mb();
   });
   throw_if_interrupted("bench slices interrupted");
   if (!pipe.r.ok) throw Error("bench_failed", "the pipeline run failed: " + pipe.note);
@@ -495,7 +504,9 @@ void run_bench_slices(const SlicesArgs& a) {
     r.checksum = sum;
     const raster::TileCache::Stats st = pool.cache()->stats();
     r.hit_rate = st.hit_rate();
+    r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
     r.tiles_decoded = file->blocks_decoded();
+    r.end_rss_mb = current_rss_mb();
   });
   throw_if_interrupted("bench slices interrupted");
   if (!mine.r.ok) throw Error("bench_failed", "the pasteflow window reads failed: " + mine.note);
@@ -595,7 +606,8 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("image", a.image).field("level", a.level).field("width", width).field("height", height);
   w.field("channels", channels).field("block_width", tile_w).field("block_height", tile_h);
   w.field("slice_size", a.size).field("overlap", a.overlap).field("threads", a.threads);
-  w.field("batch_size", a.batch_size).field("torch_threads", a.torch_threads);
+  w.field("batch_size", a.batch_size).field("prefetch", a.prefetch).field("inflight", a.inflight);
+  w.field("torch_threads", a.torch_threads);
   w.field("annotations", a.annotations);
   // The keys: the whole pipeline to batches.
   w.field("slices", pipe.r.slices).field("batches", pipe.r.batches).field("megapixels", pipe.r.megapixels);
@@ -605,6 +617,7 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("peak_rss_mb", pipe.peak_rss_mb).field("baseline_rss_mb", pipe.r.baseline_rss_mb);
   w.field("parent_rss_mb", parent_rss);
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
+  w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
   w.field("windows_read", pipe.r.windows_read);
   // The window reader alone.
   w.field("reader_slices", mine.r.slices).field("reader_seconds", mine.r.seconds);
@@ -612,6 +625,7 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("reader_megapixels_per_s", reader_mpx_s);
   w.field("reader_peak_rss_mb", mine.peak_rss_mb).field("reader_baseline_rss_mb", mine.r.baseline_rss_mb);
   w.field("reader_tile_cache_hit_rate", mine.r.hit_rate).field("reader_tiles_decoded", mine.r.tiles_decoded);
+  w.field("reader_tile_cache_peak_mb", mine.r.cache_peak_mb).field("reader_end_rss_mb", mine.r.end_rss_mb);
   w.field("vips_method", a.vips_method);
   if (vips_ok) {
     w.field("vips_megapixels", vips_mpx).field("vips_seconds", vips_seconds);
@@ -667,6 +681,10 @@ void add_bench_slices_command(CLI::App& bench) {
                   "cuts them to every view (default: no annotations)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--batch-size", a->batch_size, "images per batch (loader.batch_size)")->capture_default_str();
+  cmd->add_option("--prefetch", a->prefetch, "batches ready or in preparation at most (loader.prefetch)")
+      ->capture_default_str();
+  cmd->add_option("--inflight", a->inflight, "samples inside the graph at most (loader.inflight)")
+      ->capture_default_str();
   cmd->add_option("--torch-threads", a->torch_threads,
                   "at::set_num_threads in the pipeline's child (0 = LibTorch's default)")
       ->capture_default_str();

@@ -103,6 +103,12 @@ struct ChildResult {
   double setup_seconds = 0;    ///< building the dataset, views and loader (not timed)
   double end_rss_mb = 0;       ///< the child's VmRSS after its work (before tearing down)
   double cache_peak_mb = 0;    ///< most bytes the tile cache held
+  // The pipeline's StageTimes (node body seconds summed over threads).
+  static constexpr int kMaxStages = 8;
+  int stages = 0;
+  char stage_name[kMaxStages][24] = {};
+  double stage_seconds[kMaxStages] = {};
+  double consumer_wait_s = 0;
   char error[512] = {0};
 };
 
@@ -457,7 +463,14 @@ void run_bench_slices(const SlicesArgs& a) {
     const raster::TileCache::Stats st = loader.tile_cache();
     r.hit_rate = st.hit_rate();
     r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
-    r.windows_read = loader.times().windows_read;
+    const pipeline::StageTimes times = loader.times();
+    r.windows_read = times.windows_read;
+    for (const pipeline::StageTimes::Counter& c : times.stages) {
+      if (r.stages == ChildResult::kMaxStages) break;
+      std::snprintf(r.stage_name[r.stages], sizeof r.stage_name[0], "%s", c.name.c_str());
+      r.stage_seconds[r.stages++] = c.seconds;
+    }
+    r.consumer_wait_s = times.consumer_wait_s;
     r.end_rss_mb = current_rss_mb();
   });
   throw_if_interrupted("bench slices interrupted");
@@ -619,6 +632,10 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
   w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
   w.field("windows_read", pipe.r.windows_read);
+  w.key("stage_seconds").begin_object();
+  for (int i = 0; i < pipe.r.stages; ++i) w.field(pipe.r.stage_name[i], pipe.r.stage_seconds[i]);
+  w.end_object();
+  w.field("consumer_wait_s", pipe.r.consumer_wait_s);
   // The window reader alone.
   w.field("reader_slices", mine.r.slices).field("reader_seconds", mine.r.seconds);
   w.field("reader_slices_per_s", double(mine.r.slices) / mine.r.seconds);

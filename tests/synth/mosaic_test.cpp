@@ -596,6 +596,8 @@ TEST(MosaicCli, GenerateMosaicThenBenchSlices) {
   EXPECT_NE(bench.output.find("\"batches\": 15,"), std::string::npos) << bench.output;
   EXPECT_NE(bench.output.find("\"windows_read\": 30,"), std::string::npos) << bench.output;
   EXPECT_NE(bench.output.find("\"batched_pixels_match\": true"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"view_annotations\": 0,"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"instances\": 0,"), std::string::npos) << bench.output;
 
   // With the mosaic's annotations cut to every view (its record found by
   // the file name); batches of 4: 8 batches (the last of 2).
@@ -610,6 +612,27 @@ TEST(MosaicCli, GenerateMosaicThenBenchSlices) {
   EXPECT_NE(annotated.output.find("\"batches\": " + std::to_string((n_windows + 3) / 4) + ","), std::string::npos)
       << annotated.output;
   EXPECT_NE(annotated.output.find("\"batched_pixels_match\": true"), std::string::npos) << annotated.output;
+  // The annotations were cut to the views and reached the batches.
+  {
+    const slice::SliceConfig sc = [] {
+      slice::SliceConfig c;
+      c.above = 1;
+      c.size = 256;
+      c.overlap = 0.2;
+      c.keep_empty = 1.0;
+      return c;
+    }();
+    io::CocoDataset one = ds;  // the mosaic's one image, its file name as the command sees it
+    const slice::SlicedDataset cut = slice::slice_dataset(one, sc, 0);
+    ASSERT_GT(cut.dataset.annotations.size(), 0u);
+    EXPECT_NE(annotated.output.find("\"view_annotations\": " + std::to_string(cut.dataset.annotations.size()) + ","),
+              std::string::npos)
+        << annotated.output;
+    const std::string k = "\"instances\": ";
+    const size_t at = annotated.output.find(k);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GT(std::strtoull(annotated.output.c_str() + at + k.size(), nullptr, 10), 0u) << annotated.output;
+  }
   // An annotation file without the image: exit 1, the error names the file.
   const auto missing = run_command(std::string(PASTEFLOW_BIN) + " bench slices --image " + out +
                                        "/images/mosaic.tif --annotations " + kSample +

@@ -109,6 +109,8 @@ struct ChildResult {
   char stage_name[kMaxStages][24] = {};
   double stage_seconds[kMaxStages] = {};
   double consumer_wait_s = 0;
+  uint64_t view_annotations = 0;  ///< annotations cut to the views
+  uint64_t instances = 0;         ///< instances in the batches' targets
   char error[512] = {0};
 };
 
@@ -446,6 +448,7 @@ void run_bench_slices(const SlicesArgs& a) {
     pipeline::Loader loader(ds, views, cfg, pipeline::Output::kBatches);
     double mpx = 0;
     for (const io::ImageRecord& im : loader.dataset().images) mpx += double(im.width) * double(im.height) / 1e6;
+    r.view_annotations = loader.dataset().annotations.size();
     r.setup_seconds = now_s() - s0;
     const double t0 = now_s();
     uint64_t slices = 0, batches = 0, sum = 0;
@@ -453,7 +456,10 @@ void run_bench_slices(const SlicesArgs& a) {
       if (stop_flag()->load()) throw std::runtime_error("interrupted");
       slices += b->targets.size();
       ++batches;
-      for (const stages::Target& t : b->targets) sum += uint64_t(t.image_size[0]) * uint64_t(t.image_size[1]);
+      for (const stages::Target& t : b->targets) {
+        sum += uint64_t(t.image_size[0]) * uint64_t(t.image_size[1]);
+        r.instances += uint64_t(t.labels.defined() ? t.labels.size(0) : 0);
+      }
     }
     r.seconds = now_s() - t0;
     r.slices = slices;
@@ -632,6 +638,7 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
   w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
   w.field("windows_read", pipe.r.windows_read);
+  w.field("view_annotations", pipe.r.view_annotations).field("instances", pipe.r.instances);
   w.key("stage_seconds").begin_object();
   for (int i = 0; i < pipe.r.stages; ++i) w.field(pipe.r.stage_name[i], pipe.r.stage_seconds[i]);
   w.end_object();

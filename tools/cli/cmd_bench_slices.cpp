@@ -423,6 +423,7 @@ void run_bench_slices(const SlicesArgs& a) {
   if (a.level != 0) {
     throw ConfigError("bad_value", "--level must be 0: the pipeline samples views of the full-size image");
   }
+  (void)bench_config(a);  // the pipeline's config errors before any child starts
   const std::vector<raster::Window> windows = slice::grid(width, height, a.size, a.size, a.overlap);
   double window_mpx = 0;
   uint64_t window_pixels = 0;

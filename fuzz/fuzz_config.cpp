@@ -1,7 +1,8 @@
 // YAML config loader (config::parse_config_string). Input: YAML text; bytes
 // after the first \x01 are `a.b=value` overrides separated by \x01. The root
 // is the pipeline's config without its LibTorch sections (batch, loader),
-// i.e. the real stage configs with their enums, ranges and lists. A config
+// i.e. the real stage configs with their enums, ranges and lists, the huge
+// image sections (raster.*, slice.*) included. A config
 // that loads must dump to YAML that loads back equal.
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/raster/tiff.hpp"
+#include "pasteflow/slice/slice.hpp"
 #include "pasteflow/stages/decode.hpp"
 #include "pasteflow/stages/instances.hpp"
 #include "pasteflow/stages/paste.hpp"
@@ -27,6 +30,8 @@ struct FuzzRoot {
   uint64_t seed = 0;
   stages::SamplerConfig sampler;
   stages::DecodeConfig decode;
+  raster::RasterConfig raster;
+  slice::SliceConfig slice;
   stages::SizeClassConfig size;
   stages::InstancesConfig instances;
   stages::PasteConfig augment;
@@ -36,6 +41,8 @@ struct FuzzRoot {
     d.field("seed", &FuzzRoot::seed, "the one random seed");
     d.field("sampler", &FuzzRoot::sampler, "which images an epoch visits");
     d.field("decode", &FuzzRoot::decode, "image decoding");
+    d.field("raster", &FuzzRoot::raster, "TIFF read by windows: the shared tile cache, samples to 8 bit, alpha");
+    d.field("slice", &FuzzRoot::slice, "huge images cut into views (SAHI grid); above 0 = off");
     d.field("size", &FuzzRoot::size, "COCO size classes");
     d.field("instances", &FuzzRoot::instances, "annotations -> instances");
     d.field("augment", &FuzzRoot::augment, "copy-paste augmentation");

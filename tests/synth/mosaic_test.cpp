@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -560,6 +562,85 @@ TEST(MosaicCli, GenerateMosaicThenBenchSlices) {
   EXPECT_NE(bench.output.find("\"slices\": 30,"), std::string::npos) << bench.output;  // 6 x 5 windows of 256 (1500 x 1100)
   // The whole decode crops the same pixels: same checksum.
   EXPECT_NE(bench.output.find("\"checksums_match\": true"), std::string::npos) << bench.output;
+  // The pipeline variant (the keys) and the reader alone (reader_
+  // keys): numbers, every window batched at its size, in 15 batches of 2.
+  const bool have_vips = bench.output.find("\"vips_note\"") == std::string::npos;
+  for (const char* key : {"megapixels", "slices_per_s", "megapixels_per_s", "peak_rss_mb", "baseline_rss_mb",
+                          "tile_cache_hit_rate", "reader_megapixels_per_s", "reader_peak_rss_mb",
+                          "reader_tile_cache_hit_rate", "reader_slices_per_s", "vips_megapixels_per_s",
+                          "ratio_vs_vips", "reader_ratio_vs_vips"}) {
+    const std::string k = std::string("\"") + key + "\": ";
+    if (!have_vips && std::string(key).find("vips") != std::string::npos) continue;
+    const size_t at = bench.output.find(k);
+    ASSERT_NE(at, std::string::npos) << key << "\n" << bench.output;
+    const char* begin = bench.output.c_str() + at + k.size();
+    char* end = nullptr;
+    const double v = std::strtod(begin, &end);
+    EXPECT_NE(end, begin) << key << " is not a number\n" << bench.output;
+    EXPECT_TRUE(std::isfinite(v)) << key;
+    EXPECT_GE(v, 0.0) << key;
+    if (std::string(key).find("hit_rate") != std::string::npos) {
+      EXPECT_LE(v, 1.0) << key;
+    }
+    if (std::string(key).find("_per_s") != std::string::npos || std::string(key).find("rss") != std::string::npos) {
+      EXPECT_GT(v, 0.0) << key;
+    }
+  }
+  {
+    const std::string k = "\"megapixels\": ";
+    const size_t at = bench.output.find(k);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_NEAR(std::strtod(bench.output.c_str() + at + k.size(), nullptr), 30 * 256 * 256 / 1e6, 1e-9);
+  }
+  EXPECT_NE(bench.output.find("\"reader_slices\": 30,"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"batches\": 15,"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"windows_read\": 30,"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"batched_pixels_match\": true"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"view_annotations\": 0,"), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("\"instances\": 0,"), std::string::npos) << bench.output;
+
+  // With the mosaic's annotations cut to every view (its record found by
+  // the file name); batches of 4: 8 batches (the last of 2).
+  const auto annotated =
+      run_command(std::string(PASTEFLOW_BIN) + " bench slices --image " + out + "/images/mosaic.tif --annotations " +
+                      out + "/annotations.json --size 256 --overlap 0.2 --batch-size 4 --no-vips --max-whole-mb 0 --json",
+                  false);
+  ASSERT_EQ(annotated.status, 0) << annotated.output;
+  const size_t n_windows = slice::grid(1500, 1100, 256, 256, 0.2).size();
+  EXPECT_NE(annotated.output.find("\"slices\": " + std::to_string(n_windows) + ","), std::string::npos)
+      << annotated.output;
+  EXPECT_NE(annotated.output.find("\"batches\": " + std::to_string((n_windows + 3) / 4) + ","), std::string::npos)
+      << annotated.output;
+  EXPECT_NE(annotated.output.find("\"batched_pixels_match\": true"), std::string::npos) << annotated.output;
+  // The annotations were cut to the views and reached the batches.
+  {
+    const slice::SliceConfig sc = [] {
+      slice::SliceConfig c;
+      c.above = 1;
+      c.size = 256;
+      c.overlap = 0.2;
+      c.keep_empty = 1.0;
+      return c;
+    }();
+    io::CocoDataset one = ds;  // the mosaic's one image, its file name as the command sees it
+    const slice::SlicedDataset cut = slice::slice_dataset(one, sc, 0);
+    ASSERT_GT(cut.dataset.annotations.size(), 0u);
+    EXPECT_NE(annotated.output.find("\"view_annotations\": " + std::to_string(cut.dataset.annotations.size()) + ","),
+              std::string::npos)
+        << annotated.output;
+    const std::string k = "\"instances\": ";
+    const size_t at = annotated.output.find(k);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GT(std::strtoull(annotated.output.c_str() + at + k.size(), nullptr, 10), 0u) << annotated.output;
+  }
+  // An annotation file without the image: exit 1, the error names the file.
+  const auto missing = run_command(std::string(PASTEFLOW_BIN) + " bench slices --image " + out +
+                                       "/images/mosaic.tif --annotations " + kSample +
+                                       "/annotations.json --size 256 --no-vips --json",
+                                   true);
+  EXPECT_EQ(missing.status, 1) << missing.output;
+  EXPECT_NE(missing.output.find("mosaic.tif"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find(kSample + "/annotations.json"), std::string::npos) << missing.output;
 }
 
 // Ctrl-C while the pixels are written: exit status 130, nothing published,

@@ -1,10 +1,19 @@
-// pasteflow bench slices: the SAHI grid of windows of a huge TIFF read three
+// pasteflow bench slices: the SAHI grid of windows of a huge TIFF read four
 // ways, each in a child process of its own so that its peak RSS (wait4's
 // ru_maxrss) is that variant's alone (a benchmark, never a test):
 //
-//  (i)   pasteflow: every window of slice::grid read with
-//        raster::TiffFile::read_window through a TiffPool (one shared tile
-//        cache), --threads workers (oneTBB parallel_for);
+//  (i)   pasteflow, the whole pipeline to batches (the figures):
+//        a one-image COCO dataset (the TIFF, its level-0 size, no
+//        annotations, or the image's annotations from --annotations), every
+//        window a view (slice.above 1, slice.keep_empty 1, sampler shuffle
+//        off: grid order), pipeline::Loader with loader.threads = --threads
+//        and raster.tile_cache_mb = --cache-mb, one epoch of next_batch():
+//        window read (Decoder::decode_window through the loader's one
+//        TiffPool), instances, float conversion, normalisation, the model
+//        transform at scale 1 (batch.min_size = max_size = --size), collate;
+//  (i')  pasteflow's reader alone ("reader_" keys): every window of
+//        slice::grid read with raster::TiffFile::read_window through a
+//        TiffPool (one shared tile cache), --threads workers (oneTBB);
 //  (ii)  libvips (`vips` on PATH, Debian libvips-tools): "max" (default) or
 //        "avg" decode every pixel of level 0 once in one vips process (its
 //        demand-driven tiled pipeline, VIPS_CONCURRENCY = --threads) and
@@ -30,6 +39,7 @@
 
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <ATen/Parallel.h>
 
 #include <atomic>
 #include <chrono>
@@ -40,12 +50,15 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
+#include "pasteflow/io/coco.hpp"
+#include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/raster/tiff.hpp"
 #include "pasteflow/slice/slice.hpp"
 
@@ -66,6 +79,11 @@ struct SlicesArgs {
   int64_t cache_mb = 256;  // raster.tile_cache_mb's default
   double max_whole_mb = 4096.0;
   std::string vips_method = "max";
+  std::string annotations;  // optional COCO file with the image's annotations
+  int batch_size = 2;
+  int prefetch = 4;  // loader.prefetch's default
+  int inflight = 8;  // loader.inflight's default
+  int torch_threads = 1;
   bool no_vips = false;
   bool json = false;
 };
@@ -79,6 +97,20 @@ struct ChildResult {
   double hit_rate = 0;
   uint64_t tiles_decoded = 0;
   uint64_t checksum = 0;
+  uint64_t batches = 0;
+  uint64_t windows_read = 0;
+  double baseline_rss_mb = 0;  ///< the child's VmRSS before its work
+  double setup_seconds = 0;    ///< building the dataset, views and loader (not timed)
+  double end_rss_mb = 0;       ///< the child's VmRSS after its work (before tearing down)
+  double cache_peak_mb = 0;    ///< most bytes the tile cache held
+  // The pipeline's StageTimes (node body seconds summed over threads).
+  static constexpr int kMaxStages = 8;
+  int stages = 0;
+  char stage_name[kMaxStages][24] = {};
+  double stage_seconds[kMaxStages] = {};
+  double consumer_wait_s = 0;
+  uint64_t view_annotations = 0;  ///< annotations cut to the views
+  uint64_t instances = 0;         ///< instances in the batches' targets
   char error[512] = {0};
 };
 
@@ -101,6 +133,111 @@ double current_rss_mb() {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// The one-image dataset the pipeline variant samples: `image` (absolute
+/// path as its file name) of width x height, no annotations; with
+/// `annotations`, the categories of that file and the annotations of its
+/// image record whose file name is `image`'s (the same base name), which
+/// must have the TIFF's level-0 size.
+io::CocoDataset bench_dataset(const std::string& image, int64_t width, int64_t height,
+                              const std::string& annotations) {
+  if (width > std::numeric_limits<int32_t>::max() || height > std::numeric_limits<int32_t>::max()) {
+    throw InputError("bad_image_size", "the image is too large for a COCO image record",
+                     Location{image, "", -1, "", ""});
+  }
+  io::CocoDataset out;
+  const std::string path = fs::absolute(image).lexically_normal().string();
+  io::ImageRecord im;
+  im.id = 1;
+  im.width = static_cast<int32_t>(width);
+  im.height = static_cast<int32_t>(height);
+  im.file_name = out.add_string(path);
+  if (annotations.empty()) {
+    out.images.push_back(im);
+    out.rebuild_index();
+    return out;
+  }
+  io::LoadOptions lo;
+  lo.max_pixels = 0;  // a huge image is read by windows only
+  const io::CocoDataset src = io::load_coco(annotations, lo);
+  const std::string base = fs::path(image).filename().string();
+  int64_t found = -1;
+  for (size_t i = 0; i < src.images.size() && found < 0; ++i) {
+    if (fs::path(std::string(src.file_name(src.images[i]))).filename().string() == base) found = int64_t(i);
+  }
+  if (found < 0) {
+    throw InputError("unknown_image", "no image record has the file name " + base, Location{annotations, "images", -1, "", ""});
+  }
+  const io::ImageRecord& sim = src.images[size_t(found)];
+  if (sim.width != width || sim.height != height) {
+    throw InputError("image_size_mismatch",
+                     "image id " + std::to_string(sim.id) + " is " + std::to_string(sim.width) + " x " +
+                         std::to_string(sim.height) + " but " + image + " is " + std::to_string(width) + " x " +
+                         std::to_string(height),
+                     Location{annotations, "", -1, "image id " + std::to_string(sim.id), ""});
+  }
+  im.id = sim.id;
+  out.images.push_back(im);
+  for (const io::CategoryRecord& c : src.categories) {
+    io::CategoryRecord n = c;
+    n.name = out.add_string(src.str(c.name));
+    n.supercategory = out.add_string(src.str(c.supercategory));
+    n.extra = {};
+    out.categories.push_back(n);
+  }
+  for (const uint32_t ai : src.annotations_of(size_t(found))) {
+    const io::AnnotationRecord& a = src.annotations[ai];
+    io::AnnotationRecord n = a;
+    n.extra = {};
+    switch (a.seg_kind) {
+      case io::SegmentationKind::kPolygons:
+        for (size_t k = 0; k < src.num_parts(a); ++k) {
+          const uint64_t part = out.add_part(src.polygon(a, k));
+          if (k == 0) n.seg_begin = part;
+        }
+        break;
+      case io::SegmentationKind::kRleCounts:
+        n.seg_begin = out.add_counts(src.counts(a));
+        break;
+      case io::SegmentationKind::kRleString: {
+        const io::StrRef r = out.add_string(src.rle_string(a));
+        n.seg_begin = r.begin;
+        n.seg_count = r.size;
+        break;
+      }
+      case io::SegmentationKind::kNone:
+        break;
+    }
+    out.annotations.push_back(n);
+  }
+  out.rebuild_index();
+  return out;
+}
+
+/// The pipeline variant's config: every window a view, in grid order, each
+/// batched at its own size (scale 1).
+pipeline::PipelineConfig bench_config(const SlicesArgs& a) {
+  pipeline::PipelineConfig c;
+  c.seed = 0;
+  c.slice.above = 1;  // every image sliced
+  c.slice.size = a.size;
+  c.slice.overlap = a.overlap;
+  c.slice.keep_empty = 1.0;  // every window
+  c.sampler.shuffle = false;  // grid order: neighbouring views share tiles in the cache
+  c.raster.tile_cache_mb = a.cache_mb;
+  // torchvision's resize: scale = min(min_size / short side, max_size / long
+  // side) = 1 for a window whose long side is --size.
+  c.batch.min_size = static_cast<int>(a.size);
+  c.batch.max_size = static_cast<int>(a.size);
+  c.loader.threads = a.threads;
+  c.loader.batch_size = a.batch_size;
+  c.loader.prefetch = a.prefetch;
+  c.loader.inflight = a.inflight;
+  c.loader.max_epochs = 1;
+  c.derive();
+  pipeline::validate_pipeline_config(c, "bench slices");
+  return c;
 }
 
 uint64_t checksum_of(const cv::Mat& m) {
@@ -263,6 +400,8 @@ void run_bench_slices(const SlicesArgs& a) {
   if (a.size < 16) throw ConfigError("bad_value", "--size must be >= 16");
   if (!(a.overlap >= 0.0 && a.overlap < 0.95)) throw ConfigError("bad_value", "--overlap must be in [0, 0.95)");
   if (a.threads < 1) throw ConfigError("bad_value", "--threads must be >= 1");
+  if (a.batch_size < 1) throw ConfigError("bad_value", "--batch-size must be >= 1");
+  if (a.size > 100000) throw ConfigError("bad_value", "--size must be <= 100000 (batch.max_size's range)");
   const StopOnSignal stop_on_signal;
 
   raster::RasterConfig rc;
@@ -281,9 +420,17 @@ void run_bench_slices(const SlicesArgs& a) {
     tile_h = d.block_height;
     channels = d.channels;
   }
+  if (a.level != 0) {
+    throw ConfigError("bad_value", "--level must be 0: the pipeline samples views of the full-size image");
+  }
+  (void)bench_config(a);  // the pipeline's config errors before any child starts
   const std::vector<raster::Window> windows = slice::grid(width, height, a.size, a.size, a.overlap);
   double window_mpx = 0;
-  for (const raster::Window& w : windows) window_mpx += double(w.width) * double(w.height) / 1e6;
+  uint64_t window_pixels = 0;
+  for (const raster::Window& w : windows) {
+    window_mpx += double(w.width) * double(w.height) / 1e6;
+    window_pixels += uint64_t(w.width) * uint64_t(w.height);
+  }
   const double image_mpx = double(width) * double(height) / 1e6;
   const double parent_rss = current_rss_mb();
   spdlog::info("{}: level {} of {} x {} px, {} channel(s), blocks {} x {}; {} windows of {} px (overlap {}), "
@@ -291,8 +438,62 @@ void run_bench_slices(const SlicesArgs& a) {
                a.image, a.level, width, height, channels, tile_w, tile_h, windows.size(), a.size, a.overlap,
                window_mpx, a.threads);
 
-  // (i) pasteflow.
+  // (i) pasteflow, the whole pipeline to batches.
+  const Measured pipe = run_in_child([&](ChildResult& r) {
+    r.baseline_rss_mb = current_rss_mb();
+    const double s0 = now_s();
+    if (a.torch_threads > 0) at::set_num_threads(a.torch_threads);
+    const io::CocoDataset ds = bench_dataset(a.image, width, height, a.annotations);
+    const pipeline::PipelineConfig cfg = bench_config(a);
+    const std::shared_ptr<const slice::SlicedDataset> views = pipeline::make_views(ds, cfg);
+    pipeline::Loader loader(ds, views, cfg, pipeline::Output::kBatches);
+    double mpx = 0;
+    for (const io::ImageRecord& im : loader.dataset().images) mpx += double(im.width) * double(im.height) / 1e6;
+    r.view_annotations = loader.dataset().annotations.size();
+    r.setup_seconds = now_s() - s0;
+    const double t0 = now_s();
+    uint64_t slices = 0, batches = 0, sum = 0;
+    while (std::optional<stages::Batch> b = loader.next_batch()) {
+      if (stop_flag()->load()) throw std::runtime_error("interrupted");
+      slices += b->targets.size();
+      ++batches;
+      for (const stages::Target& t : b->targets) {
+        sum += uint64_t(t.image_size[0]) * uint64_t(t.image_size[1]);
+        r.instances += uint64_t(t.labels.defined() ? t.labels.size(0) : 0);
+      }
+    }
+    r.seconds = now_s() - t0;
+    r.slices = slices;
+    r.batches = batches;
+    r.megapixels = mpx;
+    r.checksum = sum;  // batched pixels: every window at scale 1
+    const raster::TileCache::Stats st = loader.tile_cache();
+    r.hit_rate = st.hit_rate();
+    r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
+    const pipeline::StageTimes times = loader.times();
+    r.windows_read = times.windows_read;
+    for (const pipeline::StageTimes::Counter& c : times.stages) {
+      if (r.stages == ChildResult::kMaxStages) break;
+      std::snprintf(r.stage_name[r.stages], sizeof r.stage_name[0], "%s", c.name.c_str());
+      r.stage_seconds[r.stages++] = c.seconds;
+    }
+    r.consumer_wait_s = times.consumer_wait_s;
+    r.end_rss_mb = current_rss_mb();
+  });
+  throw_if_interrupted("bench slices interrupted");
+  if (!pipe.r.ok) throw Error("bench_failed", "the pipeline run failed: " + pipe.note);
+  spdlog::info("pasteflow pipeline to batches: {:.2f} s ({:.2f} s set-up), {:.1f} Mpx/s, {:.1f} slices/s, "
+               "{} batches, peak RSS {:.0f} MB (child baseline {:.0f} MB), tile cache hit rate {:.3f}",
+               pipe.r.seconds, pipe.r.setup_seconds, pipe.r.megapixels / pipe.r.seconds,
+               double(pipe.r.slices) / pipe.r.seconds, pipe.r.batches, pipe.peak_rss_mb, pipe.r.baseline_rss_mb,
+               pipe.r.hit_rate);
+  if (pipe.r.slices != windows.size()) {
+    spdlog::warn("the pipeline delivered {} slices, the grid has {} windows", pipe.r.slices, windows.size());
+  }
+
+  // (i') pasteflow's window reader alone.
   const Measured mine = run_in_child([&](ChildResult& r) {
+    r.baseline_rss_mb = current_rss_mb();
     raster::TiffPool pool(rc);
     const std::shared_ptr<raster::TiffFile> file = pool.open(a.image);
     std::atomic<uint64_t> sum{0};
@@ -323,11 +524,13 @@ void run_bench_slices(const SlicesArgs& a) {
     r.checksum = sum;
     const raster::TileCache::Stats st = pool.cache()->stats();
     r.hit_rate = st.hit_rate();
+    r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
     r.tiles_decoded = file->blocks_decoded();
+    r.end_rss_mb = current_rss_mb();
   });
   throw_if_interrupted("bench slices interrupted");
   if (!mine.r.ok) throw Error("bench_failed", "the pasteflow window reads failed: " + mine.note);
-  spdlog::info("pasteflow: {:.2f} s, {:.1f} Mpx/s, {:.1f} slices/s, peak RSS {:.0f} MB, tile cache hit rate {:.3f}",
+  spdlog::info("pasteflow reader: {:.2f} s, {:.1f} Mpx/s, {:.1f} slices/s, peak RSS {:.0f} MB, tile cache hit rate {:.3f}",
                mine.r.seconds, mine.r.megapixels / mine.r.seconds, double(mine.r.slices) / mine.r.seconds,
                mine.peak_rss_mb, mine.r.hit_rate);
 
@@ -416,38 +619,62 @@ void run_bench_slices(const SlicesArgs& a) {
     }
   }
 
-  const double mpx_s = mine.r.megapixels / mine.r.seconds;
+  const double mpx_s = pipe.r.megapixels / pipe.r.seconds;
+  const double reader_mpx_s = mine.r.megapixels / mine.r.seconds;
   JsonWriter w(2);
   w.begin_object();
   w.field("image", a.image).field("level", a.level).field("width", width).field("height", height);
   w.field("channels", channels).field("block_width", tile_w).field("block_height", tile_h);
   w.field("slice_size", a.size).field("overlap", a.overlap).field("threads", a.threads);
-  w.field("slices", mine.r.slices).field("megapixels", mine.r.megapixels);
-  w.field("seconds", mine.r.seconds);
-  w.field("slices_per_s", double(mine.r.slices) / mine.r.seconds).field("megapixels_per_s", mpx_s);
-  w.field("peak_rss_mb", mine.peak_rss_mb).field("parent_rss_mb", parent_rss);
-  w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", mine.r.hit_rate);
-  w.field("tiles_decoded", mine.r.tiles_decoded);
+  w.field("batch_size", a.batch_size).field("prefetch", a.prefetch).field("inflight", a.inflight);
+  w.field("torch_threads", a.torch_threads);
+  w.field("annotations", a.annotations);
+  // The keys: the whole pipeline to batches.
+  w.field("slices", pipe.r.slices).field("batches", pipe.r.batches).field("megapixels", pipe.r.megapixels);
+  w.field("batched_pixels_match", pipe.r.slices == windows.size() && pipe.r.checksum == window_pixels);
+  w.field("seconds", pipe.r.seconds).field("setup_seconds", pipe.r.setup_seconds);
+  w.field("slices_per_s", double(pipe.r.slices) / pipe.r.seconds).field("megapixels_per_s", mpx_s);
+  w.field("peak_rss_mb", pipe.peak_rss_mb).field("baseline_rss_mb", pipe.r.baseline_rss_mb);
+  w.field("parent_rss_mb", parent_rss);
+  w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
+  w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
+  w.field("windows_read", pipe.r.windows_read);
+  w.field("view_annotations", pipe.r.view_annotations).field("instances", pipe.r.instances);
+  w.key("stage_seconds").begin_object();
+  for (int i = 0; i < pipe.r.stages; ++i) w.field(pipe.r.stage_name[i], pipe.r.stage_seconds[i]);
+  w.end_object();
+  w.field("consumer_wait_s", pipe.r.consumer_wait_s);
+  // The window reader alone.
+  w.field("reader_slices", mine.r.slices).field("reader_seconds", mine.r.seconds);
+  w.field("reader_slices_per_s", double(mine.r.slices) / mine.r.seconds);
+  w.field("reader_megapixels_per_s", reader_mpx_s);
+  w.field("reader_peak_rss_mb", mine.peak_rss_mb).field("reader_baseline_rss_mb", mine.r.baseline_rss_mb);
+  w.field("reader_tile_cache_hit_rate", mine.r.hit_rate).field("reader_tiles_decoded", mine.r.tiles_decoded);
+  w.field("reader_tile_cache_peak_mb", mine.r.cache_peak_mb).field("reader_end_rss_mb", mine.r.end_rss_mb);
   w.field("vips_method", a.vips_method);
   if (vips_ok) {
     w.field("vips_megapixels", vips_mpx).field("vips_seconds", vips_seconds);
     w.field("vips_megapixels_per_s", vips_mpx / vips_seconds).field("vips_peak_rss_mb", vips_rss);
     w.field("ratio_vs_vips", mpx_s / (vips_mpx / vips_seconds));
+    w.field("reader_ratio_vs_vips", reader_mpx_s / (vips_mpx / vips_seconds));
   } else {
     w.key("vips_megapixels_per_s").null();
     w.key("vips_peak_rss_mb").null();
     w.key("ratio_vs_vips").null();
+    w.key("reader_ratio_vs_vips").null();
     w.field("vips_note", vips_note);
   }
   if (whole.ran && whole.r.ok) {
     const double whole_mpx_s = whole.r.megapixels / whole.r.seconds;
     w.field("whole_decode_seconds", whole.r.seconds);
     w.field("whole_decode_megapixels_per_s", whole_mpx_s).field("ratio_vs_whole_decode", mpx_s / whole_mpx_s);
+    w.field("reader_ratio_vs_whole_decode", reader_mpx_s / whole_mpx_s);
     w.field("whole_decode_peak_rss_mb", whole.peak_rss_mb);
     w.field("checksums_match", whole.r.checksum == mine.r.checksum);
   } else {
     w.key("whole_decode_megapixels_per_s").null();
     w.key("ratio_vs_whole_decode").null();
+    w.key("reader_ratio_vs_whole_decode").null();
     w.key("whole_decode_peak_rss_mb").null();
     w.field("whole_decode_note", whole_note);
   }
@@ -461,15 +688,31 @@ void add_bench_slices_command(CLI::App& bench) {
   auto a = std::make_shared<SlicesArgs>();
   CLI::App* cmd = bench.add_subcommand(
       "slices",
-      "Every SAHI grid window of a huge TIFF read by pasteflow's window reader (--threads workers, one shared tile "
-      "cache), by libvips, and by a whole-image decode followed by crops, each in its own child process: prints "
-      "JSON {megapixels, slices_per_s, megapixels_per_s, peak_rss_mb, tile_cache_hit_rate, vips_megapixels_per_s, "
-      "ratio_vs_vips, whole_decode_megapixels_per_s, ratio_vs_whole_decode, whole_decode_peak_rss_mb, ...}");
+      "Every SAHI grid window of a huge TIFF through pasteflow's whole pipeline to batches (every window a view, "
+      "grid order, --threads loader threads, one shared tile cache, batches at the slice's size), by pasteflow's "
+      "window reader alone, by libvips, and by a whole-image decode followed by crops, each in its own child "
+      "process: prints JSON {megapixels, slices_per_s, megapixels_per_s, peak_rss_mb, tile_cache_hit_rate, "
+      "vips_megapixels_per_s, ratio_vs_vips, ...} for the pipeline (ratio_vs_vips and ratio_vs_whole_decode are "
+      "the pipeline's), the same prefixed reader_ for the reader alone (reader_megapixels_per_s, "
+      "reader_peak_rss_mb, reader_tile_cache_hit_rate, reader_ratio_vs_vips), whole_decode_megapixels_per_s, "
+      "whole_decode_peak_rss_mb; peak RSS is the child's, baseline_rss_mb its RSS before the run");
   cmd->add_option("--image", a->image, "TIFF file (tiled or striped, any size)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--size", a->size, "slice width and height, px")->capture_default_str();
   cmd->add_option("--overlap", a->overlap, "overlap ratio of neighbouring slices")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "reader threads (and VIPS_CONCURRENCY)")->capture_default_str();
-  cmd->add_option("--level", a->level, "pyramid level to read (0 = full size)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "loader threads (loader.threads), reader threads and VIPS_CONCURRENCY")->capture_default_str();
+  cmd->add_option("--level", a->level, "pyramid level (only 0, the full size, is supported)")->capture_default_str();
+  cmd->add_option("--annotations", a->annotations,
+                  "COCO file with the image's annotations (its record with the TIFF's file name): the pipeline "
+                  "cuts them to every view (default: no annotations)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--batch-size", a->batch_size, "images per batch (loader.batch_size)")->capture_default_str();
+  cmd->add_option("--prefetch", a->prefetch, "batches ready or in preparation at most (loader.prefetch)")
+      ->capture_default_str();
+  cmd->add_option("--inflight", a->inflight, "samples inside the graph at most (loader.inflight)")
+      ->capture_default_str();
+  cmd->add_option("--torch-threads", a->torch_threads,
+                  "at::set_num_threads in the pipeline's child (0 = LibTorch's default)")
+      ->capture_default_str();
   cmd->add_option("--cache-mb", a->cache_mb, "MiB of the shared tile cache")->capture_default_str();
   cmd->add_option("--max-whole-mb", a->max_whole_mb,
                   "largest decoded level (MiB) the whole-decode variant attempts; above it: null and a note")

@@ -10,6 +10,7 @@
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/train/config.hpp"
+#include "eval_mode_guard.hpp"
 
 namespace pasteflow::train {
 
@@ -18,19 +19,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-/// Puts the module in eval mode for the scope, then back to what it was.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(torch::nn::Module& m) : module_(m), was_training_(m.is_training()) { m.eval(); }
-  ~EvalModeGuard() { module_.train(was_training_); }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  torch::nn::Module& module_;
-  bool was_training_;
-};
 
 }  // namespace
 
@@ -130,7 +118,7 @@ InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& datas
 
   const c10::Device dev(device);
   const auto t0 = std::chrono::steady_clock::now();
-  EvalModeGuard mode(*net);
+  detail::EvalModeGuard mode(*net);
   torch::NoGradGuard no_grad;
   pipeline::Loader loader(dataset, std::move(views), cfg, pipeline::Output::kBatches, tickets);
   while (auto batch = loader.next_batch()) {

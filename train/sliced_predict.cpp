@@ -17,23 +17,11 @@
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/slice/slice.hpp"
 #include "pasteflow/train/evaluate.hpp"
+#include "eval_mode_guard.hpp"
 
 namespace pasteflow::train::detail {
 
 namespace {
-
-/// Puts the module in eval mode for the scope, then back to what it was.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(torch::nn::Module& m) : module_(m), was_training_(m.is_training()) { m.eval(); }
-  ~EvalModeGuard() { module_.train(was_training_); }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  torch::nn::Module& module_;
-  bool was_training_;
-};
 
 std::string window_text(const raster::Window& w) {
   return "window [" + std::to_string(w.x) + ", " + std::to_string(w.y) + ", " + std::to_string(w.width) + ", " +

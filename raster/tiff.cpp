@@ -510,12 +510,18 @@ struct TiffFile::Impl {
     const int64_t in_plane = index % L.per_plane;
     const int64_t rows = d.tiled ? d.block_height
                                  : std::min(d.block_height, d.height - (in_plane / L.across) * d.block_height);
-    const int64_t pixels = d.block_width * rows;
-    if (config.max_window_pixels > 0 && pixels > config.max_window_pixels) {
+    const int64_t pixels = d.block_width * rows;  // each factor < 2^32, so no overflow in 64 bits unsigned
+    // The limit counts pixels and, for blocks of many samples a pixel (the
+    // fuzzer's 44816 x 12 strip of 4097 samples: 2.2 GB), samples: at most
+    // 4 a pixel (RGBA) within the pixel budget.
+    const uint64_t samples = static_cast<uint64_t>(pixels) * static_cast<uint64_t>(L.spp_block);
+    if (config.max_window_pixels > 0 &&
+        (pixels > config.max_window_pixels || samples > static_cast<uint64_t>(config.max_window_pixels) * 4)) {
       throw InputError("pixel_limit",
                        std::string(d.tiled ? "tile" : "strip") + " of " + std::to_string(d.block_width) + " x " +
-                           std::to_string(rows) + " pixels is above the limit of " +
-                           std::to_string(config.max_window_pixels) + " (raster.max_window_pixels)",
+                           std::to_string(rows) + " pixels x " + std::to_string(L.spp_block) +
+                           " samples is above the limit of " + std::to_string(config.max_window_pixels) +
+                           " pixels of at most 4 samples (raster.max_window_pixels)",
                        at(path, -1, block_name(dir, index)));
     }
     const uint64_t bytes = static_cast<uint64_t>(pixels) * static_cast<uint64_t>(L.spp_block * L.bytes);

@@ -54,6 +54,17 @@ TEST(DecodeRegression, TiffWithTwoImageWidthsIsCorruptNotA4GiBAllocation) {
   EXPECT_EQ(reason_of(bytes, config), "corrupt_image");
 }
 
+TEST(DecodeRegression, TiffStripOf4097SamplesIsRefusedNotA2GiBAllocation) {
+  // fuzz_decode (issue 11's raster reader): a 44816 x 12 strip of 4097
+  // samples a pixel passed the pixel limit (538k pixels) and the reader
+  // allocated its 2.2 GB decoded block (libFuzzer: out-of-memory,
+  // malloc(2203333824)). The limit now also counts samples.
+  const std::vector<uint8_t> bytes = read_file_bytes(kFuzzData + "tiff_strip_of_4097_samples_2gib.tif");
+  DecodeConfig config;
+  config.max_pixels = int64_t(1) << 22;
+  EXPECT_EQ(reason_of(bytes, config), "pixel_limit");
+}
+
 TEST(DecodeRegression, TiffStripLargerThanThePixelLimitIsRefusedBeforeDecoding) {
   // 65520 x 12 is 786k pixels, but one strip of 16384 rows is 1.07 G pixels,
   // which OpenCV allocates whole (4 bytes a pixel).

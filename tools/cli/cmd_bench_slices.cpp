@@ -46,6 +46,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -544,8 +546,16 @@ void run_bench_slices(const SlicesArgs& a) {
   } else if (vips.empty()) {
     vips_note = "vips is not on PATH (Debian: apt-get install libvips-tools)";
   } else {
-    const fs::path tmp = fs::temp_directory_path() / ("pasteflow-bench-slices-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
+    // A fresh directory of this run's own (mkdtemp), so that the cleanup
+    // below never removes anything another process made.
+    std::string tmp_template = (fs::temp_directory_path() / "pasteflow-bench-slices-XXXXXX").string();
+    if (::mkdtemp(tmp_template.data()) == nullptr) {
+      Location where;
+      where.file = tmp_template;
+      throw Error("io_error", "cannot create a temporary directory for vips: " + std::string(std::strerror(errno)),
+                  where);
+    }
+    const fs::path tmp = tmp_template;
     // vips addresses pyramid pages of a TIFF with [page=N].
     const std::string input = a.image + (a.level > 0 ? "[page=" + std::to_string(a.level) + "]" : "");
     if (a.vips_method != "crop") {

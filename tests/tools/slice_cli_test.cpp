@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -284,4 +285,59 @@ TEST(SliceCli, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {
     EXPECT_NE(text.find("interrupted"), std::string::npos) << text;
     EXPECT_FALSE(fs::exists(out)) << "OUT was created by the run: no annotations.json, no staging directory, nothing";
   }
+}
+
+namespace {
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+TEST(SliceCliRegression, AbsoluteAndDotDotFileNamesStayInsideOutAndSourcesSurviveAFailedRun) {
+  // The hardening issue's augment findings, for slice: file names that are
+  // absolute or climb out with "..", where the output is the images'
+  // own directory, plus a missing image that fails the run. The sources
+  // must be byte-identical afterwards and every file written below OUT.
+  TempDir dir("slice_paths");
+  const fs::path images = dir.path / "images";
+  fs::create_directories(images / "sub");
+  cv::Mat a(300, 260, CV_8UC3, cv::Scalar(10, 200, 30));
+  cv::Mat b(240, 320, CV_8UC3, cv::Scalar(200, 20, 90));
+  ASSERT_TRUE(cv::imwrite((images / "a.png").string(), a));
+  ASSERT_TRUE(cv::imwrite((images / "sub" / "b.png").string(), b));
+  const std::string a_before = file_bytes(images / "a.png"), b_before = file_bytes(images / "sub" / "b.png");
+  const fs::path ann = dir.path / "paths.json";
+  std::ofstream(ann) << "{\"images\":[{\"id\":1,\"width\":260,\"height\":300,\"file_name\":\""
+                     << (images / "a.png").string()
+                     << "\"},{\"id\":2,\"width\":320,\"height\":240,\"file_name\":\"sub/../sub/b.png\"},"
+                        "{\"id\":3,\"width\":64,\"height\":64,\"file_name\":\"missing.png\"}],"
+                        "\"annotations\":[{\"id\":1,\"image_id\":1,\"category_id\":1,\"bbox\":[10,10,30,30],"
+                        "\"area\":900,\"iscrowd\":0,\"segmentation\":[[10,10,40,10,40,40,10,40]]}],"
+                        "\"categories\":[{\"id\":1,\"name\":\"x\"}]}";
+  // OUT is the images directory itself: strict fails on missing.png.
+  const std::string base = bin() + " slice -a " + ann.string() + " -i " + images.string() + " -o " +
+                           images.string() + " --size 128 --overlap 0 --keep-empty 1";
+  const auto strict = run_command(base);
+  EXPECT_NE(strict.status, 0) << strict.output;
+  EXPECT_EQ(file_bytes(images / "a.png"), a_before);
+  EXPECT_EQ(file_bytes(images / "sub" / "b.png"), b_before);
+  EXPECT_FALSE(fs::exists(images / "annotations.json"));
+  // Skip: the run completes; every file it wrote is below OUT/images (here
+  // images/images) or OUT's own annotations and manifest; sources intact.
+  const auto skip = run_command(base + " --on-error skip", /*keep_stderr=*/false);
+  ASSERT_EQ(skip.status, 0) << skip.output;
+  EXPECT_EQ(file_bytes(images / "a.png"), a_before);
+  EXPECT_EQ(file_bytes(images / "sub" / "b.png"), b_before);
+  size_t slices = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir.path)) {
+    if (!e.is_regular_file()) continue;
+    const std::string p = e.path().string();
+    const bool source = e.path() == images / "a.png" || e.path() == images / "sub" / "b.png" || e.path() == ann;
+    const bool published = p.rfind((images / "images").string() + "/", 0) == 0 ||
+                           e.path() == images / "annotations.json" || e.path() == images / ".pasteflow-manifest.json";
+    EXPECT_TRUE(source || published) << "unexpected file " << p;
+    if (p.rfind((images / "images").string() + "/", 0) == 0) ++slices;
+  }
+  EXPECT_EQ(slices, 3u * 3u + 2u * 3u);  // 260 x 300 -> 3 x 3 windows of 128, 320 x 240 -> 3 x 2
 }

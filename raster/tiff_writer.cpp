@@ -94,6 +94,7 @@ struct TiffWriter::Impl {
   int level = 0;
   int64_t band = 0;
   bool finished = false;
+  bool created = false;  ///< this writer created the file (else the caller gave an empty one)
   std::string errors;    ///< libtiff errors since the last check
   std::vector<uint8_t> tile_buffer;
 
@@ -169,7 +170,14 @@ struct TiffWriter::Impl {
       ::close(fd);
       fd = -1;
     }
-    ::unlink(path.c_str());
+    // Only a file this writer created is removed; an empty file the caller
+    // made (the dataset writer's staged name) is left, emptied again.
+    if (created) {
+      ::unlink(path.c_str());
+    } else {
+      const int rc = ::truncate(path.c_str(), 0);  // best effort, as unlink above
+      (void)rc;
+    }
   }
 };
 
@@ -182,7 +190,9 @@ TiffWriter::TiffWriter(const std::string& path, const TiffWriterOptions& options
 
   // A new file, or an empty one that the caller created for us: never
   // truncate anything.
-  m.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  m.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  m.created = m.fd >= 0;
+  if (m.fd < 0 && errno == EEXIST) m.fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (m.fd < 0) throw Error("io_error", std::string("cannot create: ") + std::strerror(errno), at_file(path));
   struct stat st {};
   if (::fstat(m.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {

@@ -572,7 +572,9 @@ void Reader::parse_image(od::value& v) {
       set_problem(p, "bad_image_size", "'height' must be a positive 32-bit integer, got " + std::to_string(h),
                   ".height", h_at);
     }
-    if (opt_.max_pixels > 0 && w > 0 && h > 0 && w * h > opt_.max_pixels) {  // both < 2^31: no overflow
+    constexpr int64_t kMax32 = std::numeric_limits<int32_t>::max();
+    const bool size_ok = w > 0 && h > 0 && w <= kMax32 && h <= kMax32;  // then w * h < 2^62: no overflow
+    if (opt_.max_pixels > 0 && size_ok && w * h > opt_.max_pixels) {
       set_problem(p, "pixel_limit",
                   "image size " + std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(w * h) +
                       " pixels exceeds the limit of " + std::to_string(opt_.max_pixels) + " (max_pixels)",

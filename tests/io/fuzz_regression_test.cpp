@@ -53,4 +53,21 @@ TEST(CocoLoadRegression, ThirteenCharacterRleCountIsNoSignedShiftOverflow) {
   EXPECT_EQ(reason_of(json, {}), "bad_value");
 }
 
+TEST(CocoLoadRegression, WidthBeyond32BitsIsRefusedBeforeThePixelProduct) {
+  // UBSan: "signed integer overflow: 500 * 3555555555555555538 cannot be
+  // represented in type 'long'" in the pixel-limit check of an image: a
+  // width beyond 32 bits was reported as bad_image_size but still
+  // multiplied by the height. The product is now taken only when both sides
+  // are positive 32-bit values. (tests/data/fuzz/fuzz_coco/
+  // width_of_19_digits.json is the same record, a seed of fuzz_coco.)
+  const std::string json =
+      R"({"images":[{"id":1,"width":3555555555555555538,"height":500,"file_name":"a.jpg"}],)"
+      R"("categories":[{"id":1,"name":"a"}],"annotations":[]})";
+  io::LoadOptions options;
+  options.max_pixels = 1 << 20;
+  EXPECT_EQ(reason_of(json, options), "bad_image_size");
+  options.policy = ErrorPolicy::kSkip;
+  EXPECT_EQ(reason_of(json, options), "loaded");
+}
+
 }  // namespace

@@ -3,7 +3,7 @@
 #   ./run.sh demo           install what is missing, build, run the main job on data/sample
 #   ./run.sh test           install what is missing, build, run every test (ctest), then the
 #                           sanitizer and fuzz phases: ASan+UBSan unit tests, TSan stage
-#                           and pipeline tests, 30 s of each fuzz target (FUZZ_SECONDS)
+#                           and pipeline tests, 20 s of each fuzz target (FUZZ_SECONDS)
 #   ./run.sh huge           a huge image end to end on data/sample: generate mosaic, slice, train on
 #                           views read by windows, sliced predict, eval (tools/huge_demo.sh, runs/huge/)
 #   ./run.sh test-quick     the main tests without those labelled `slow`, no sanitizer/fuzz phases
@@ -11,7 +11,7 @@
 #   ./run.sh sanitize       build and run only the ASan+UBSan and TSan phases
 #   ./run.sh fuzz [SECONDS] build the fuzz targets and run each SECONDS (default 600), two at once
 # Environment: BUILD_DIR (default build), JOBS (default nproc), CI=true adds -Werror;
-# ASAN_BUILD_DIR (build-asan), TSAN_BUILD_DIR (build-tsan), FUZZ_SECONDS (30).
+# ASAN_BUILD_DIR (build-asan), TSAN_BUILD_DIR (build-tsan), FUZZ_SECONDS (20).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -156,10 +156,11 @@ case "$cmd" in
     tools/huge_demo.sh "$BUILD_DIR"
     ;;
   test)
-    install_missing; build
-    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
+    install_missing
+    timed build build
+    timed tests ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
     sanitize_phases
-    timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-30}"
+    timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-20}"
     ;;
   test-quick)
     install_missing; build

@@ -447,21 +447,26 @@ ImportedImage import_image(const std::string& dir, const ImageEntry& entry, cons
       }
       inst.category = mf.category;
       const int32_t k = static_cast<int32_t>(out.instances.size());
-      const std::vector<uint8_t> px = mask::decode(inst.rle);
-      for (size_t i = 0; i < px.size(); ++i) {
-        if (!px[i]) continue;
-        if (owner[i] < 0) {
-          owner[i] = k;
-          continue;
+      // Walk the runs of ones: `owner` is column-major like the runs.
+      uint64_t pos = 0;
+      for (size_t r = 0; r < inst.rle.counts.size(); ++r) {
+        const uint64_t n = inst.rle.counts[r];
+        if (r % 2 == 1) {
+          for (uint64_t i = pos; i < pos + n; ++i) {
+            if (owner[i] < 0) {
+              owner[i] = k;
+              continue;
+            }
+            if (options.overlap_is_error) {
+              const uint64_t h = uint64_t(out.height);
+              throw InputError("overlapping_masks", "shares pixels with " + out.instances[size_t(owner[i])].source,
+                               at_file(mask_path, "pixel (" + std::to_string(i / h) + ", " + std::to_string(i % h) + ")"));
+            }
+            ++shared[{owner[i], k}];
+            ++out.overlapping_pixels;
+          }
         }
-        if (options.overlap_is_error) {
-          const size_t w = size_t(out.width);
-          throw InputError("overlapping_masks",
-                           "shares pixels with " + out.instances[size_t(owner[i])].source,
-                           at_file(mask_path, "pixel (" + std::to_string(i % w) + ", " + std::to_string(i / w) + ")"));
-        }
-        ++shared[{owner[i], k}];
-        ++out.overlapping_pixels;
+        pos += n;
       }
       out.instances.push_back(std::move(inst));
     }

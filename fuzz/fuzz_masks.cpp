@@ -105,6 +105,7 @@ void check_mask(const cv::Mat& m) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;  // no mode byte (libFuzzer starts with the empty input)
   fuzz::Input in(data, size);
   const uint8_t mode = in.byte() % 3;
   if (mode == 2) {

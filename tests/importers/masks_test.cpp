@@ -539,3 +539,47 @@ TEST(ImportSplit, StrataOfRealImages) {
   EXPECT_EQ(stratum_of(imported[0], "none"), "");
   EXPECT_THROW(stratum_of(imported[0], "colourfulness"), ConfigError);
 }
+
+TEST(ImportLabelImages, StarDistMasksFolderWithEightBitTiffAndBadLabelImages) {
+  const Listing listing = list_images(kClean, Layout::kInstancePngs, ErrorPolicy::kStrict);
+  const ImportedImage reference = import_image(kClean, listing.images[0], {});
+  ASSERT_LT(reference.instances.size(), 255u);
+  TempDir t("stardist");
+  fs::create_directories(t.path / "images");
+  fs::create_directories(t.path / "masks");
+  fs::copy_file(fs::path(kClean) / listing.images[0].image, t.path / "images" / "a.png");
+  cv::Mat labels(int(reference.height), int(reference.width), CV_8U, cv::Scalar(0));
+  for (size_t k = 0; k < reference.instances.size(); ++k) {
+    const std::vector<uint8_t> px = mask::decode(reference.instances[k].rle);
+    for (size_t p = 0; p < px.size(); ++p) {
+      if (px[p]) labels.at<uint8_t>(int(p / size_t(labels.cols)), int(p % size_t(labels.cols))) = uint8_t(k + 1);
+    }
+  }
+  write_png(t.path / "masks" / "a.tif", labels);  // OpenCV's TIFF writer (libtiff), 8-bit
+  ASSERT_EQ(detect_layout(t.path.string()), Layout::kLabelImages);
+  const Listing l = list_images(t.path.string(), Layout::kLabelImages, ErrorPolicy::kStrict);
+  ASSERT_EQ(l.images.size(), 1u);
+  EXPECT_EQ(l.images[0].labels, "masks/a.tif");
+  const ImportedImage got = import_image(t.path.string(), l.images[0], {});
+  ASSERT_EQ(got.instances.size(), reference.instances.size());
+  for (size_t k = 0; k < got.instances.size(); ++k) EXPECT_EQ(got.instances[k].rle, reference.instances[k].rle);
+
+  // A label image of another size, and a colour one: named, and the image
+  // left out under skip.
+  ImportOptions skip;
+  skip.policy = ErrorPolicy::kSkip;
+  cv::Mat small;
+  labels(cv::Rect(0, 0, labels.cols - 1, labels.rows)).copyTo(small);
+  write_png(t.path / "masks" / "a.tif", small);
+  std::string msg = expect_error([&] { import_image(t.path.string(), l.images[0], {}); }, "mask_size_mismatch");
+  EXPECT_NE(msg.find("a.tif"), std::string::npos) << msg;
+  EXPECT_EQ(import_image(t.path.string(), l.images[0], skip).skipped.count("mask_size_mismatch"), 1u);
+  cv::Mat colour;
+  cv::merge(std::vector<cv::Mat>{labels, labels, labels}, colour);
+  write_png(t.path / "masks" / "a.tif", colour);
+  msg = expect_error([&] { import_image(t.path.string(), l.images[0], {}); }, "unsupported_label_image");
+  EXPECT_NE(msg.find("a.tif"), std::string::npos) << msg;
+  const ImportedImage skipped = import_image(t.path.string(), l.images[0], skip);
+  EXPECT_FALSE(skipped.ok);
+  EXPECT_EQ(skipped.skipped.count("unsupported_label_image"), 1u);
+}

@@ -269,6 +269,7 @@ std::vector<Instance> labels_impl(const cv::Mat& labels, const std::string& name
     inst.rle.h = static_cast<uint32_t>(labels.rows);
     inst.rle.w = static_cast<uint32_t>(labels.cols);
     inst.source = name + ":" + std::to_string(v);
+    inst.value = static_cast<uint32_t>(v);
     out.push_back(std::move(inst));
   }
   if (!out.empty()) label_runs<T>(labels, out, index_of);
@@ -291,6 +292,45 @@ Layout parse_layout(const std::string& text) {
   Location where;
   where.key = "layout";
   throw ConfigError("bad_value", "layout must be 'instance-pngs' or 'label-images', got '" + text + "'", where);
+}
+
+std::vector<ValueRange> parse_value_map(const std::string& text) {
+  Location where;
+  where.key = "value-map";
+  auto bad = [&](const std::string& why) {
+    return ConfigError("bad_value", "value map '" + text + "': " + why + " (expected LO-HI=NAME,V=NAME,...)", where);
+  };
+  auto number = [&](const std::string& s) {
+    if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) {
+      throw bad("'" + s + "' is not a label value");
+    }
+    const unsigned long v = std::stoul(s);
+    if (v < 1 || v > 65535) throw bad("label values are 1..65535, got " + s);
+    return static_cast<uint32_t>(v);
+  };
+  std::vector<ValueRange> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) throw bad("'" + item + "' has no '='");
+    ValueRange r;
+    r.category = item.substr(eq + 1);
+    if (r.category.empty()) throw bad("empty category name in '" + item + "'");
+    const std::string range = item.substr(0, eq);
+    const size_t dash = range.find('-');
+    r.lo = number(range.substr(0, dash));
+    r.hi = dash == std::string::npos ? r.lo : number(range.substr(dash + 1));
+    if (r.lo > r.hi) throw bad("range " + range + " is empty");
+    for (const ValueRange& o : out) {
+      if (r.lo <= o.hi && o.lo <= r.hi) throw bad("ranges " + range + " and " + std::to_string(o.lo) + "-" +
+                                                  std::to_string(o.hi) + " overlap");
+    }
+    out.push_back(std::move(r));
+    start = end + 1;
+  }
+  return out;
 }
 
 Layout detect_layout(const std::string& dir) {
@@ -423,6 +463,20 @@ ImportedImage import_image(const std::string& dir, const ImageEntry& entry, cons
                          at_file(label_path));
       }
       out.instances = instances_from_labels(labels, entry.labels);
+      if (!options.value_map.empty()) {
+        for (Instance& inst : out.instances) {
+          const ValueRange* found = nullptr;
+          for (const ValueRange& r : options.value_map) {
+            if (inst.value >= r.lo && inst.value <= r.hi) found = &r;
+          }
+          if (found == nullptr) {
+            throw InputError("unmapped_label_value",
+                             "label value " + std::to_string(inst.value) + " is in no --value-map range",
+                             at_file(label_path));
+          }
+          inst.category = found->category;
+        }
+      }
     }
 
     // Instance masks: decoded one by one; `owner` holds the first mask of

@@ -583,3 +583,36 @@ TEST(ImportLabelImages, StarDistMasksFolderWithEightBitTiffAndBadLabelImages) {
   EXPECT_FALSE(skipped.ok);
   EXPECT_EQ(skipped.skipped.count("unsupported_label_image"), 1u);
 }
+
+TEST(ImportLabelImages, ValueMapGivesCategoriesAndRefusesUnmappedValues) {
+  const Listing listing = list_images(kClean, Layout::kInstancePngs, ErrorPolicy::kStrict);
+  const std::vector<ImportedImage> reference = import_all(kClean, listing);
+  TempDir t("valuemap");
+  make_label_dataset(t.path, listing, reference);  // ids 1000+ in PNGs, 1+ in the TIFF
+  const Listing l = list_images(t.path.string(), Layout::kLabelImages, ErrorPolicy::kStrict);
+  ImportOptions options;
+  options.value_map = parse_value_map("1-999=small_id,1000-1999=big_id");
+  ASSERT_EQ(options.value_map.size(), 2u);
+  const std::vector<ImportedImage> got = import_all(t.path.string(), l, options);
+  for (size_t i = 0; i < got.size(); ++i) {
+    for (const Instance& inst : got[i].instances) {
+      EXPECT_EQ(inst.category, i == 1 ? "small_id" : "big_id") << inst.source;
+      EXPECT_EQ(inst.source, l.images[i].labels + ":" + std::to_string(inst.value));
+    }
+  }
+  const auto categories = category_names(got);
+  EXPECT_EQ(categories, (std::vector<std::string>{"big_id", "small_id"}));
+  std::vector<size_t> all{0, 1, 2};
+  const io::CocoDataset ds = to_coco(l.images, got, all, categories, "nucleus");
+  EXPECT_EQ(ds.categories.size(), 2u);
+  // Only the PNGs' values mapped: the TIFF is named.
+  options.value_map = parse_value_map("1000-1999=big_id");
+  const std::string msg = expect_error([&] { import_image(t.path.string(), l.images[1], options); },
+                                       "unmapped_label_value");
+  EXPECT_NE(msg.find(".tif"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("label value 1 "), std::string::npos) << msg;
+  for (const char* bad : {"", "1-5", "=x", "0=x", "70000=x", "5-3=x", "1-10=a,10=b", "1=", "a=b"}) {
+    EXPECT_THROW(parse_value_map(bad), ConfigError) << bad;
+  }
+  EXPECT_EQ(parse_value_map("7=m")[0].hi, 7u);
+}

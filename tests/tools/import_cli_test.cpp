@@ -152,3 +152,15 @@ TEST(ImportCli, CorruptMaskFailsNamingTheFileOrIsSkippedAndCounted) {
   EXPECT_NE(skip.output.find("\"images\": 2"), std::string::npos) << skip.output;
   EXPECT_EQ(io::load_coco(out).images.size(), 2u);
 }
+
+TEST(ImportCli, ValueMapIsForLabelImagesAndCheckedBeforeWriting) {
+  TempDir t("valuemap");
+  const std::string out = (t.path / "o.json").string();
+  const auto r = run_command(bin() + " import masks " + kClean + " -o " + out + " --value-map 1-9=a");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("label images only"), std::string::npos) << r.output;
+  const auto r2 = run_command(bin() + " import masks " + kClean + " -o " + out +
+                              " --layout label-images --value-map 9-1=a");
+  EXPECT_EQ(r2.status, 1) << r2.output;
+  EXPECT_FALSE(fs::exists(out));
+}

@@ -29,6 +29,7 @@ struct ImportArgs {
   std::string split;
   std::string stratify_by = "none";
   std::string overlap = "keep";
+  std::string value_map;
   std::string policy = "fail";
   int64_t max_pixels = 178956970;
   bool overwrite = false;
@@ -133,6 +134,14 @@ void run_import(const ImportArgs& a) {
   options.policy = policy;
   options.overlap_is_error = a.overlap == "error";
   options.max_pixels = a.max_pixels;
+  if (!a.value_map.empty()) {
+    if (layout != importers::Layout::kLabelImages) {
+      Location where;
+      where.key = "value-map";
+      throw ConfigError("bad_value", "--value-map applies to label images only", where);
+    }
+    options.value_map = importers::parse_value_map(a.value_map);
+  }
 
   const StopOnSignal stop_on_signal;
   std::vector<importers::ImportedImage> imported(entries.size());
@@ -270,6 +279,9 @@ void add_import_command(CLI::App& app) {
                   "name of the one category (masks directly in masks/ and label images); masks in "
                   "masks/<name>/ get the category <name>")
       ->capture_default_str();
+  cmd->add_option("--value-map", args->value_map,
+                  "label images: the category of label values, LO-HI=NAME,V=NAME,... (e.g. 1-999=nucleus,"
+                  "1000-1999=cell); a value in no range is bad input");
   cmd->add_option("--split", args->split,
                   "val=F: a share F of the images (by image, seeded by --seed and each image's name) goes to "
                   "OUT_val.json, the rest to OUT_train.json");

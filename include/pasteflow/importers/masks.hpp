@@ -34,6 +34,7 @@
 //   "non_binary_mask"    an instance mask with two different non-zero values
 //   "empty_mask"         an instance mask without a non-zero pixel
 //   "overlapping_masks"  (overlap_is_error) two masks sharing a pixel
+//   "unmapped_label_value" (ImportOptions::value_map) a label value in no range
 // Under ErrorPolicy::kSkip an image with any problem is left out whole (its
 // objects would otherwise become unlabelled background), except an empty
 // mask, which holds no object and is left out alone; each is counted.
@@ -100,6 +101,19 @@ struct Listing {
 /// kStrict and are counted in Listing::skipped under kSkip.
 Listing list_images(const std::string& dir, Layout layout, ErrorPolicy policy);
 
+/// Label values lo..hi (inclusive) are instances of `category`.
+struct ValueRange {
+  uint32_t lo = 0;
+  uint32_t hi = 0;
+  std::string category;
+};
+
+/// Parses "LO-HI=NAME,V=NAME,...": ranges of label values (1..65535) and
+/// their category. ConfigError "bad_value" (key "value-map") on a syntax
+/// error, an empty name, a value outside 1..65535, lo > hi or two ranges
+/// sharing a value.
+std::vector<ValueRange> parse_value_map(const std::string& text);
+
 struct ImportOptions {
   ErrorPolicy policy = ErrorPolicy::kStrict;
   /// Two masks of one image sharing a pixel: an error ("overlapping_masks")
@@ -107,6 +121,10 @@ struct ImportOptions {
   bool overlap_is_error = false;
   /// Largest width * height decoded (decode.max_pixels); 0 = no limit.
   int64_t max_pixels = 178956970;
+  /// Label images: the category of each label value (empty: every instance
+  /// gets the default category). A value in no range is bad input
+  /// ("unmapped_label_value", naming the label image and the value).
+  std::vector<ValueRange> value_map;
 };
 
 struct Instance {
@@ -115,6 +133,7 @@ struct Instance {
   std::array<double, 4> bbox{};
   std::string category;  ///< "" = the default category
   std::string source;    ///< "DIR-relative mask file", or "labels file:value"
+  uint32_t value = 0;    ///< label images: the instance's label value (0 for mask files)
 };
 
 struct ImportedImage {

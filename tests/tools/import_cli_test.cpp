@@ -164,3 +164,30 @@ TEST(ImportCli, ValueMapIsForLabelImagesAndCheckedBeforeWriting) {
   EXPECT_EQ(r2.status, 1) << r2.output;
   EXPECT_FALSE(fs::exists(out));
 }
+
+TEST(ImportCli, BundledDsbSampleImportsWithEveryMaskAndStatsReadsIt) {
+  TempDir t("sample");
+  const std::string sample = std::string(PASTEFLOW_SOURCE_DIR) + "/data/dsb_sample";
+  const std::string out = (t.path / "dsb.json").string();
+  const auto r = run_command(bin() + " import masks " + sample + " -o " + out + " --json", false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  size_t folders = 0;
+  for (const auto& e : fs::directory_iterator(sample)) folders += fs::is_directory(e.path() / "images");
+  io::LoadOptions lo;
+  lo.keep_extra_fields = true;
+  const io::CocoDataset ds = io::load_coco(out, lo);
+  EXPECT_EQ(ds.images.size(), folders);
+  EXPECT_EQ(ds.annotations.size(), mask_files(sample));
+  std::set<std::string> modalities;
+  for (const auto& im : ds.images) {
+    const std::string extra(ds.str(im.extra));
+    const size_t at = extra.find("\"modality\":");
+    ASSERT_NE(at, std::string::npos) << extra;
+    modalities.insert(extra.substr(at));
+  }
+  // The sample mixes modalities as DSB does.
+  EXPECT_GE(modalities.size(), 2u);
+  EXPECT_NE(r.output.find("\"skipped\": 0"), std::string::npos) << r.output;
+  const auto s = run_command(bin() + " stats " + out, false);
+  EXPECT_EQ(s.status, 0) << s.output;
+}

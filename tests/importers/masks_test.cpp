@@ -616,3 +616,37 @@ TEST(ImportLabelImages, ValueMapGivesCategoriesAndRefusesUnmappedValues) {
   }
   EXPECT_EQ(parse_value_map("7=m")[0].hi, 7u);
 }
+
+TEST(ImportInstancePngs, SixteenBitGreyImageIsReferencedWithItsSizeAndDepth) {
+  TempDir t("sixteen");
+  const std::string id = copy_one_folder(t.path);
+  const fs::path image = t.path / id / "images" / (id + ".png");
+  const cv::Mat rgba = cv::imread(image.string(), cv::IMREAD_UNCHANGED);
+  std::vector<cv::Mat> planes;
+  cv::split(rgba, planes);
+  cv::Mat sixteen;
+  planes[0].convertTo(sixteen, CV_16U, 257.0);
+  fs::remove(image);
+  const fs::path tif = t.path / id / "images" / (id + ".tif");
+  write_png(tif, sixteen);  // 16-bit grey TIFF (OpenCV's libtiff writer)
+  const std::string before = [&] {
+    std::ifstream in(tif, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }();
+  const Listing l = list_images(t.path.string(), Layout::kInstancePngs, ErrorPolicy::kStrict);
+  ASSERT_EQ(l.images.size(), 1u);
+  EXPECT_EQ(l.images[0].image, id + "/images/" + id + ".tif");
+  const ImportedImage got = import_image(t.path.string(), l.images[0], {});
+  ASSERT_TRUE(got.ok);
+  EXPECT_EQ(got.width, rgba.cols);
+  EXPECT_EQ(got.height, rgba.rows);
+  EXPECT_EQ(got.bit_depth, 16);
+  EXPECT_EQ(got.channels, 1);
+  // The 8-bit plane it was made from has the same modality: depth does not change it.
+  EXPECT_EQ(got.modality, modality_of(planes[0]));
+  EXPECT_NE(got.modality, "colour");
+  EXPECT_EQ(got.instances.size(), l.images[0].masks.size());
+  // Referenced, never rewritten.
+  std::ifstream in(tif, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), before);
+}

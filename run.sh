@@ -25,7 +25,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
   python3 python3-torchvision python3-numpy libopenblas0-pthread
   clang-14 libclang-rt-14-dev libvips-tools)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
-FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice)
+FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice fuzz_masks)
 
 install_missing() {
   local missing=()
@@ -118,7 +118,7 @@ fuzz_one() {
   case "$t" in
     fuzz_coco | fuzz_results | fuzz_slice) args=(-dict=fuzz/json.dict -max_len=8192) ;;
     fuzz_config) args=(-dict=fuzz/yaml.dict -max_len=4096) ;;
-    fuzz_decode) args=(-max_len=4096) ;;
+    fuzz_decode | fuzz_masks) args=(-max_len=4096) ;;
     fuzz_tiff) args=(-max_len=16384) ;;
     *) args=(-max_len=2048) ;;
   esac

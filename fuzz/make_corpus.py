@@ -224,8 +224,27 @@ def results_seeds(src, out):
     write(out, "fuzz_results", "real_first.json", json.dumps(segm[:1]))
 
 
+def mask_seeds(src, out):
+    """fuzz_masks: mode 1 + each real DSB mask PNG of tests/data/dsb2018 (the
+    smallest 24 files), and the label / raw seeds of tests/data/fuzz/fuzz_masks."""
+    masks = []
+    root = os.path.join(src, "tests/data/dsb2018")
+    for dirpath, _, files in sorted(os.walk(root)):
+        if os.path.basename(dirpath) == "masks":
+            masks += [os.path.join(dirpath, f) for f in sorted(files) if f.endswith(".png")]
+    masks.sort(key=lambda p: (os.path.getsize(p), p))
+    for i, path in enumerate(masks[:24]):
+        with open(path, "rb") as f:
+            write(out, "fuzz_masks", "dsb_mask_%02d" % i, b"\x01" + f.read())
+    seeds = os.path.join(src, "tests/data/fuzz/fuzz_masks")
+    for name in sorted(os.listdir(seeds)):
+        with open(os.path.join(seeds, name), "rb") as f:
+            write(out, "fuzz_masks", name, f.read())
+
+
 def main():
     src, out = sys.argv[1], sys.argv[2]
+    mask_seeds(src, out)
     coco_seeds(src, out)
     slice_seeds(out)
     rle_seeds(src, out)

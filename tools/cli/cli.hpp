@@ -100,6 +100,8 @@ void add_plot_command(CLI::App& app);
 void add_experiment_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_slice_command(CLI::App& app);
+/// `import masks`: instance masks (instance PNGs, label images) -> COCO.
+void add_import_command(CLI::App& app);
 /// Adds `bench pipeline` to the existing `bench` subcommand.
 void add_bench_pipeline_command(CLI::App& bench);
 /// Adds `bench soak` (the loader's memory over a long run) to `bench`.

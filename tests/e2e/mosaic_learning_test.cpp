@@ -1,26 +1,20 @@
 // The end-to-end learning test on huge images (issue 11, label slow): real
-// pixels (the bundled sample photos, as backgrounds of `pasteflow generate
-// shapes`' textured shapes with exact masks) tiled by `pasteflow generate
-// mosaic` into two Deflate-tiled pyramidal BigTIFFs with exact annotations in
-// full-image coordinates:
-//   - the training mosaic, 2048 x 2048, from the 144 images of the train split;
-//   - the held-back mosaic, 1024 x 1024, from the 36 images of the val split
-//     (different source images and placements; nothing of it is trained on).
-// `pasteflow train -c configs/mosaic/e2e_shapes.yaml` trains the small Mask
-// R-CNN of the synthetic test on the 256 px views of the training mosaic
-// (slice.above 512: both mosaics are read by windows, never whole) and
+// microscopy (the bundled DSB 2018 sample, data/dsb_sample/, CC0) imported
+// with `pasteflow import masks` and split by image into a training and a
+// held-back part, each tiled by `pasteflow generate mosaic` into a
+// Deflate-tiled pyramidal BigTIFF with exact annotations in full-image
+// coordinates:
+//   - the training mosaic, 2048 x 2048, from the 30 training images;
+//   - the held-back mosaic, 1024 x 1024, from the 10 held-back images
+//     (different source images; nothing of it is trained on).
+// `pasteflow train -c configs/mosaic/e2e_dsb.yaml` trains the small Mask
+// R-CNN of configs/dsb/baseline.yaml on the 256 px views of the training
+// mosaic (slice.above 512: both mosaics are read by windows, never whole) and
 // evaluates on the views of the held-back mosaic. The same run with
 // solver.base_lr=0 (same seed, same initial weights, no update) is the
-// untrained model. The trained model must be clearly better: bbox AP50 at
-// least 0.15 above the untrained one and more than twice it. Both figures and
-// the wall time are printed, the time never asserted.
-//
-// DISABLED: within the suite's time budget (200 iterations, ~4-5 min on 2
-// loaded cores) this small model trained from scratch does not learn yet:
-// measured bbox AP50 on the held-back views 0.0001 / 0.0001 / 0.0005 after
-// 50 / 100 / 150 iterations (the synthetic test needs ~800 iterations of
-// 160 px images for 0.59). Run it with --gtest_also_run_disabled_tests; enable
-// it once a budget of ~800+ iterations (or a pretrained backbone) is allowed.
+// untrained model. The trained model must be clearly better: segm and bbox
+// AP50 at least 0.15 above the untrained one's and more than twice them. The
+// figures and the wall time are printed, the time never asserted.
 #include <gtest/gtest.h>
 #include <simdjson.h>
 #include <unistd.h>
@@ -60,7 +54,7 @@ struct Eval {
 /// Trains with `overrides` into `run` and returns its final evaluation.
 Eval train_and_evaluate(const fs::path& dir, const fs::path& run, const std::string& overrides) {
   const std::string d = dir.string();
-  const auto train = run_command(kBin + " train -c " + kSource + "/configs/mosaic/e2e_shapes.yaml --json" +
+  const auto train = run_command(kBin + " train -c " + kSource + "/configs/mosaic/e2e_dsb.yaml --json" +
                                      " data.train_annotations=" + d + "/mtrain/annotations.json" +
                                      " data.train_images=" + d + "/mtrain/images" +
                                      " data.val_annotations=" + d + "/mval/annotations.json" +
@@ -82,30 +76,29 @@ Eval train_and_evaluate(const fs::path& dir, const fs::path& run, const std::str
   return e;
 }
 
-TEST(MosaicLearning, DISABLED_TrainedOnViewsOfAMosaicBeatsUntrainedOnAHeldBackMosaic) {
+TEST(MosaicLearning, TrainedOnViewsOfAMosaicBeatsUntrainedOnAHeldBackMosaic) {
   const fs::path dir = fs::temp_directory_path() / ("pasteflow_e2e_mosaic_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string d = dir.string();
   const auto t0 = std::chrono::steady_clock::now();
 
-  const auto shapes = run_command(kBin + " generate shapes --backgrounds " + kSource + "/data/sample/images --out " + d +
-                                  "/shapes --train 144 --val 36 --image-size 160 --min-size 16 --max-size 40"
-                                  " --objects 6..12 --seed 1");
-  ASSERT_EQ(shapes.status, 0) << shapes.output;
-  const auto mtrain = run_command(kBin + " generate mosaic --annotations " + d + "/shapes/train/annotations.json" +
-                                  " --images " + d + "/shapes/train/images --out " + d +
+  const auto imported = run_command(kBin + " import masks " + kSource + "/data/dsb_sample -o " + d +
+                                    "/dsb.json --split val=0.25 --seed 1 --stratify-by modality");
+  ASSERT_EQ(imported.status, 0) << imported.output;
+  const auto mtrain = run_command(kBin + " generate mosaic --annotations " + d + "/dsb_train.json --images " + kSource +
+                                  "/data/dsb_sample --out " + d +
                                   "/mtrain --width 2048 --height 2048 --compression deflate --tile 256 --seed 1");
   ASSERT_EQ(mtrain.status, 0) << mtrain.output;
-  const auto mval = run_command(kBin + " generate mosaic --annotations " + d + "/shapes/val/annotations.json" +
-                                " --images " + d + "/shapes/val/images --out " + d +
+  const auto mval = run_command(kBin + " generate mosaic --annotations " + d + "/dsb_val.json --images " + kSource +
+                                "/data/dsb_sample --out " + d +
                                 "/mval --width 1024 --height 1024 --compression deflate --tile 256 --seed 2");
   ASSERT_EQ(mval.status, 0) << mval.output;
 
   // The untrained model: the same run with no weight update (learning rate 0),
   // one iteration (the trainer's minimum), evaluated on the held-back views.
   const Eval untrained = train_and_evaluate(dir, dir / "untrained", "solver.base_lr=0 solver.max_iter=1");
-  ASSERT_GE(untrained.bbox_ap50, 0.0);
+  ASSERT_GE(untrained.segm_ap50, 0.0);
   const auto t1 = std::chrono::steady_clock::now();
   const Eval trained = train_and_evaluate(dir, dir / "trained", "");
   ASSERT_GE(trained.bbox_ap50, 0.0);
@@ -118,6 +111,10 @@ TEST(MosaicLearning, DISABLED_TrainedOnViewsOfAMosaicBeatsUntrainedOnAHeldBackMo
               train_minutes);
   RecordProperty("bbox_AP50_trained", std::to_string(trained.bbox_ap50));
   RecordProperty("bbox_AP50_untrained", std::to_string(untrained.bbox_ap50));
+  RecordProperty("segm_AP50_trained", std::to_string(trained.segm_ap50));
+  RecordProperty("segm_AP50_untrained", std::to_string(untrained.segm_ap50));
+  EXPECT_GE(trained.segm_ap50, untrained.segm_ap50 + 0.15);
+  EXPECT_GT(trained.segm_ap50, 2.0 * untrained.segm_ap50);
   EXPECT_GE(trained.bbox_ap50, untrained.bbox_ap50 + 0.15);
   EXPECT_GT(trained.bbox_ap50, 2.0 * untrained.bbox_ap50);
   if (!HasFailure()) fs::remove_all(dir);

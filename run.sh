@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pasteflow's one entry point on a fresh Debian 12 machine:
-#   ./run.sh demo           install what is missing, build, run the main job on data/sample
+#   ./run.sh demo           install what is missing, build, run the main job on data/dsb_sample
 #   ./run.sh test           install what is missing, build, run every test (ctest), then the
 #                           sanitizer and fuzz phases: ASan+UBSan unit tests, TSan stage
 #                           and pipeline tests, 20 s of each fuzz target (FUZZ_SECONDS)

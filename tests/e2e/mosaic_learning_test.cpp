@@ -4,7 +4,11 @@
 // held-back part, each tiled by `pasteflow generate mosaic` into a
 // Deflate-tiled pyramidal BigTIFF with exact annotations in full-image
 // coordinates:
-//   - the training mosaic, 2048 x 2048, from the 30 training images;
+//   - the training mosaic, 2048 x 2048, from the 29 training images of at
+//     most 360 x 360 px (cycled to fill it): the sample's one 1024 x 1024
+//     brightfield image is left out by --max-pixels, since at full size it
+//     would fill a third of the training views with a handful of tiny nuclei
+//     (with it, 300 iterations gave segm AP50 0.036 on the held-back views);
 //   - the held-back mosaic, 1024 x 1024, from the 10 held-back images
 //     (different source images; nothing of it is trained on).
 // `pasteflow train -c configs/mosaic/e2e_dsb.yaml` trains the small Mask
@@ -84,7 +88,8 @@ TEST(MosaicLearning, TrainedOnViewsOfAMosaicBeatsUntrainedOnAHeldBackMosaic) {
   const auto t0 = std::chrono::steady_clock::now();
 
   const auto imported = run_command(kBin + " import masks " + kSource + "/data/dsb_sample -o " + d +
-                                    "/dsb.json --split val=0.25 --seed 1 --stratify-by modality");
+                                    "/dsb.json --split val=0.25 --seed 1 --stratify-by modality"
+                                    " --max-pixels 200000 --on-error skip");
   ASSERT_EQ(imported.status, 0) << imported.output;
   const auto mtrain = run_command(kBin + " generate mosaic --annotations " + d + "/dsb_train.json --images " + kSource +
                                   "/data/dsb_sample --out " + d +

@@ -117,4 +117,53 @@ TEST(CliStats, BadPolicyIsAUsageError) {
   EXPECT_NE(r.status, 0);
 }
 
+// Oracle: pycocotools COCOeval semantics. One image holding 150 objects and
+// 150 exact detections: with COCO's maxDets 100 only the 100 best-scored are
+// kept, so recall stops at 100/150 and AP50 = 67/101 (recall thresholds
+// 0..0.66 reached at precision 1); --max-dets 1,100,1000 keeps all 150 (AP50
+// 1) while stats[0] stays at summarize()'s literal maxDets 100.
+TEST(CliEvalMaxDets, AHugeImageWithMoreThan100ObjectsIsScoredWithAHigherLimit) {
+  const fs::path dir = temp_dir("eval_maxdets");
+  std::string gt = R"({"images":[{"id":1,"width":2000,"height":2000,"file_name":"huge.tif"}],)"
+                   R"("categories":[{"id":1,"name":"nucleus"}],"annotations":[)";
+  std::string res = "[";
+  for (int i = 0; i < 150; ++i) {
+    const int x = 10 + (i % 15) * 120, y = 10 + (i / 15) * 120;
+    const std::string box = "[" + std::to_string(x) + "," + std::to_string(y) + ",20,20]";
+    gt += std::string(i ? "," : "") + R"({"id":)" + std::to_string(i + 1) +
+          R"(,"image_id":1,"category_id":1,"iscrowd":0,"area":400,"bbox":)" + box + "}";
+    res += std::string(i ? "," : "") + R"({"image_id":1,"category_id":1,"score":)" +
+           std::to_string(0.99 - i * 0.001) + R"(,"bbox":)" + box + "}";
+  }
+  gt += "]}";
+  res += "]";
+  const fs::path gt_path = dir / "gt.json", res_path = dir / "results.json";
+  std::ofstream(gt_path) << gt;
+  std::ofstream(res_path) << res;
+  const std::string base = "eval --gt " + gt_path.string() + " --results " + res_path.string() + " --json";
+
+  simdjson::dom::parser parser;
+  const auto standard = run(base);
+  ASSERT_EQ(standard.status, 0) << standard.output;
+  simdjson::dom::element doc = parser.parse(standard.output);
+  EXPECT_NEAR(double(doc["stats"].at(1)), 67.0 / 101.0, 1e-12);  // AP50 at maxDets 100
+  EXPECT_NEAR(double(doc["stats"].at(8)), 100.0 / 150.0, 1e-12);  // AR100
+
+  const auto raised = run(base + " --max-dets 1,100,1000");
+  ASSERT_EQ(raised.status, 0) << raised.output;
+  doc = parser.parse(raised.output);
+  EXPECT_NEAR(double(doc["stats"].at(1)), 1.0, 1e-12);            // AP50 at maxDets 1000
+  EXPECT_NEAR(double(doc["stats"].at(8)), 1.0, 1e-12);            // AR at the third limit
+  EXPECT_NEAR(double(doc["stats"].at(0)), 67.0 / 101.0, 1e-12);  // summarize()'s literal 100
+  EXPECT_EQ(int64_t(doc["max_dets"].at(2)), 1000);
+
+  const auto text = run("eval --gt " + gt_path.string() + " --results " + res_path.string() +
+                        " --max-dets 1,100,1000");
+  ASSERT_EQ(text.status, 0);
+  EXPECT_NE(text.output.find("maxDets=1000"), std::string::npos) << text.output;
+  EXPECT_NE(run(base + " --max-dets 1,100").status, 0);  // three values
+  EXPECT_NE(run(base + " --max-dets 0,10,100").status, 0);
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -11,7 +11,7 @@
 //     (with it, 300 iterations gave segm AP50 0.036 on the held-back views);
 //   - the held-back mosaic, 1024 x 1024, from the 10 held-back images
 //     (different source images; nothing of it is trained on).
-// `pasteflow train -c configs/mosaic/e2e_dsb.yaml` trains the small Mask
+// `pasteflow train -c configs/mosaic/dsb.yaml` trains the small Mask
 // R-CNN of configs/dsb/baseline.yaml on the 256 px views of the training
 // mosaic (slice.above 512: both mosaics are read by windows, never whole) and
 // evaluates on the views of the held-back mosaic. The same run with
@@ -58,7 +58,7 @@ struct Eval {
 /// Trains with `overrides` into `run` and returns its final evaluation.
 Eval train_and_evaluate(const fs::path& dir, const fs::path& run, const std::string& overrides) {
   const std::string d = dir.string();
-  const auto train = run_command(kBin + " train -c " + kSource + "/configs/mosaic/e2e_dsb.yaml --json" +
+  const auto train = run_command(kBin + " train -c " + kSource + "/configs/mosaic/dsb.yaml --json" +
                                      " data.train_annotations=" + d + "/mtrain/annotations.json" +
                                      " data.train_images=" + d + "/mtrain/images" +
                                      " data.val_annotations=" + d + "/mval/annotations.json" +

@@ -24,6 +24,13 @@ int resolve_threads(int threads) {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+void write_skip_counts(JsonWriter& w, const SkipReport& skipped, const char* total_key, const char* reasons_key) {
+  w.field(total_key, skipped.total());
+  w.key(reasons_key).begin_object();
+  for (const auto& [reason, n] : skipped.counts()) w.field(reason, n);
+  w.end_object();
+}
+
 void print_stdout(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);

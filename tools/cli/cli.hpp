@@ -10,6 +10,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "pasteflow/core/error.hpp"
+#include "pasteflow/core/json_writer.hpp"
+
 namespace pasteflow::cli {
 
 /// Options every subcommand doing parallel or random work takes.
@@ -28,6 +31,11 @@ int resolve_threads(int threads);
 
 /// Writes `text` to stdout followed by a newline (the only stdout writer).
 void print_stdout(const std::string& text);
+
+/// Writes a --json summary's skip counts into the open object of `w`:
+/// `total_key`: the number of records skipped, `reasons_key`: {reason: count}.
+void write_skip_counts(JsonWriter& w, const SkipReport& skipped, const char* total_key = "skipped",
+                       const char* reasons_key = "skipped_reasons");
 
 /// True when stderr is a terminal (progress bars are drawn only then).
 bool stderr_is_terminal();

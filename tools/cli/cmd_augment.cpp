@@ -151,10 +151,7 @@ void run_augment(const AugmentArgs& a) {
     w.field("paste_requested", static_cast<uint64_t>(c.requested)).field("paste_placed", static_cast<uint64_t>(c.placed));
     w.field("paste_failed", static_cast<uint64_t>(c.failed)).field("trimmed", exporter.trimmed());
     w.field("dropped_occluded", static_cast<uint64_t>(c.dropped_occluded));
-    w.field("skipped_samples", skipped.total());
-    w.key("skipped").begin_object();
-    for (const auto& [reason, n] : skipped.counts()) w.field(reason, n);
-    w.end_object();
+    write_skip_counts(w, skipped, "skipped_samples", "skipped");
     w.end_object();
     print_stdout(w.str());
   }

@@ -247,10 +247,7 @@ void run_import(const ImportArgs& a) {
     w.end_array();
     w.field("overlapping_pairs", overlapping_pairs);
     w.field("overlapping_pixels", overlapping_pixels);
-    w.field("skipped", skipped.total());
-    w.key("skipped_reasons").begin_object();
-    for (const auto& [reason, n] : skipped.counts()) w.field(reason, n);
-    w.end_object();
+    write_skip_counts(w, skipped);
     w.end_object();
     print_stdout(w.str());
   }

@@ -320,10 +320,7 @@ void run_slice(const SliceArgs& a) {
     w.field("annotations", static_cast<uint64_t>(result->annotations.size()));
     w.field("empty_dropped", sliced.empty_dropped);
     w.field("objects_dropped", sliced.objects_dropped);
-    w.field("skipped", skipped.total());
-    w.key("skipped_reasons").begin_object();
-    for (const auto& [reason, n] : skipped.counts()) w.field(reason, n);
-    w.end_object();
+    write_skip_counts(w, skipped);
     w.end_object();
     print_stdout(w.str());
   }

@@ -258,19 +258,27 @@ cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const i
   for (size_t i : order) {
     const OverlayItem& it = items[i];
     const cv::Scalar colour = category_colour(it.category_id);
+    cv::Rect box;
     if (it.bbox) {
       const auto& b = *it.bbox;
       const cv::Point p0(static_cast<int>(std::lround(b[0])), static_cast<int>(std::lround(b[1])));
       const cv::Point p1(static_cast<int>(std::lround(b[0] + b[2])), static_cast<int>(std::lround(b[1] + b[3])));
-      boxes_px[i] = cv::Rect(p0, p1);
-    } else if (!it.mask.empty()) {
-      boxes_px[i] = cv::Rect(it.origin, it.mask.size());
+      box = cv::Rect(p0, p1);
+    }
+    // Labels go outside the object: its box and its mask (a pasted mask may pass the box by a pixel).
+    boxes_px[i] = box;
+    if (!it.mask.empty()) {
+      cv::Rect extent = cv::boundingRect(it.mask);
+      if (extent.area() > 0) {
+        extent += it.origin;
+        boxes_px[i] = box.area() > 0 ? (box | extent) : extent;
+      }
     }
     if (!it.mask.empty()) {
       stages::draw_outline(out, it.mask, it.origin, colour);
-      if (boxes && it.bbox) cv::rectangle(out, boxes_px[i], colour, 1);
-    } else if (it.bbox && style != stages::OverlayStyle::kMasksOnly) {
-      cv::rectangle(out, boxes_px[i], colour, 1);  // a detection without a mask: its box
+      if (boxes && box.area() > 0) cv::rectangle(out, box, colour, 1);
+    } else if (box.area() > 0 && style != stages::OverlayStyle::kMasksOnly) {
+      cv::rectangle(out, box, colour, 1);  // a detection without a mask: its box
     }
   }
   if (labels) {

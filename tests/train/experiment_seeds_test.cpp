@@ -6,6 +6,7 @@
 // --dry-run --json); and end to end with 2 seeds x 2 runs of the tiny model.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -284,6 +285,53 @@ TEST(ExperimentSeedsRun, TwoSeedsTimesTwoRunsAggregateTheirOwnMetrics) {
   partial.insert(partial.begin() + 2, RunResult{});
   partial.insert(partial.begin() + 5, RunResult{});
   EXPECT_NE(experiment_table_markdown(plan, partial).find("| baseline | 2 of 3 |"), std::string::npos);
+}
+
+// A repeat stopped part-way resumes from its own checkpoint; the finished
+// repeats are not trained again; the aggregate counts only finished seeds.
+TEST(ExperimentSeedsRun, AnInterruptedRepeatResumesAlone) {
+  TempDir dir;
+  const std::string path = dir.str("exp.yaml");
+  write(path, "base: " + kTiny + "\noutput_dir: " + dir.str("out") + "\nseeds: [1, 2]\n" +
+                  "overrides: [data.train_annotations=" + kSample + "/annotations.json, data.train_images=" + kSample +
+                  "/images, data.val_annotations=" + kSample + "/annotations.json, data.val_images=" + kSample +
+                  "/images, solver.max_iter=3, eval.period=0, eval.max_images=2, checkpoint.period=100, "
+                  "log_period=1, torch_threads=1, pipeline.loader.threads=1]\n"
+                  "runs: [{name: only}]\n");
+  const ExperimentConfig e = load_experiment(path);
+  std::atomic<bool> stop{false};
+  ExperimentHooks hooks;
+  hooks.stop = &stop;
+  hooks.trainer_hooks = [&](const PlannedRun& run) {
+    TrainerHooks th;
+    if (run.seed && *run.seed == 2) {
+      th.on_iteration = [&](const IterationRecord& rec) {
+        if (rec.iteration == 1) stop = true;
+      };
+    }
+    return th;
+  };
+  ExperimentResult res = run_experiment(plan_experiment(e, {}), hooks);
+  EXPECT_TRUE(res.interrupted);
+  ASSERT_EQ(res.runs.size(), 2u);
+  EXPECT_TRUE(res.runs[0].finished);
+  EXPECT_FALSE(res.runs[1].finished);
+  EXPECT_NE(read_file(res.table_md).find("| only | 1 of 2 |"), std::string::npos) << read_file(res.table_md);
+
+  stop = false;
+  const ExperimentPlan plan = plan_experiment(e, {});
+  EXPECT_EQ(plan.runs[0].state, RunState::kFinished);
+  EXPECT_EQ(plan.runs[1].state, RunState::kPartial);
+  EXPECT_EQ(plan.runs[1].checkpoint_iteration, 1u);
+  std::vector<std::string> started;
+  hooks.trainer_hooks = nullptr;
+  hooks.on_run_start = [&](const PlannedRun& r, size_t) { started.push_back(r.id); };
+  res = run_experiment(plan, hooks);
+  EXPECT_FALSE(res.interrupted);
+  EXPECT_EQ(started, std::vector<std::string>{"only/seed_2"});
+  ASSERT_TRUE(res.runs[1].finished);
+  EXPECT_EQ(res.runs[1].iteration, 3u);
+  EXPECT_NE(read_file(res.table_md).find("| only | 2 |"), std::string::npos) << read_file(res.table_md);
 }
 
 }  // namespace

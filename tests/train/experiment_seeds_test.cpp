@@ -218,6 +218,13 @@ TEST(ExperimentSeedsCli, DryRunJsonListsEveryRepeatAndSeedsFlagReplacesTheFile) 
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("original_aug/seed_7"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("seed_1 "), std::string::npos) << r.output;
+  // An override after --seeds is an override, not a seed (CLI11 vectors would swallow it).
+  r = run_command(kBin + " experiment " + exp + " --seeds 3,4 solver.max_iter=5 --dry-run", false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("baseline/seed_4      new      iter 0/5"), std::string::npos) << r.output;
+  r = run_command(kBin + " experiment " + exp + " --seeds 1,x --dry-run");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("'x' is not a seed"), std::string::npos) << r.output;
   r = run_command(kBin + " experiment " + exp + " --seeds 5,5 --dry-run");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("listed twice"), std::string::npos) << r.output;

@@ -1,5 +1,6 @@
 // pasteflow experiment: train several runs (train/experiment.hpp), skip the
 // finished ones, resume interrupted ones, and write the paper-style table.
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -18,7 +19,7 @@ struct ExperimentArgs {
   std::string file;
   std::vector<std::string> overrides;
   std::string output_dir;
-  std::vector<uint64_t> seeds;
+  std::string seeds;  ///< --seeds S,S,...
   bool dry_run = false;
   bool schema = false;
   RunOptions run;
@@ -78,6 +79,26 @@ void print_plan(const train::ExperimentPlan& plan, bool json) {
   print_stdout(out.substr(0, out.size() - 1));
 }
 
+/// "1,2,3" -> {1, 2, 3}: unsigned integers, none twice.
+std::vector<uint64_t> parse_seeds(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, end - begin);
+    if (item.empty() || item.size() > 19 || item.find_first_not_of("0123456789") != std::string::npos) {
+      throw CLI::ValidationError("--seeds", "'" + item + "' is not a seed (unsigned integers separated by commas)");
+    }
+    const uint64_t seed = std::stoull(item);
+    if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end()) {
+      throw CLI::ValidationError("--seeds", "seed " + item + " is listed twice");
+    }
+    seeds.push_back(seed);
+    begin = end + 1;
+  }
+  return seeds;
+}
+
 void run_experiment_command(const ExperimentArgs& a) {
   if (a.schema) {
     print_stdout(train::experiment_schema_markdown());
@@ -86,16 +107,7 @@ void run_experiment_command(const ExperimentArgs& a) {
   if (a.file.empty()) throw CLI::ValidationError("EXPERIMENT", "is required (or --schema)");
   train::ExperimentConfig exp = train::load_experiment(a.file);
   if (!a.output_dir.empty()) exp.output_dir = a.output_dir;
-  if (!a.seeds.empty()) {
-    for (size_t i = 0; i < a.seeds.size(); ++i) {
-      for (size_t k = 0; k < i; ++k) {
-        if (a.seeds[k] == a.seeds[i]) {
-          throw CLI::ValidationError("--seeds", "seed " + std::to_string(a.seeds[i]) + " is listed twice");
-        }
-      }
-    }
-    exp.seeds = a.seeds;
-  }
+  if (!a.seeds.empty()) exp.seeds = parse_seeds(a.seeds);
   const train::ExperimentPlan plan = train::plan_experiment(exp, a.overrides);
   if (a.dry_run) {
     print_plan(plan, a.run.json);
@@ -181,7 +193,7 @@ void add_experiment_command(CLI::App& app) {
                   "repeats: train every run that lists no seeds of its own once per seed (replaces the file's "
                   "`seeds`; directories <name>/seed_<S>, pipeline.seed=S) and add mean +- sd over seeds and the "
                   "paired difference to the baseline to the table, e.g. --seeds 1,2,3")
-      ->delimiter(',');
+      ->type_name("S,S,...");
   cmd->add_flag("--dry-run", args->dry_run,
                 "check every run's config, print each run's state and the keys it changes, train nothing");
   cmd->add_flag("--schema", args->schema, "print the experiment file's keys as Markdown (docs/experiment.md) and exit");

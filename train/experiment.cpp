@@ -888,8 +888,10 @@ std::string experiment_schema_markdown() {
       "the run keys. Each run's training config (keys: `pasteflow train --schema`) is its `config` (or\n"
       "`base`), then the `sampler` and `augment` sections of its `pipeline` file, then the experiment's\n"
       "`overrides`, the run's `overrides`, the command line's `key=value` arguments, and last\n"
-      "`output_dir=<output_dir>/<name>` and `eval.at_end=true`. Unknown keys and wrong types are errors\n"
-      "naming the key path (`runs[2].pipline`) and the file position.\n\n"
+      "`output_dir=<output_dir>/<name>` and `eval.at_end=true`. With `seeds` (or `--seeds 1,2,3`) every run\n"
+      "is repeated once per seed with `pipeline.seed=<S>` and `output_dir=<output_dir>/<name>/seed_<S>`, and\n"
+      "table.md / table.json add mean +- sample sd over seeds and the paired difference to the `baseline` run.\n"
+      "Unknown keys and wrong types are errors naming the key path (`runs[2].pipline`) and the file position.\n\n"
       "## Experiment keys\n\n" +
       config::schema_markdown<ExperimentConfig>() +
       "| `runs` | list[run] | `[]` | at least one | the runs, in the table's row order; each a mapping of the run "

@@ -754,9 +754,18 @@ std::vector<stages::ImageInfo> image_infos(const io::CocoDataset& dataset, const
       if (ann.iscrowd) continue;
       info.category_ids.push_back(ann.category_id);
       switch (classify(dataset, ann)) {
-        case stages::SizeClass::kSmall: info.has_small = true; break;
-        case stages::SizeClass::kMedium: info.has_medium = true; break;
-        case stages::SizeClass::kLarge: info.has_large = true; break;
+        case stages::SizeClass::kSmall:
+          info.has_small = true;
+          ++info.num_small;
+          break;
+        case stages::SizeClass::kMedium:
+          info.has_medium = true;
+          ++info.num_medium;
+          break;
+        case stages::SizeClass::kLarge:
+          info.has_large = true;
+          ++info.num_large;
+          break;
       }
     }
   }

@@ -30,6 +30,9 @@ void validate(const SamplerConfig& c) {
       bad("oversample_classes", "size class must be 'small', 'medium' or 'large', got '" + cls + "'");
     }
   }
+  if (c.oversample_by != "presence" && c.oversample_by != "count") {
+    bad("oversample_by", "oversample_by must be 'presence' or 'count', got '" + c.oversample_by + "'");
+  }
   if (!std::isfinite(c.repeat_threshold) || c.repeat_threshold < 0.0 || c.repeat_threshold > 1.0) {
     bad("repeat_threshold",
         "repeat_threshold must be in [0, 1] (0 = off), got " + std::to_string(c.repeat_threshold));
@@ -60,6 +63,18 @@ bool oversample_eligible(const SamplerConfig& c, const ImageInfo& info) {
     }
   }
   return false;
+}
+
+/// n(i): objects of the oversample classes; a class flagged present counts
+/// at least once (ImageInfo built by hand may set only the flags).
+double oversample_count(const SamplerConfig& c, const ImageInfo& info) {
+  double n = 0.0;
+  for (const std::string& cls : c.oversample_classes) {
+    if (cls == "small") n += std::max<uint32_t>(info.num_small, info.has_small ? 1u : 0u);
+    if (cls == "medium") n += std::max<uint32_t>(info.num_medium, info.has_medium ? 1u : 0u);
+    if (cls == "large") n += std::max<uint32_t>(info.num_large, info.has_large ? 1u : 0u);
+  }
+  return n;
 }
 
 }  // namespace
@@ -105,9 +120,31 @@ Sampler::Sampler(SamplerConfig config, std::vector<ImageInfo> infos)
   }
   const std::vector<double> r_cat = category_repeat_factors(infos_, config_.repeat_threshold);
   const bool aug_doubles = config_.aug_mode == "aug_oversample" || config_.aug_mode == "original_aug";
+  // oversample_by "count": mean of n over the eligible images (n >= 1).
+  const bool by_count = config_.oversample_by == "count";
+  double mean_count = 0.0;
+  if (by_count) {
+    double sum = 0.0;
+    std::size_t eligible = 0;
+    for (const ImageInfo& info : infos_) {
+      const double n = oversample_count(config_, info);
+      if (n > 0.0) {
+        sum += n;
+        ++eligible;
+      }
+    }
+    if (eligible > 0) mean_count = sum / static_cast<double>(eligible);
+  }
   repeat_.resize(infos_.size());
   for (std::size_t i = 0; i < infos_.size(); ++i) {
-    double r_size = oversample_eligible(config_, infos_[i]) ? config_.oversample : 1.0;
+    double r_size = 1.0;
+    if (by_count) {
+      if (mean_count > 0.0) {
+        r_size = 1.0 + (config_.oversample - 1.0) * oversample_count(config_, infos_[i]) / mean_count;
+      }
+    } else if (oversample_eligible(config_, infos_[i])) {
+      r_size = config_.oversample;
+    }
     if (aug_doubles && infos_[i].has_small) r_size = std::max(r_size, 2.0);
     repeat_[i] = config_.combine == "product" ? r_size * r_cat[i] : std::max(r_size, r_cat[i]);
   }

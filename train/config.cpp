@@ -17,6 +17,12 @@ void DataConfig::describe(config::Describer<DataConfig>& d) {
   d.field("val_annotations", &DataConfig::val_annotations,
           "COCO instances JSON of the validation set (empty: no evaluation)");
   d.field("val_images", &DataConfig::val_images, "directory the validation images' file names resolve against");
+  d.field("train_fraction", &DataConfig::train_fraction,
+          "train on this fraction of the training images (low-data regime): images ordered by a hash of "
+          "(train_fraction_seed, file_name), the first max(1, round(fraction * N)) kept; 1 = all")
+      .range(0.0, 1.0);
+  d.field("train_fraction_seed", &DataConfig::train_fraction_seed,
+          "seed of the train_fraction selection (independent of pipeline.seed: every seed trains on the same images)");
 }
 
 void SolverConfig::describe(config::Describer<SolverConfig>& d) {
@@ -125,6 +131,9 @@ void validate(const TrainConfig& c, const std::string& file) {
 
   if (c.data.train_annotations.empty()) {
     fail("data.train_annotations", file, "the training set's annotation file is required", "missing_key");
+  }
+  if (!(c.data.train_fraction > 0.0 && c.data.train_fraction <= 1.0)) {
+    fail("data.train_fraction", file, "must be in (0, 1] (1 = every training image)");
   }
   const SolverConfig& s = c.solver;
   for (size_t i = 1; i < s.steps.size(); ++i) {

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -31,6 +33,9 @@ void RunSpec::describe(config::Describer<RunSpec>& d) {
           "augment sections replace the training config's (it may set no other key)");
   d.field("overrides", &RunSpec::overrides,
           "key=value overrides of the training config, applied after the experiment's overrides");
+  d.field("seeds", &RunSpec::seeds,
+          "repeats of this run, one per seed (<output_dir>/<name>/seed_<S>, pipeline.seed=S); empty: the "
+          "experiment's seeds");
 }
 
 void ExperimentConfig::describe(config::Describer<ExperimentConfig>& d) {
@@ -42,6 +47,12 @@ void ExperimentConfig::describe(config::Describer<ExperimentConfig>& d) {
           "directory (empty: runs/<experiment file name without extension>)");
   d.field("overrides", &ExperimentConfig::overrides,
           "key=value overrides of every run's training config (before the run's own)");
+  d.field("seeds", &ExperimentConfig::seeds,
+          "repeats: every run that lists no seeds of its own is trained once per seed, in "
+          "<output_dir>/<name>/seed_<S> with pipeline.seed=S, and table.md / table.json give mean +- sample sd "
+          "over seeds and the paired difference to the baseline (empty: one run each, no aggregation)");
+  d.field("baseline", &ExperimentConfig::baseline,
+          "name of the run the aggregated table's paired differences are taken to (empty: the first run)");
 }
 
 namespace {
@@ -219,7 +230,26 @@ ExperimentConfig from_document(const YAML::Node& doc, const std::string& file) {
       fail("duplicate_run", "two runs are named '" + r.name + "'", mark_text(file, mark_of(item, "name")),
            prefix + ".name");
     }
+    for (size_t k = 0; k < r.seeds.size(); ++k) {
+      if (std::find(r.seeds.begin(), r.seeds.begin() + static_cast<std::ptrdiff_t>(k), r.seeds[k]) !=
+          r.seeds.begin() + static_cast<std::ptrdiff_t>(k)) {
+        fail("duplicate_seed", "seed " + std::to_string(r.seeds[k]) + " is listed twice",
+             mark_text(file, mark_of(item, "seeds[" + std::to_string(k) + "]")),
+             prefix + ".seeds[" + std::to_string(k) + "]");
+      }
+    }
     e.runs.push_back(std::move(r));
+  }
+  for (size_t k = 0; k < e.seeds.size(); ++k) {
+    if (std::find(e.seeds.begin(), e.seeds.begin() + static_cast<std::ptrdiff_t>(k), e.seeds[k]) !=
+        e.seeds.begin() + static_cast<std::ptrdiff_t>(k)) {
+      fail("duplicate_seed", "seed " + std::to_string(e.seeds[k]) + " is listed twice",
+           mark_text(file, mark_of(doc, "seeds[" + std::to_string(k) + "]")), "seeds[" + std::to_string(k) + "]");
+    }
+  }
+  if (!e.baseline.empty() && names.count(e.baseline) == 0) {
+    fail("bad_value", "baseline '" + e.baseline + "' is not the name of a run", mark_text(file, mark_of(doc, "baseline")),
+         "baseline");
   }
 
   const fs::path dir = fs::path(file).parent_path();
@@ -247,6 +277,7 @@ YAML::Node parse_yaml(const std::string& text, const std::string& file) {
 // ---------------------------------------------------------------- composing
 
 std::string run_record(const RunSpec& r) { return "run '" + r.name + "'"; }
+std::string run_record(const PlannedRun& r) { return "run '" + (r.id.empty() ? r.spec.name : r.id) + "'"; }
 
 /// Runs `f`; ConfigErrors get the run's record.
 template <class F>
@@ -308,7 +339,7 @@ RunState read_state(const PlannedRun& run, uint64_t& checkpoint_iteration) {
   const fs::path yaml = run_yaml_path(c);
   Location where;
   where.file = yaml.string();
-  where.record = run_record(run.spec);
+  where.record = run_record(run);
   if (!fs::exists(yaml)) {
     if (checkpoint_iteration > 0) {
       where.file = checkpoint_dir_of(c).string();
@@ -362,18 +393,21 @@ std::string md_escape(const std::string& s) {
   return out;
 }
 
-void write_tables(const ExperimentConfig& e, const std::vector<RunResult>& rows, ExperimentResult& result) {
+void write_tables(const ExperimentPlan& plan, const std::vector<RunResult>& rows, ExperimentResult& result) {
+  const ExperimentConfig& e = plan.experiment;
   std::error_code ec;
   fs::create_directories(e.output_dir, ec);
   result.table_md = (fs::path(e.output_dir) / "table.md").string();
   result.table_json = (fs::path(e.output_dir) / "table.json").string();
-  write_file_atomic(result.table_md, table_markdown(e, rows));
-  write_file_atomic(result.table_json, table_json(e, rows));
+  write_file_atomic(result.table_md, experiment_table_markdown(plan, rows));
+  write_file_atomic(result.table_json, experiment_table_json(plan, rows));
 }
 
 RunResult result_of(const PlannedRun& run) {
   RunResult r;
   r.name = run.spec.name;
+  r.row = run.row;
+  r.seed = run.seed;
   r.label = run.spec.label.empty() ? run.spec.name : run.spec.label;
   r.output_dir = run.config.output_dir;
   r.iteration = newest_checkpoint(run.config);
@@ -403,7 +437,12 @@ ExperimentConfig parse_experiment(const std::string& yaml, const std::string& na
   return from_document(parse_yaml(yaml, name), name);
 }
 
-TrainConfig compose_run(const ExperimentConfig& e, const RunSpec& r, const std::vector<std::string>& extra) {
+namespace {
+
+/// compose_run(); with a seed, pipeline.seed=<seed> after every override and
+/// the directory <output_dir>/<name>/seed_<seed>.
+TrainConfig compose(const ExperimentConfig& e, const RunSpec& r, const std::vector<std::string>& extra,
+                    std::optional<uint64_t> seed) {
   return in_run(r, [&] {
     // Key paths of this run in the experiment file ("runs[2]."; "run." when r is not one of e.runs).
     const auto pos = std::find_if(e.runs.begin(), e.runs.end(), [&](const RunSpec& x) { return x.name == r.name; });
@@ -442,7 +481,12 @@ TrainConfig compose_run(const ExperimentConfig& e, const RunSpec& r, const std::
     std::vector<std::string> overrides = e.overrides;
     overrides.insert(overrides.end(), r.overrides.begin(), r.overrides.end());
     overrides.insert(overrides.end(), extra.begin(), extra.end());
-    overrides.push_back("output_dir=" + (fs::path(e.output_dir) / r.name).string());
+    fs::path dir = fs::path(e.output_dir) / r.name;
+    if (seed) {
+      overrides.push_back("pipeline.seed=" + std::to_string(*seed));
+      dir /= "seed_" + std::to_string(*seed);
+    }
+    overrides.push_back("output_dir=" + dir.string());
     overrides.push_back("eval.at_end=true");
     TrainConfig out = parse_train_config(config::dump_config(t), path, overrides);
     if (out.data.val_annotations.empty()) {
@@ -450,6 +494,16 @@ TrainConfig compose_run(const ExperimentConfig& e, const RunSpec& r, const std::
     }
     return out;
   });
+}
+
+}  // namespace
+
+TrainConfig compose_run(const ExperimentConfig& e, const RunSpec& r, const std::vector<std::string>& extra) {
+  return compose(e, r, extra, std::nullopt);
+}
+
+const std::vector<uint64_t>& seeds_of(const ExperimentConfig& e, const RunSpec& r) {
+  return r.seeds.empty() ? e.seeds : r.seeds;
 }
 
 const char* to_string(RunState state) {
@@ -464,17 +518,30 @@ const char* to_string(RunState state) {
 ExperimentPlan plan_experiment(const ExperimentConfig& e, const std::vector<std::string>& overrides) {
   ExperimentPlan plan;
   plan.experiment = e;
-  for (const RunSpec& r : e.runs) {
-    PlannedRun run;
-    run.spec = r;
-    run.config = compose_run(e, r, overrides);
-    plan.runs.push_back(std::move(run));
+  for (size_t i = 0; i < e.runs.size(); ++i) {
+    const RunSpec& r = e.runs[i];
+    if (!e.baseline.empty() && r.name == e.baseline) plan.baseline = i;
+    const std::vector<uint64_t>& seeds = seeds_of(e, r);
+    if (!seeds.empty()) plan.seeded = true;
+    std::vector<std::optional<uint64_t>> repeats;
+    for (uint64_t s : seeds) repeats.emplace_back(s);
+    if (repeats.empty()) repeats.emplace_back(std::nullopt);
+    for (const std::optional<uint64_t>& seed : repeats) {
+      PlannedRun run;
+      run.spec = r;
+      run.row = i;
+      run.seed = seed;
+      run.id = seed ? r.name + "/seed_" + std::to_string(*seed) : r.name;
+      run.config = compose(e, r, overrides, seed);
+      plan.runs.push_back(std::move(run));
+    }
   }
   for (PlannedRun& run : plan.runs) {
     run.state = read_state(run, run.checkpoint_iteration);
     if (&run != &plan.runs.front()) {
+      const bool both_seeded = run.seed && plan.runs.front().seed;
       for (const std::string& key : config::config_diff(plan.runs.front().config, run.config)) {
-        if (key != "output_dir") run.differs.push_back(key);
+        if (key != "output_dir" && !(both_seeded && key == "pipeline.seed")) run.differs.push_back(key);
       }
     }
   }
@@ -490,19 +557,18 @@ std::optional<std::map<std::string, double>> final_evaluation(const std::string&
 }
 
 ExperimentResult run_experiment(const ExperimentPlan& plan, const ExperimentHooks& hooks) {
-  const ExperimentConfig& e = plan.experiment;
   auto log = [&](const std::string& s) {
     if (hooks.log) hooks.log(s);
   };
   ExperimentResult result;
   for (const PlannedRun& run : plan.runs) result.runs.push_back(result_of(run));
-  write_tables(e, result.runs, result);
+  write_tables(plan, result.runs, result);
 
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const PlannedRun& run = plan.runs[i];
     RunResult& row = result.runs[i];
     if (row.finished) {
-      log(run_record(run.spec) + " is finished (" + row.output_dir + "): not trained again");
+      log(run_record(run) + " is finished (" + row.output_dir + "): not trained again");
       if (hooks.on_run_end) hooks.on_run_end(row);
       continue;
     }
@@ -523,7 +589,7 @@ ExperimentResult run_experiment(const ExperimentPlan& plan, const ExperimentHook
       Trainer trainer(run.config, th);
       if (newest_checkpoint(run.config) > 0) {
         const std::string from = trainer.resume();
-        log(run_record(run.spec) + " resumes from " + from);
+        log(run_record(run) + " resumes from " + from);
       }
       if (trainer.iteration() < run.config.solver.max_iter) summary = trainer.train();
     }
@@ -531,7 +597,7 @@ ExperimentResult run_experiment(const ExperimentPlan& plan, const ExperimentHook
     row = result_of(run);
     row.trained = true;
     row.wall_s = wall;
-    write_tables(e, result.runs, result);
+    write_tables(plan, result.runs, result);
     if (hooks.on_run_end) hooks.on_run_end(row);
     if (summary.interrupted) {
       result.interrupted = true;
@@ -540,7 +606,7 @@ ExperimentResult run_experiment(const ExperimentPlan& plan, const ExperimentHook
     if (!row.finished) {
       Location where;
       where.file = metrics_path_of(run.config).string();
-      where.record = run_record(run.spec);
+      where.record = run_record(run);
       throw Error("run_not_finished",
                   "the run stopped at iteration " + std::to_string(row.iteration) + " of " +
                       std::to_string(run.config.solver.max_iter) +
@@ -581,9 +647,10 @@ std::string table_markdown(const ExperimentConfig& e, const std::vector<RunResul
   return out;
 }
 
-std::string table_json(const ExperimentConfig& e, const std::vector<RunResult>& runs) {
-  JsonWriter j(2);
-  j.begin_object();
+namespace {
+
+/// table_json()'s fields, into an open object.
+void table_json_fields(JsonWriter& j, const ExperimentConfig& e, const std::vector<RunResult>& runs) {
   j.field("title", e.title);
   j.field("experiment", e.file);
   j.field("output_dir", e.output_dir);
@@ -596,6 +663,7 @@ std::string table_json(const ExperimentConfig& e, const std::vector<RunResult>& 
     j.field("name", r.name);
     j.field("label", r.label);
     j.field("output_dir", r.output_dir);
+    if (r.seed) j.field("seed", *r.seed);
     j.field("finished", r.finished);
     j.field("iteration", r.iteration);
     j.key("metrics").begin_object();
@@ -612,6 +680,202 @@ std::string table_json(const ExperimentConfig& e, const std::vector<RunResult>& 
     j.end_object();
   }
   j.end_array();
+}
+
+}  // namespace
+
+std::string table_json(const ExperimentConfig& e, const std::vector<RunResult>& runs) {
+  JsonWriter j(2);
+  j.begin_object();
+  table_json_fields(j, e, runs);
+  j.end_object();
+  return j.str() + "\n";
+}
+
+// ---------------------------------------------------------------- repeats
+
+MeanSd mean_sd(const std::vector<double>& values) {
+  MeanSd m;
+  m.n = values.size();
+  if (m.n == 0) {
+    m.mean = m.sd = std::numeric_limits<double>::quiet_NaN();
+    return m;
+  }
+  double sum = 0.0;
+  for (double v : values) sum += v;
+  m.mean = sum / static_cast<double>(m.n);
+  if (m.n < 2) {
+    m.sd = std::numeric_limits<double>::quiet_NaN();
+    return m;
+  }
+  double ss = 0.0;
+  for (double v : values) ss += (v - m.mean) * (v - m.mean);
+  m.sd = std::sqrt(ss / static_cast<double>(m.n - 1));
+  return m;
+}
+
+std::vector<AggregateRow> aggregate_seeds(const std::vector<SeedRow>& rows, size_t baseline) {
+  const SeedRow& base = rows.at(baseline);
+  std::vector<AggregateRow> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SeedRow& r = rows[i];
+    AggregateRow a;
+    a.name = r.name;
+    a.label = r.label;
+    a.baseline = i == baseline;
+    a.planned = r.planned;
+    for (const auto& [seed, metrics] : r.by_seed) a.seeds.push_back(seed);
+    for (const char* column : kAggregateColumns) {
+      std::vector<double> values;
+      std::vector<double> diffs;
+      for (const auto& [seed, metrics] : r.by_seed) {
+        const auto it = metrics.find(column);
+        if (it == metrics.end() || !(it->second >= 0.0)) continue;
+        values.push_back(it->second);
+        if (a.baseline) continue;
+        const auto b = base.by_seed.find(seed);
+        if (b == base.by_seed.end()) continue;
+        const auto bv = b->second.find(column);
+        if (bv == b->second.end() || !(bv->second >= 0.0)) continue;
+        diffs.push_back(it->second - bv->second);
+      }
+      a.value[column] = mean_sd(values);
+      if (!a.baseline) a.diff[column] = mean_sd(diffs);
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<SeedRow> seed_rows(const ExperimentPlan& plan, const std::vector<RunResult>& runs) {
+  std::vector<SeedRow> rows(plan.experiment.runs.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const RunSpec& spec = plan.experiment.runs[i];
+    rows[i].name = spec.name;
+    rows[i].label = spec.label.empty() ? spec.name : spec.label;
+  }
+  for (size_t k = 0; k < plan.runs.size(); ++k) {
+    const PlannedRun& p = plan.runs[k];
+    SeedRow& row = rows.at(p.row);
+    ++row.planned;
+    if (k >= runs.size() || !runs[k].finished) continue;
+    // A run without seeds counts as the repeat of its config's pipeline.seed.
+    const uint64_t seed = p.seed ? *p.seed : p.config.pipeline.seed;
+    row.by_seed[seed] = runs[k].metrics;
+  }
+  return rows;
+}
+
+namespace {
+
+std::string ms_cell(const MeanSd& m, bool signed_mean, size_t row_n) {
+  if (m.n == 0) return "-";
+  char buf[64];
+  if (signed_mean) {
+    std::snprintf(buf, sizeof buf, "%+.3f", m.mean);
+  } else {
+    std::snprintf(buf, sizeof buf, m.mean > 0 && m.mean < 0.0005 ? "%.1e" : "%.3f", m.mean);
+  }
+  std::string out = buf;
+  if (m.n >= 2) {
+    std::snprintf(buf, sizeof buf, m.sd > 0 && m.sd < 0.0005 ? " ± %.1e" : " ± %.3f", m.sd);
+    out += buf;
+  }
+  if (m.n != row_n) out += " (n=" + std::to_string(m.n) + ")";
+  return out;
+}
+
+}  // namespace
+
+std::string aggregate_markdown(const std::vector<AggregateRow>& rows) {
+  std::string header = "| setting | n |";
+  std::string rule = "|---|---:|";
+  for (const char* c : kAggregateColumns) {
+    std::string name = c;
+    std::replace(name.begin(), name.end(), '_', ' ');
+    header += " " + name + " |";
+    rule += "---:|";
+  }
+  std::string out = "Mean ± sample standard deviation (n - 1) over seeds; n: finished seeds (of those planned).\n\n" +
+                    header + "\n" + rule + "\n";
+  std::string base_label;
+  for (const AggregateRow& r : rows) {
+    if (r.baseline) base_label = r.label;
+    out += "| " + md_escape(r.label) + " | " + std::to_string(r.seeds.size()) +
+           (r.seeds.size() != r.planned ? " of " + std::to_string(r.planned) : std::string()) + " |";
+    for (const char* c : kAggregateColumns) out += " " + ms_cell(r.value.at(c), false, r.seeds.size()) + " |";
+    out += "\n";
+  }
+  out += "\nPaired difference to the baseline (" + md_escape(base_label) +
+         "): mean ± standard deviation over the seeds both finished of (row - baseline); n: such seeds.\n\n" +
+         header + "\n" + rule + "\n";
+  for (const AggregateRow& r : rows) {
+    if (r.baseline) continue;
+    const size_t n = r.diff.at(kAggregateColumns[0]).n;
+    out += "| " + md_escape(r.label) + " | " + std::to_string(n) + " |";
+    for (const char* c : kAggregateColumns) out += " " + ms_cell(r.diff.at(c), true, n) + " |";
+    out += "\n";
+  }
+  return out;
+}
+
+std::string experiment_table_markdown(const ExperimentPlan& plan, const std::vector<RunResult>& runs) {
+  if (!plan.seeded) return table_markdown(plan.experiment, runs);
+  const std::vector<AggregateRow> agg = aggregate_seeds(seed_rows(plan, runs), plan.baseline);
+  std::vector<RunResult> labelled = runs;
+  for (RunResult& r : labelled) {
+    if (r.seed) r.label += ", seed " + std::to_string(*r.seed);
+  }
+  std::string per_seed = table_markdown(plan.experiment, labelled);
+  per_seed = per_seed.substr(per_seed.find('\n') + 1);  // without its heading
+  return "# " + plan.experiment.title + "\n\n" + aggregate_markdown(agg) + "\n## Per seed\n" + per_seed;
+}
+
+std::string experiment_table_json(const ExperimentPlan& plan, const std::vector<RunResult>& runs) {
+  if (!plan.seeded) return table_json(plan.experiment, runs);
+  const std::vector<AggregateRow> agg = aggregate_seeds(seed_rows(plan, runs), plan.baseline);
+  JsonWriter j(2);
+  j.begin_object();
+  table_json_fields(j, plan.experiment, runs);
+  j.field("baseline", plan.experiment.runs.at(plan.baseline).name);
+  j.key("aggregate").begin_array();
+  for (const AggregateRow& r : agg) {
+    j.begin_object();
+    j.field("name", r.name);
+    j.field("label", r.label);
+    j.field("baseline", r.baseline);
+    j.field("planned", static_cast<uint64_t>(r.planned));
+    j.key("seeds").begin_array();
+    for (uint64_t s : r.seeds) j.value(s);
+    j.end_array();
+    const auto section = [&](const char* key, const std::map<std::string, MeanSd>& m, int what) {
+      j.key(key).begin_object();
+      for (const char* c : kAggregateColumns) {
+        j.key(c);
+        const auto it = m.find(c);
+        if (it == m.end() || it->second.n == 0) {
+          j.null();
+        } else if (what == 0) {
+          j.value(it->second.mean);
+        } else if (what == 1) {
+          j.value(it->second.sd);  // NaN (n < 2) -> null
+        } else {
+          j.value(static_cast<uint64_t>(it->second.n));
+        }
+      }
+      j.end_object();
+    };
+    section("mean", r.value, 0);
+    section("sd", r.value, 1);
+    section("n", r.value, 2);
+    if (!r.baseline) {
+      section("diff_mean", r.diff, 0);
+      section("diff_sd", r.diff, 1);
+      section("diff_n", r.diff, 2);
+    }
+    j.end_object();
+  }
+  j.end_array();
   j.end_object();
   return j.str() + "\n";
 }
@@ -624,8 +888,10 @@ std::string experiment_schema_markdown() {
       "the run keys. Each run's training config (keys: `pasteflow train --schema`) is its `config` (or\n"
       "`base`), then the `sampler` and `augment` sections of its `pipeline` file, then the experiment's\n"
       "`overrides`, the run's `overrides`, the command line's `key=value` arguments, and last\n"
-      "`output_dir=<output_dir>/<name>` and `eval.at_end=true`. Unknown keys and wrong types are errors\n"
-      "naming the key path (`runs[2].pipline`) and the file position.\n\n"
+      "`output_dir=<output_dir>/<name>` and `eval.at_end=true`. With `seeds` (or `--seeds 1,2,3`) every run\n"
+      "is repeated once per seed with `pipeline.seed=<S>` and `output_dir=<output_dir>/<name>/seed_<S>`, and\n"
+      "table.md / table.json add mean +- sample sd over seeds and the paired difference to the `baseline` run.\n"
+      "Unknown keys and wrong types are errors naming the key path (`runs[2].pipline`) and the file position.\n\n"
       "## Experiment keys\n\n" +
       config::schema_markdown<ExperimentConfig>() +
       "| `runs` | list[run] | `[]` | at least one | the runs, in the table's row order; each a mapping of the run "

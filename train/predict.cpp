@@ -22,6 +22,7 @@
 #include "pasteflow/model/mask_rcnn.hpp"
 #include "pasteflow/model/weights.hpp"
 #include "pasteflow/stages/decode.hpp"
+#include "pasteflow/stages/draw.hpp"
 #include "pasteflow/train/checkpoint.hpp"
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/evaluate.hpp"
@@ -234,52 +235,64 @@ cv::Scalar category_colour(int64_t category_id) {
 
 namespace detail {
 
-cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const io::CocoDataset& names) {
+cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const io::CocoDataset& names,
+                     stages::OverlayStyle style) {
   if (rgb.depth() == CV_16U) rgb.convertTo(rgb, CV_8U, 1.0 / 257.0);
   if (rgb.channels() == 1) cv::cvtColor(rgb, rgb, cv::COLOR_GRAY2RGB);
   cv::Mat out = rgb.clone();
-  // Masks first (lowest score first, so the best detections end on top), then outlines, boxes and labels.
+  const bool fill = style != stages::OverlayStyle::kOutline;
+  const bool boxes = style == stages::OverlayStyle::kFill;
+  const bool labels = style != stages::OverlayStyle::kMasksOnly;
+  // Lowest score first, so the best detections end on top: tints, then
+  // outlines (and boxes), then labels (best first, so they get the free places).
   std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return items[a].score < items[b].score; });
-  const cv::Rect canvas(0, 0, out.cols, out.rows);
+  if (fill) {
+    for (size_t i : order) {
+      const OverlayItem& it = items[i];
+      if (!it.mask.empty()) stages::draw_fill(out, it.mask, it.origin, category_colour(it.category_id), 0.45);
+    }
+  }
+  std::vector<cv::Rect> boxes_px(items.size());
   for (size_t i : order) {
     const OverlayItem& it = items[i];
-    if (it.mask.empty()) continue;
-    const cv::Rect roi = cv::Rect(it.origin.x, it.origin.y, it.mask.cols, it.mask.rows) & canvas;
-    if (roi.area() == 0) continue;
-    const cv::Mat m = it.mask(cv::Rect(roi.x - it.origin.x, roi.y - it.origin.y, roi.width, roi.height));
-    cv::Mat view = out(roi);
     const cv::Scalar colour = category_colour(it.category_id);
-    cv::Mat tint(view.size(), view.type(), colour);
-    cv::Mat blended;
-    cv::addWeighted(view, 0.55, tint, 0.45, 0.0, blended);
-    blended.copyTo(view, m);
-    std::vector<std::vector<cv::Point>> contours;
-    cv::findContours(m, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE, roi.tl());
-    cv::polylines(out, contours, true, colour, 1, cv::LINE_AA);
+    cv::Rect box;
+    if (it.bbox) {
+      const auto& b = *it.bbox;
+      const cv::Point p0(static_cast<int>(std::lround(b[0])), static_cast<int>(std::lround(b[1])));
+      const cv::Point p1(static_cast<int>(std::lround(b[0] + b[2])), static_cast<int>(std::lround(b[1] + b[3])));
+      box = cv::Rect(p0, p1);
+    }
+    // Labels go outside the object: its box and its mask (a pasted mask may pass the box by a pixel).
+    boxes_px[i] = box;
+    if (!it.mask.empty()) {
+      cv::Rect extent = cv::boundingRect(it.mask);
+      if (extent.area() > 0) {
+        extent += it.origin;
+        boxes_px[i] = box.area() > 0 ? (box | extent) : extent;
+      }
+    }
+    if (!it.mask.empty()) {
+      stages::draw_outline(out, it.mask, it.origin, colour);
+      if (boxes && box.area() > 0) cv::rectangle(out, box, colour, 1);
+    } else if (box.area() > 0 && style != stages::OverlayStyle::kMasksOnly) {
+      cv::rectangle(out, box, colour, 1);  // a detection without a mask: its box
+    }
   }
-  for (size_t i : order) {
-    const OverlayItem& d = items[i];
-    if (!d.bbox) continue;
-    const auto& b = *d.bbox;
-    const cv::Scalar colour = category_colour(d.category_id);
-    const cv::Point p0(static_cast<int>(std::lround(b[0])), static_cast<int>(std::lround(b[1])));
-    const cv::Point p1(static_cast<int>(std::lround(b[0] + b[2])), static_cast<int>(std::lround(b[1] + b[3])));
-    cv::rectangle(out, p0, p1, colour, 2);
-    const int64_t ci = names.category_index(d.category_id);
-    const std::string name = ci >= 0 ? std::string(names.str(names.categories[static_cast<size_t>(ci)].name))
-                                     : std::to_string(d.category_id);
-    char score[16];
-    std::snprintf(score, sizeof score, " %.2f", d.score);
-    const std::string text = name + score;
-    int base = 0;
-    const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, 0.4, 1, &base);
-    const int top = std::max(0, p0.y - ts.height - base - 2);
-    cv::rectangle(out, cv::Point(p0.x, top), cv::Point(p0.x + ts.width + 2, top + ts.height + base + 2), colour,
-                  cv::FILLED);
-    cv::putText(out, text, cv::Point(p0.x + 1, top + ts.height + 1), cv::FONT_HERSHEY_SIMPLEX, 0.4,
-                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  if (labels) {
+    std::vector<cv::Rect> taken;
+    for (auto i = order.rbegin(); i != order.rend(); ++i) {
+      const OverlayItem& d = items[*i];
+      if (boxes_px[*i].area() == 0) continue;
+      const int64_t ci = names.category_index(d.category_id);
+      const std::string name = ci >= 0 ? std::string(names.str(names.categories[static_cast<size_t>(ci)].name))
+                                       : std::to_string(d.category_id);
+      char score[16];
+      std::snprintf(score, sizeof score, " %.2f", d.score);
+      stages::draw_label(out, name + score, boxes_px[*i], category_colour(d.category_id), taken);
+    }
   }
   return out;
 }
@@ -301,6 +314,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   }
   if (o.slice_above < -1) throw ConfigError("bad_value", "--slice-above must be >= 0 (0 = no slicing)");
   if (o.overlay_max_side < 16) throw ConfigError("bad_value", "--overlay-max-side must be >= 16");
+  const stages::OverlayStyle style = stages::parse_overlay_style(o.overlay_style);
   slice::MergeConfig merge_config;
   merge_config.method = o.merge;
   merge_config.threshold = o.merge_threshold;
@@ -502,11 +516,12 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
       cv::Mat drawn;
       if (const auto it = per_image.find(im.id); it != per_image.end()) {
         const cv::Mat rgb = overlay_decoder.decode(path, im.width, im.height);
-        drawn = detail::draw_overlay(rgb, detail::overlay_items(it->second, rgb.rows, rgb.cols), names);
+        drawn = detail::draw_overlay(rgb, detail::overlay_items(it->second, rgb.rows, rgb.cols), names, style);
       } else if (const auto st = per_sliced.find(im.id); st != per_sliced.end()) {
         const double ds = detail::overview_downsample(im.width, im.height, o.overlay_max_side);
         const cv::Mat rgb = detail::read_overview(path, im.width, im.height, ds, *pool, overlay_decoder);
-        drawn = detail::draw_overlay(rgb, detail::overlay_items_scaled(st->second, ds, rgb.rows, rgb.cols), names);
+        drawn = detail::draw_overlay(rgb, detail::overlay_items_scaled(st->second, ds, rgb.rows, rgb.cols), names,
+                                      style);
       } else {
         continue;  // skipped
       }

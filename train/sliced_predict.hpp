@@ -13,6 +13,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "pasteflow/stages/draw.hpp"
+
 #include "pasteflow/eval/coco_eval.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/model/mask_rcnn.hpp"
@@ -83,9 +85,15 @@ std::vector<OverlayItem> overlay_items(const std::vector<eval::Detection>& dets,
 /// Items of sliced detections drawn on an overlay `scale` times smaller.
 std::vector<OverlayItem> overlay_items_scaled(const std::vector<slice::SliceDetection>& dets, double scale, int rows,
                                               int cols);
-/// The image (RGB or grey, 8 or 16 bit) with the items drawn: tinted masks,
-/// outlines, boxes, "category score" labels.
-cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const io::CocoDataset& names);
+/// The image (RGB or grey, 8 or 16 bit) with the items drawn in `style`
+/// (stages/draw.hpp): outline: 1-px outlines just outside each mask (a box
+/// for mask-less items), interior pixels untouched; fill: masks tinted,
+/// outlines and 1-px boxes; masks-only: tinted masks and outlines, nothing
+/// else. Except in masks-only, "category score" labels where they fit
+/// (stages::draw_label: no wider than the box, not on another label; best
+/// scores placed first).
+cv::Mat draw_overlay(cv::Mat rgb, const std::vector<OverlayItem>& items, const io::CocoDataset& names,
+                     stages::OverlayStyle style = stages::OverlayStyle::kOutline);
 
 /// The downsample factor that brings the longer side to at most max_side (>= 1).
 double overview_downsample(int64_t width, int64_t height, int max_side);

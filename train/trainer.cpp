@@ -20,6 +20,7 @@
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
 #include "pasteflow/io/coco.hpp"
+#include "pasteflow/io/select.hpp"
 #include "pasteflow/model/backbone.hpp"
 #include "pasteflow/model/weights.hpp"
 #include "pasteflow/pipeline/loader.hpp"
@@ -186,6 +187,15 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_uniqu
   im.train_set = load_dataset(config.data.train_annotations, config.data.train_images, config.pipeline);
   for (const auto& [reason, n] : im.train_set.skipped.counts()) {
     im.log("training set: skipped " + std::to_string(n) + " record(s): " + reason);
+  }
+  if (config.data.train_fraction < 1.0) {
+    const size_t all = im.train_set.images.size();
+    im.train_set = io::keep_images(
+        im.train_set, io::fraction_indices(im.train_set, config.data.train_fraction, config.data.train_fraction_seed));
+    im.log("training set: " + std::to_string(im.train_set.images.size()) + " of " + std::to_string(all) +
+           " images, " + std::to_string(im.train_set.annotations.size()) + " objects (data.train_fraction " +
+           std::to_string(config.data.train_fraction) + ", seed " + std::to_string(config.data.train_fraction_seed) +
+           ")");
   }
   if (!config.data.val_annotations.empty()) {
     im.val_set = load_dataset(config.data.val_annotations, config.data.val_images, config.pipeline);

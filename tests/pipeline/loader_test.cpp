@@ -75,6 +75,34 @@ TEST(Loader, StreamIsBitIdenticalAtOneAndTwoThreads) {
   EXPECT_EQ(samples, one.epoch_size(0));
 }
 
+TEST(Loader, OversampleByCountIsBitIdenticalAtOneAndTwoThreads) {
+  const auto ds = sample_dataset();
+  PipelineConfig c1 = small_config(1), c2 = small_config(2);
+  c1.sampler.oversample_by = c2.sampler.oversample_by = "count";
+  Loader one(ds, c1);
+  Loader two(ds, c2);
+  const auto a = one_epoch(one);
+  const auto b = one_epoch(two);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) expect_same(a[i], b[i]);
+  // The loader's per-image counts are the ones the sampler weighs: the
+  // image with the most small objects gets the largest repeat factor.
+  const std::vector<stages::ImageInfo> infos = image_infos(ds, c1.size);
+  size_t most = 0, eligible = 0;
+  double sum = 0;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    if (infos[i].num_small > infos[most].num_small) most = i;
+    EXPECT_EQ(infos[i].has_small, infos[i].num_small > 0);
+    if (infos[i].num_small > 0) {
+      ++eligible;
+      sum += infos[i].num_small;
+    }
+  }
+  ASSERT_GT(eligible, 0u);
+  const stages::Sampler sampler(c1.sampler, infos);
+  EXPECT_DOUBLE_EQ(sampler.repeat_factor(most), 1.0 + infos[most].num_small / (sum / eligible));
+}
+
 TEST(Loader, SecondEpochDiffersFromTheFirst) {
   const auto ds = sample_dataset();
   Loader loader(ds, small_config(2));

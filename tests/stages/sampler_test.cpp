@@ -472,6 +472,162 @@ TEST(SamplerConfigCheck, RejectsBadValuesNamingTheKey) {
   c = {};
   c.aug_probability = 1.5;
   expect_key(c, "sampler.aug_probability");
+  c = {};
+  c.oversample_by = "area";
+  expect_key(c, "sampler.oversample_by");
+}
+
+// --------------------------------------------------------------- oversample_by
+
+// Five images holding 1, 2, 3, 6 and 0 small objects (the last only large
+// ones): the eligible images' mean count is (1 + 2 + 3 + 6) / 4 = 3.
+std::vector<ImageInfo> counted_infos() {
+  std::vector<ImageInfo> infos;
+  for (uint32_t n : {1u, 2u, 3u, 6u}) {
+    ImageInfo info = small_image();
+    info.num_small = n;
+    info.has_large = true;
+    info.num_large = 1;
+    infos.push_back(info);
+  }
+  ImageInfo large = large_image();
+  large.num_large = 4;
+  infos.push_back(large);
+  return infos;
+}
+
+TEST(SamplerOversampleBy, CountGivesExactRepeatCountsOnAHandMadeDataset) {
+  SamplerConfig cfg;
+  cfg.oversample_by = "count";
+  cfg.oversample = 4;  // r_i = 1 + 3 * n_i / 3 = 1 + n_i
+  Sampler sampler(cfg, counted_infos());
+  EXPECT_EQ(sampler.repeat_factors(), (std::vector<double>{2.0, 3.0, 4.0, 7.0, 1.0}));
+  const auto counts = count_images(sampler.materialise(5));
+  EXPECT_EQ(counts, (std::map<uint32_t, int>{{0, 2}, {1, 3}, {2, 4}, {3, 7}, {4, 1}}));
+  // Integral factors: every epoch holds exactly these copies, whatever the seed.
+  for (uint64_t e = 0; e < 3; ++e) {
+    std::map<uint32_t, int> epoch_counts;
+    for (const auto& t : sampler.epoch(e)) ++epoch_counts[t.image_index];
+    EXPECT_EQ(epoch_counts, counts) << "epoch " << e;
+  }
+}
+
+TEST(SamplerOversampleBy, CountHasTheMeanFactorOfPresence) {
+  // k = 2: r = 1 + n / 3 = 4/3, 5/3, 2, 3 and 1; sum 9 = N + (k - 1) * eligible,
+  // exactly presence's 2 + 2 + 2 + 2 + 1.
+  SamplerConfig cfg;
+  cfg.oversample = 2;
+  cfg.seed = 3;
+  cfg.oversample_by = "count";
+  Sampler count(cfg, counted_infos());
+  cfg.oversample_by = "presence";
+  Sampler presence(cfg, counted_infos());
+  const auto& r = count.repeat_factors();
+  EXPECT_DOUBLE_EQ(r[0], 4.0 / 3.0);
+  EXPECT_DOUBLE_EQ(r[1], 5.0 / 3.0);
+  EXPECT_DOUBLE_EQ(r[2], 2.0);
+  EXPECT_DOUBLE_EQ(r[3], 3.0);
+  EXPECT_DOUBLE_EQ(r[4], 1.0);
+  double sum_count = 0, sum_presence = 0;
+  for (double x : r) sum_count += x;
+  for (double x : presence.repeat_factors()) sum_presence += x;
+  EXPECT_DOUBLE_EQ(sum_count, 9.0);
+  EXPECT_DOUBLE_EQ(sum_presence, 9.0);
+  // Stochastic rounding per epoch: images 2-4 exactly 2, 3, 1 copies, images
+  // 0 and 1 one or two, on average 4/3 and 5/3.
+  const int epochs = 3000;
+  double n0 = 0, n1 = 0, total = 0;
+  for (int e = 0; e < epochs; ++e) {
+    std::map<uint32_t, int> c;
+    for (const auto& t : count.epoch(e)) ++c[t.image_index];
+    ASSERT_EQ(c[2], 2);
+    ASSERT_EQ(c[3], 3);
+    ASSERT_EQ(c[4], 1);
+    ASSERT_TRUE(c[0] == 1 || c[0] == 2);
+    ASSERT_TRUE(c[1] == 1 || c[1] == 2);
+    n0 += c[0];
+    n1 += c[1];
+    total += static_cast<double>(count.expanded_size(e));
+  }
+  // Bernoulli(1/3) and (2/3) means over 3000 epochs: sd ~ 0.0086.
+  EXPECT_NEAR(n0 / epochs, 4.0 / 3.0, 0.035);
+  EXPECT_NEAR(n1 / epochs, 5.0 / 3.0, 0.035);
+  EXPECT_NEAR(total / epochs, 9.0, 0.07);
+}
+
+TEST(SamplerOversampleBy, PresenceIgnoresTheCountsAndIsTheDefault) {
+  SamplerConfig cfg;
+  cfg.seed = 42;
+  cfg.oversample = 2.5;
+  ASSERT_EQ(cfg.oversample_by, "presence");
+  std::vector<ImageInfo> flags_only = counted_infos();
+  for (ImageInfo& info : flags_only) info.num_small = info.num_medium = info.num_large = 0;
+  Sampler with_counts(cfg, counted_infos());
+  Sampler without(cfg, flags_only);
+  EXPECT_EQ(with_counts.repeat_factors(), (std::vector<double>{2.5, 2.5, 2.5, 2.5, 1.0}));
+  EXPECT_EQ(with_counts.repeat_factors(), without.repeat_factors());
+  for (uint64_t e = 0; e < 4; ++e) {
+    const auto a = with_counts.epoch(e), b = without.epoch(e);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].image_index, b[i].image_index);
+      EXPECT_EQ(a[i].copy, b[i].copy);
+      EXPECT_EQ(a[i].augment, b[i].augment);
+    }
+  }
+}
+
+TEST(SamplerOversampleBy, CountSumsTheOversampleClassesAndFlagsCountOnce) {
+  // oversample_classes small + large: n = 2, 3, 4, 7 (one large each) and 4.
+  // Mean over the five eligible images: 20 / 5 = 4; k = 3: r = 1 + n / 2.
+  SamplerConfig cfg;
+  cfg.oversample_by = "count";
+  cfg.oversample = 3;
+  cfg.oversample_classes = {"small", "large"};
+  EXPECT_EQ(Sampler(cfg, counted_infos()).repeat_factors(), (std::vector<double>{2.0, 2.5, 3.0, 4.5, 3.0}));
+  // An image flagged without a count (built by hand) counts once; no
+  // eligible image at all leaves every factor at 1.
+  cfg.oversample_classes = {"small"};
+  EXPECT_EQ(Sampler(cfg, mixed_infos(4)).repeat_factors(), (std::vector<double>{3.0, 1.0, 3.0, 1.0}));
+  cfg.oversample_classes = {"medium"};
+  EXPECT_EQ(Sampler(cfg, mixed_infos(4)).repeat_factors(), (std::vector<double>{1.0, 1.0, 1.0, 1.0}));
+}
+
+TEST(SamplerOversampleBy, OriginalAugKeepsAtLeastTwoCopiesOfImagesWithSmallObjects) {
+  SamplerConfig cfg;
+  cfg.oversample_by = "count";
+  cfg.oversample = 2;
+  cfg.aug_mode = "original_aug";
+  Sampler sampler(cfg, counted_infos());
+  EXPECT_EQ(sampler.repeat_factors(), (std::vector<double>{2.0, 2.0, 2.0, 3.0, 1.0}));
+  const auto flags = flags_by_image(sampler.materialise_tickets(0));
+  EXPECT_EQ(flags.at(3), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(flags.at(4), (std::vector<bool>{false}));
+}
+
+TEST(SamplerOversampleBy, CountEpochsAreDeterministicFromTheSeed) {
+  SamplerConfig cfg;
+  cfg.oversample_by = "count";
+  cfg.oversample = 2;
+  cfg.seed = 99;
+  std::vector<ImageInfo> infos;
+  for (uint32_t i = 0; i < 200; ++i) {
+    ImageInfo info = small_image();
+    info.num_small = 1 + (i * 7919u) % 23u;
+    infos.push_back(info);
+  }
+  Sampler a(cfg, infos), b(cfg, infos);
+  for (uint64_t e : {0u, 1u, 5u}) {
+    const auto ta = a.epoch(e), tb = b.epoch(e);
+    ASSERT_EQ(ta.size(), tb.size());
+    for (size_t i = 0; i < ta.size(); ++i) ASSERT_EQ(ta[i].image_index, tb[i].image_index);
+  }
+  cfg.seed = 100;
+  const auto other = Sampler(cfg, infos).epoch(0);
+  const auto mine = a.epoch(0);
+  bool differ = other.size() != mine.size();
+  for (size_t i = 0; !differ && i < mine.size(); ++i) differ = other[i].image_index != mine[i].image_index;
+  EXPECT_TRUE(differ);
 }
 
 }  // namespace

@@ -644,6 +644,35 @@ TEST(CliPreview, WritesAPngGridOfTheExpectedSize) {
   for (const auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "sheet.png");
 }
 
+// Objects keep their own pixels (issue 12): the outline is drawn outside
+// each object, so the default sheet and the --fill sheet differ inside the
+// objects only; both have the magenta and green outlines.
+TEST(CliPreview, FillTintsTheObjectsTheDefaultKeepsTheirPixels) {
+  TempDir dir("preview_fill");
+  const std::string args = "preview -c " + kConfigs + "original_aug.yaml -a " + kSample + "/annotations.json -i " +
+                           kSample + "/images -n 2 --cell 640 --threads 2 -o ";
+  ASSERT_EQ(run(args + dir.str() + "/outline.png").status, 0);
+  ASSERT_EQ(run(args + dir.str() + "/fill.png --fill").status, 0);
+  const cv::Mat outline = cv::imread(dir.str() + "/outline.png");
+  const cv::Mat fill = cv::imread(dir.str() + "/fill.png");
+  ASSERT_FALSE(outline.empty());
+  ASSERT_EQ(outline.size(), fill.size());
+  cv::Mat diff, grey;
+  cv::absdiff(outline, fill, diff);
+  cv::cvtColor(diff, grey, cv::COLOR_BGR2GRAY);
+  // The tint covers objects: many pixels; the outlines themselves are the same in both.
+  EXPECT_GT(cv::countNonZero(grey), static_cast<int>(outline.total() / 50));
+  for (const cv::Mat* m : {&outline, &fill}) {
+    cv::Mat magenta, green;
+    cv::inRange(*m, cv::Scalar(250, 0, 250), cv::Scalar(255, 5, 255), magenta);
+    cv::inRange(*m, cv::Scalar(0, 250, 0), cv::Scalar(5, 255, 5), green);
+    EXPECT_GT(cv::countNonZero(magenta), 20);
+    EXPECT_GT(cv::countNonZero(green), 20);
+  }
+  const CliRun help = run("preview --help");
+  EXPECT_NE(help.out.find("--fill"), std::string::npos) << help.out;
+}
+
 // ------------------------------------------------------------------ config
 
 TEST(CliConfig, SchemaMatchesTheCommittedDocs) {

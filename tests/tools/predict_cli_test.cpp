@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "common/command.hpp"
 #include "pasteflow/config/config.hpp"
@@ -312,6 +313,84 @@ TEST_F(PredictCli, BadImagesAreNamedOrSkipped) {
   EXPECT_EQ(per_image.count(3), 1u);
   EXPECT_TRUE(fs::exists(path("m3/overlays/3_000000030752.png")));
   EXPECT_FALSE(fs::exists(path("m3/overlays/2_cut.png")));
+}
+
+// Overlays that stay readable on small objects (issue 12): --overlay-style
+// outline (default) leaves every pixel of a detected object as it was and
+// draws its 1-px outline just outside it; fill tints it; masks-only draws
+// nothing outside the mask's outline (no box, no label). The single
+// best-scoring detection of a PNG (lossless, so the pixels compare exactly).
+TEST_F(PredictCli, OverlayStylesOutlineFillMasksOnly) {
+  const std::string png = path("styles_input.png");
+  const cv::Mat src = cv::imread(kData + "/images/000000030752.jpg");
+  ASSERT_TRUE(cv::imwrite(png, src));
+  const std::string base = "-c " + path("config.yaml") + " -w " + path("best.pt") + " ";
+  CommandResult r = predict(base + "-o " + path("st_all") + " " + png + " --no-overlays");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::CocoDataset gt = list_gt({png});
+  const std::vector<eval::Detection> all = eval::load_results(path("st_all") + "/results.json", gt);
+  // The best detection with a non-empty mask, and how many score at least as high.
+  double best = -1.0;
+  for (const eval::Detection& d : all) {
+    const auto* rle = std::get_if<eval::CompressedMask>(&d.segmentation);
+    if (rle == nullptr) continue;
+    const auto bits = mask::decode(mask::from_string(rle->counts, rle->h, rle->w));
+    if (std::count(bits.begin(), bits.end(), 1) >= 9 && d.score > best) best = d.score;
+  }
+  ASSERT_GT(best, 0.0) << "no detection with a mask";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", best);
+  std::map<std::string, cv::Mat> drawn;
+  std::vector<eval::Detection> kept;
+  for (const std::string style : {"outline", "fill", "masks-only"}) {
+    const std::string out = path("st_" + style);
+    r = predict(base + "-o " + out + " " + png + " --score-threshold " + text + " --overlay-style " + style);
+    ASSERT_EQ(r.status, 0) << r.output;
+    kept = eval::load_results(out + "/results.json", gt);
+    drawn[style] = cv::imread(out + "/overlays/1_styles_input.png");
+    ASSERT_FALSE(drawn[style].empty()) << style;
+    ASSERT_EQ(drawn[style].size(), src.size());
+  }
+  // Masks and rings of the kept detections (the best, and any tied or empty-masked above it).
+  cv::Mat masks(src.size(), CV_8U, cv::Scalar(0));
+  cv::Mat rings(src.size(), CV_8U, cv::Scalar(0));
+  cv::Mat boxes(src.size(), CV_8U, cv::Scalar(0));
+  for (const eval::Detection& d : kept) {
+    const auto* rle = std::get_if<eval::CompressedMask>(&d.segmentation);
+    ASSERT_NE(rle, nullptr);
+    cv::Mat m(src.size(), CV_8U);
+    mask::decode_into(mask::from_string(rle->counts, rle->h, rle->w), m.data, m.step[0]);  // row-major
+    cv::Mat grown;
+    cv::dilate(m, grown, cv::Mat::ones(3, 3, CV_8U));
+    masks |= m;
+    rings |= grown & (m == 0);
+    const auto& b = *d.bbox;
+    cv::rectangle(boxes, cv::Point(static_cast<int>(b[0]) - 1, static_cast<int>(b[1]) - 40),
+                  cv::Point(static_cast<int>(b[0] + b[2]) + 2, static_cast<int>(b[1] + b[3]) + 40), cv::Scalar(1),
+                  cv::FILLED);
+  }
+  const auto changed = [&](const cv::Mat& img) {
+    cv::Mat diff, grey;
+    cv::absdiff(img, src, diff);
+    cv::cvtColor(diff, grey, cv::COLOR_BGR2GRAY);
+    return grey != 0;
+  };
+  const cv::Mat outline = changed(drawn["outline"]);
+  const cv::Mat inner = masks & (rings == 0);
+  ASSERT_GT(cv::countNonZero(inner), 0);
+  EXPECT_EQ(cv::countNonZero(outline & inner), 0) << "outline: an object's own pixels changed";
+  EXPECT_EQ(cv::countNonZero(rings & (outline == 0)), 0) << "outline: a ring pixel not drawn";
+  EXPECT_EQ(cv::countNonZero(outline & (rings == 0) & (boxes == 0)), 0) << "outline: drawn far from the object";
+  const cv::Mat fill = changed(drawn["fill"]);
+  EXPECT_GT(cv::countNonZero(fill & inner), cv::countNonZero(inner) / 2) << "fill: the mask is not tinted";
+  const cv::Mat masks_only = changed(drawn["masks-only"]);
+  EXPECT_GT(cv::countNonZero(masks_only & inner), cv::countNonZero(inner) / 2);
+  EXPECT_EQ(cv::countNonZero(masks_only & (masks == 0) & (rings == 0)), 0) << "masks-only: a box or label drawn";
+
+  r = predict(base + "-o " + path("st_bad") + " " + png + " --overlay-style blobs");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--overlay-style"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("st_bad")));
 }
 
 }  // namespace

@@ -115,6 +115,16 @@ TEST(TrainConfig, CrossFieldErrorsNameTheKey) {
   EXPECT_NO_THROW(from_overrides({"device=cuda:1", "model.device=cuda:1"}));
 }
 
+TEST(TrainConfig, TrainFractionIsInZeroToOne) {
+  EXPECT_EQ(TrainConfig{}.data.train_fraction, 1.0);
+  EXPECT_EQ(error_key({"data.train_fraction=0"}), "data.train_fraction");
+  EXPECT_EQ(error_key({"data.train_fraction=1.5"}), "data.train_fraction");
+  EXPECT_EQ(error_key({"data.train_fraction=-0.1"}), "data.train_fraction");
+  const TrainConfig c = from_overrides({"data.train_fraction=0.15", "data.train_fraction_seed=4"});
+  EXPECT_EQ(c.data.train_fraction, 0.15);
+  EXPECT_EQ(c.data.train_fraction_seed, 4u);
+}
+
 TEST(TrainConfig, DumpReloadsEqual) {
   const TrainConfig c = from_overrides({"solver.max_iter=90", "pipeline.loader.batch_size=4", "eval.metric=bbox_AP"});
   const std::string yaml = config::dump_config(c);

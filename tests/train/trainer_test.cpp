@@ -172,6 +172,27 @@ TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
   EXPECT_TRUE(fs::exists(b_dir.str("config.yaml")));
 }
 
+// data.train_fraction (the low-data regime): 0.25 of the 16 sample images
+// are 4, so an epoch of batches of 2 (no oversampling) is 2 iterations.
+TEST(TrainerData, TrainFractionTrainsOnThatShareOfTheImages) {
+  TempDir dir;
+  std::vector<std::string> notes;
+  std::map<uint64_t, uint64_t> epoch_of;
+  TrainerHooks h;
+  h.log = [&](const std::string& s) { notes.push_back(s); };
+  h.on_iteration = [&](const IterationRecord& r) { epoch_of[r.iteration] = r.epoch; };
+  Trainer t(tiny_config(dir.str(), {"data.train_fraction=0.25", "data.train_fraction_seed=3",
+                                    "pipeline.sampler.aug_mode=none", "solver.max_iter=3", "eval.at_end=false",
+                                    "data.val_annotations="}),
+            h);
+  t.train();
+  EXPECT_EQ(epoch_of.at(2), 0u);
+  EXPECT_EQ(epoch_of.at(3), 1u);
+  bool said = false;
+  for (const std::string& n : notes) said = said || n.find("training set: 4 of 16 images") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
 TEST(TrainerResume, StopFlagWritesACheckpointAndResumes) {
   TempDir dir;
   const std::vector<std::string> o = {"solver.max_iter=10", "checkpoint.period=100", "eval.period=0",

@@ -143,6 +143,12 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--on-error", o.on_error, "strict: stop at a bad image; skip: leave it out and count it")
       ->check(CLI::IsMember({"strict", "skip"}));
   cmd->add_flag("--no-overlays", args->no_overlays, "write results.json only");
+  cmd->add_option("--overlay-style", o.overlay_style,
+                  "how overlays draw detections: outline (a 1-px outline just outside each mask, the object's own "
+                  "pixels visible; labels only where they fit), fill (tinted masks, outlines, 1-px boxes, labels "
+                  "where they fit), masks-only (tinted masks and outlines; no boxes, no labels)")
+      ->check(CLI::IsMember({"outline", "fill", "masks-only"}))
+      ->capture_default_str();
   cmd->add_option("--slice-above", o.slice_above,
                   "predict images wider or taller than this many px slice by slice (0 = never; default: the "
                   "config's pipeline.slice.above)")

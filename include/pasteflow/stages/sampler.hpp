@@ -14,7 +14,16 @@
 //   augment-eligible(i)     info.has_small (the paper augments only images
 //                           with small objects; other images never are)
 //
-//   r_size(i) = oversample if oversample-eligible(i), else 1;
+//   n(i)      = number of non-crowd objects of oversample_classes in image
+//               i (ImageInfo::num_small/medium/large; a class flagged
+//               present counts at least 1)
+//   r_size(i) = oversample_by "presence" (default, the paper's rule):
+//                 k = oversample if oversample-eligible(i), else 1;
+//               oversample_by "count":
+//                 1 + (k - 1) * n(i) / mean of n over the eligible images
+//                 (1 when no image is eligible), so the mean factor over the
+//                 dataset, 1 + (k - 1) * eligible / N, and the expected
+//                 epoch length equal presence's at the same k;
 //               in aug_mode "aug_oversample" and "original_aug", an
 //               augment-eligible image has r_size(i) = max(r_size(i), 2)
 //               (those settings are defined by the paper as 2x).
@@ -68,6 +77,9 @@ struct ImageInfo {
   bool has_small = false;
   bool has_medium = false;
   bool has_large = false;
+  uint32_t num_small = 0;   ///< non-crowd objects of each size class (oversample_by "count")
+  uint32_t num_medium = 0;
+  uint32_t num_large = 0;
   std::vector<int64_t> category_ids;  ///< categories annotated in the image (duplicates allowed)
 };
 
@@ -79,6 +91,10 @@ struct SamplerConfig {
   /// at least one object of `oversample_classes`. The paper used 2, 3 and 4.
   double oversample = 1.0;
   std::vector<std::string> oversample_classes = {"small"};  ///< of "small", "medium", "large"
+  /// "presence": an eligible image gets factor k (the paper); "count": the
+  /// factor grows with the image's number of such objects, with the same
+  /// mean as presence (see the header comment).
+  std::string oversample_by = "presence";
   /// Threshold t of the category-frequency repeat factor (detectron2 /
   /// LVIS); 0 turns it off.
   double repeat_threshold = 0.0;
@@ -103,6 +119,11 @@ struct SamplerConfig {
     d.field("oversample_classes", &SamplerConfig::oversample_classes,
             "size classes whose presence makes an image oversample-eligible")
         .one_of({"small", "medium", "large"});
+    d.field("oversample_by", &SamplerConfig::oversample_by,
+            "presence: images with an object of oversample_classes get factor k (paper); count: "
+            "r_i = 1 + (k-1) * n_i / mean(n over images with n >= 1), n_i = the image's number of such objects "
+            "(same mean factor as presence)")
+        .one_of({"presence", "count"});
     d.field("repeat_threshold", &SamplerConfig::repeat_threshold,
             "category-frequency repeat factor threshold t (detectron2 RepeatFactorTrainingSampler); 0 = off")
         .range(0.0, 1.0);

@@ -29,6 +29,12 @@ struct DataConfig {
   std::string train_images;       ///< directory the file names resolve against
   std::string val_annotations;    ///< empty: no evaluation
   std::string val_images;
+  /// Low-data regime: train on this fraction of the training images, chosen
+  /// by io::fraction_indices (hash of train_fraction_seed and file name;
+  /// independent of pipeline.seed, so every run and seed of an experiment
+  /// trains on the same images). 1 = all.
+  double train_fraction = 1.0;
+  uint64_t train_fraction_seed = 0;
 
   static void describe(config::Describer<DataConfig>& d);
 };

@@ -39,6 +39,19 @@
 // rather than mixed into the table. The table's numbers are each run's
 // final evaluation as recorded in its metrics.jsonl; table.md and
 // table.json are rewritten atomically after every run.
+//
+// Repeats (seeds): `seeds: [1, 2, 3]` (top level, or per run) trains every
+// run once per seed, each in <output_dir>/<name>/seed_<S> with
+// pipeline.seed = S (the one seed of the sampler, paste, batch streams and
+// the trainer's torch / model generators), composed after every other
+// override. Each seed's run is skipped / resumed / refused exactly as a run
+// is. table.md then opens with the aggregated table: per row, mean ± sample
+// standard deviation (n - 1) over its finished seeds of kAggregateColumns,
+// and the paired difference to the baseline row (`baseline:`, else the
+// first run): the mean ± standard deviation of the per-seed differences
+// (row - baseline for each seed both finished), with n; the per-seed table
+// follows. table.json gets "seeds" on each run and an "aggregate" list.
+// Without seeds, everything is as it was (one run per entry, same tables).
 #pragma once
 
 #include <array>
@@ -64,6 +77,7 @@ struct RunSpec {
   std::string config;    ///< training config (empty: the experiment's base)
   std::string pipeline;  ///< pipeline config whose sampler and augment sections the run takes
   std::vector<std::string> overrides;  ///< key=value of the training config, after the experiment's
+  std::vector<uint64_t> seeds;         ///< repeats of this run (empty: the experiment's seeds)
 
   static void describe(config::Describer<RunSpec>& d);
 };
@@ -75,6 +89,8 @@ struct ExperimentConfig {
   std::string base;        ///< training config of the runs that name none
   std::string output_dir;  ///< runs and tables (empty: runs/<file stem>)
   std::vector<std::string> overrides;  ///< key=value of every run's training config
+  std::vector<uint64_t> seeds;         ///< repeats of every run that lists none (empty: one run each)
+  std::string baseline;                ///< name of the run paired differences are taken to (empty: the first)
   std::vector<RunSpec> runs;           ///< not a schema key (see above)
   std::string file;        ///< the file it was loaded from (not a key)
 
@@ -109,7 +125,10 @@ enum class RunState {
 const char* to_string(RunState state);
 
 struct PlannedRun {
-  RunSpec spec;
+  RunSpec spec;             ///< the experiment file's run (its name: the table row)
+  std::string id;           ///< "<name>" or, for a repeat, "<name>/seed_<S>" (its directory below output_dir)
+  size_t row = 0;           ///< index of spec in experiment.runs
+  std::optional<uint64_t> seed;  ///< the repeat's seed (none: the run has no seeds)
   TrainConfig config;       ///< compose_run()
   RunState state = RunState::kNew;
   uint64_t checkpoint_iteration = 0;  ///< newest checkpoint on disk (0: none)
@@ -118,8 +137,13 @@ struct PlannedRun {
 
 struct ExperimentPlan {
   ExperimentConfig experiment;
-  std::vector<PlannedRun> runs;
+  std::vector<PlannedRun> runs;  ///< one per run, or per run and seed (in row order, then seed order)
+  bool seeded = false;           ///< some run has seeds: the aggregated table is written
+  size_t baseline = 0;           ///< row of the baseline (experiment.baseline, else 0)
 };
+
+/// The seeds of `run` in `experiment`: its own, else the experiment's (empty: none).
+const std::vector<uint64_t>& seeds_of(const ExperimentConfig& experiment, const RunSpec& run);
 
 /// Composes every run (so a mistake in the last run fails before the first
 /// trains) and reads each run directory's state. Throws ConfigError (see
@@ -133,9 +157,17 @@ inline constexpr std::array<const char*, 8> kTableColumns = {
     "segm_AP_small", "segm_AP_medium", "segm_AP_large", "segm_AP",
     "bbox_AP_small", "bbox_AP_medium", "bbox_AP_large", "bbox_AP"};
 
+/// The aggregated table's columns (with seeds): segm then bbox AP, AP50,
+/// AP_small, AP_medium.
+inline constexpr std::array<const char*, 8> kAggregateColumns = {
+    "segm_AP", "segm_AP50", "segm_AP_small", "segm_AP_medium",
+    "bbox_AP", "bbox_AP50", "bbox_AP_small", "bbox_AP_medium"};
+
 /// One row of the table.
 struct RunResult {
-  std::string name;
+  std::string name;           ///< the run's name (a repeat: its row's name)
+  size_t row = 0;             ///< index of its run in the experiment file
+  std::optional<uint64_t> seed;  ///< a repeat's seed
   std::string label;
   std::string output_dir;
   bool finished = false;     ///< has its final evaluation
@@ -187,6 +219,61 @@ std::string table_markdown(const ExperimentConfig& experiment, const std::vector
 /// "metrics": {column: value}}]}; values are exact (round-trip doubles),
 /// null when unfinished.
 std::string table_json(const ExperimentConfig& experiment, const std::vector<RunResult>& runs);
+
+// ---------------------------------------------------------------- repeats
+
+/// Mean and sample standard deviation of n values (sd: divisor n - 1; NaN
+/// when n < 2; mean NaN when n = 0).
+struct MeanSd {
+  size_t n = 0;
+  double mean = 0.0;
+  double sd = 0.0;
+};
+MeanSd mean_sd(const std::vector<double>& values);
+
+/// A row's finished repeats: seed -> final evaluation (metric_names() keys).
+struct SeedRow {
+  std::string name;
+  std::string label;
+  size_t planned = 0;  ///< seeds planned (finished or not)
+  std::map<uint64_t, std::map<std::string, double>> by_seed;
+};
+
+/// A row of the aggregated table. For each of kAggregateColumns: `value`
+/// over the row's seeds whose value is >= 0 (COCOeval's -1, "no ground
+/// truth of that size", is left out); `diff` over the seeds where both this
+/// row and the baseline row have a value >= 0, of (row - baseline); the
+/// baseline row's own diff is empty.
+struct AggregateRow {
+  std::string name;
+  std::string label;
+  bool baseline = false;
+  size_t planned = 0;
+  std::vector<uint64_t> seeds;  ///< finished seeds, ascending
+  std::map<std::string, MeanSd> value;
+  std::map<std::string, MeanSd> diff;
+};
+
+/// The aggregation (a pure function): one AggregateRow per SeedRow, paired
+/// differences to rows[baseline]. Throws std::out_of_range when baseline
+/// is not a row.
+std::vector<AggregateRow> aggregate_seeds(const std::vector<SeedRow>& rows, size_t baseline);
+
+/// The SeedRows of an experiment's results (finished repeats only).
+std::vector<SeedRow> seed_rows(const ExperimentPlan& plan, const std::vector<RunResult>& runs);
+
+/// The aggregated tables as Markdown (mean ± sd (n) per row; then paired
+/// difference to the baseline ± sd (n)), without a heading.
+std::string aggregate_markdown(const std::vector<AggregateRow>& rows);
+
+/// What table.md holds for `plan` and `runs`: table_markdown() without
+/// seeds; with seeds the aggregated tables, then the per-seed table.
+std::string experiment_table_markdown(const ExperimentPlan& plan, const std::vector<RunResult>& runs);
+/// What table.json holds: table_json() without seeds; with seeds each run
+/// also has "seed", and "baseline" and "aggregate": [{"name", "label",
+/// "baseline", "planned", "seeds", "mean": {column: value|null}, "sd",
+/// "n", "diff_mean", "diff_sd", "diff_n"}] follow.
+std::string experiment_table_json(const ExperimentPlan& plan, const std::vector<RunResult>& runs);
 
 /// Reference of the experiment file's keys as Markdown (docs/experiment.md).
 std::string experiment_schema_markdown();

@@ -38,8 +38,13 @@
 //    ids), bbox [x, y, w, h], score, segmentation (compressed RLE of the
 //    pasted mask > mask_threshold, the image's size; with a mask branch).
 //  - out_dir/overlays/<image_id>_<file stem>.png (when overlays is true): the
-//    image at its size with each kept detection drawn: tinted mask, mask
-//    outline, box, "<category name> <score>" label.
+//    image at its size with each kept detection drawn in `overlay_style`:
+//    "outline" (default) a 1-px outline just outside its mask, the object's
+//    pixels untouched (a box for a detection without a mask); "fill" the
+//    mask tinted, its outline and a 1-px box; "masks-only" the tinted mask
+//    and outline alone. Except masks-only, a "<category name> <score>"
+//    label where it fits: no wider than the box, on no other label (higher
+//    scores placed first); small objects get none.
 //
 // Sliced prediction (issue 11; train/sliced_predict.cpp): an image wider or
 // taller than `slice_above` px (by default the config's pipeline.slice.above,
@@ -101,6 +106,7 @@ struct PredictOptions {
   int threads = 0;                     ///< > 0: LibTorch intra-op and loader threads
   std::string on_error;                ///< strict | skip ("" = the config's pipeline.loader.on_error)
   bool overlays = true;
+  std::string overlay_style = "outline";  ///< outline | fill | masks-only (stages/draw.hpp OverlayStyle)
 
   // Sliced prediction (see above).
   int64_t slice_above = -1;     ///< slice images wider or taller than this; 0 = off; -1 = pipeline.slice.above

@@ -101,6 +101,8 @@ struct ChildResult {
   uint64_t checksum = 0;
   uint64_t batches = 0;
   uint64_t windows_read = 0;
+  uint64_t batch_tensors_allocated = 0;
+  uint64_t batch_tensors_reused = 0;
   double baseline_rss_mb = 0;  ///< the child's VmRSS before its work
   double setup_seconds = 0;    ///< building the dataset, views and loader (not timed)
   double end_rss_mb = 0;       ///< the child's VmRSS after its work (before tearing down)
@@ -474,6 +476,8 @@ void run_bench_slices(const SlicesArgs& a) {
     r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
     const pipeline::StageTimes times = loader.times();
     r.windows_read = times.windows_read;
+    r.batch_tensors_allocated = times.batch_tensors_allocated;
+    r.batch_tensors_reused = times.batch_tensors_reused;
     for (const pipeline::StageTimes::Counter& c : times.stages) {
       if (r.stages == ChildResult::kMaxStages) break;
       std::snprintf(r.stage_name[r.stages], sizeof r.stage_name[0], "%s", c.name.c_str());
@@ -649,6 +653,8 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
   w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
   w.field("windows_read", pipe.r.windows_read);
+  w.field("batch_tensors_allocated", pipe.r.batch_tensors_allocated);
+  w.field("batch_tensors_reused", pipe.r.batch_tensors_reused);
   w.field("view_annotations", pipe.r.view_annotations).field("instances", pipe.r.instances);
   w.key("stage_seconds").begin_object();
   for (int i = 0; i < pipe.r.stages; ++i) w.field(pipe.r.stage_name[i], pipe.r.stage_seconds[i]);

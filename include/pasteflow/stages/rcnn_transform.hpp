@@ -73,10 +73,11 @@ void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean
 /// Whether resizing an 8-bit image normalised with (mean, std) at scale 1
 /// (the size resized_size gives is the image's own) is an identity, bit for
 /// bit: ATen's bilinear kernel then computes v * 1 + w * 0 for every output
-/// value (source index i, weights 1 and 0 exactly), which is v itself when
-/// every value the normalisation can give is finite and none is -0 (-0 +
-/// +0 is +0). True for the ImageNet statistics; checked on the 256 values
-/// of each channel. Throws what normalize throws.
+/// value (weights 1 and 0 exactly; LibTorch 1.13 takes w = v, the same
+/// source pixel, at equal sizes), which is v itself when every value the
+/// normalisation can give is finite (inf * 0 is NaN) and, whatever w is,
+/// none is -0 (-0 + +0 is +0). True for the ImageNet statistics; checked on
+/// the 256 values of each channel. Throws what normalize throws.
 bool identity_resize_is_exact(const std::vector<double>& mean, const std::vector<double>& std);
 
 /// The scale factor _resize_image_and_masks computes for an h x w image:

@@ -303,7 +303,12 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
     throw InputError(e.reason(), e.detail(), sample_where(sample));
   }
   at::Tensor resized_masks;
-  if (masks.defined()) resized_masks = rcnn::resize_masks_nearest(masks, new_size, flip);
+  if (masks.defined()) {
+    // Nearest at scale 1 without a flip takes every source pixel in place
+    // (nearest_idx is the identity at equal sizes): the decoded masks are the result.
+    const bool same = new_size[0] == H && new_size[1] == W && !flip;
+    resized_masks = same ? masks : rcnn::resize_masks_nearest(masks, new_size, flip);
+  }
 
   out.flipped = flip;
   out.min_size = min_size;

@@ -650,6 +650,17 @@ TEST(Prepare, ScaleOneIntoASlotEqualsInterpolationBitForBit) {
         flips.insert(p.flipped);
         const at::Tensor want = reference_image(s.image, cfg, p.flipped);
         EXPECT_TRUE(same_bits(p.image, want)) << pixels.channels() << " channel(s), flip " << p.flipped;
+        // The masks: torchvision's literal nearest interpolation of the (flipped) decoded mask.
+        at::Tensor decoded = at::empty({1, size.height, size.width}, at::kByte);
+        mask::decode_into(s.instances[0].mask, decoded.data_ptr<uint8_t>(), static_cast<size_t>(size.width));
+        if (p.flipped) decoded = decoded.flip({2});
+        const at::Tensor want_masks =
+            F::interpolate(decoded.unsqueeze(1).to(at::kFloat),
+                           F::InterpolateFuncOptions().size(std::vector<int64_t>{size.height, size.width}).mode(torch::kNearest))
+                .select(1, 0)
+                .to(at::kByte);
+        EXPECT_TRUE(at::equal(p.target.masks, want_masks));
+        EXPECT_EQ(at::count_nonzero(p.target.masks).item<int64_t>(), 200 * 100);
         // The slot's padding is zero, the other slot untouched.
         const at::Tensor place = buffer[1];
         EXPECT_EQ(at::count_nonzero(place).item<int64_t>(), at::count_nonzero(want).item<int64_t>());

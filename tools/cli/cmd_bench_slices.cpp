@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "pipeline_args.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/io/coco.hpp"
@@ -407,6 +408,7 @@ void run_bench_slices(const SlicesArgs& a) {
   if (a.batch_size < 1) throw ConfigError("bad_value", "--batch-size must be >= 1");
   if (a.size > 100000) throw ConfigError("bad_value", "--size must be <= 100000 (batch.max_size's range)");
   const StopOnSignal stop_on_signal;
+  tune_allocator_for_pipeline();  // the pipeline commands' one policy; inherited by the forked variants
 
   raster::RasterConfig rc;
   rc.tile_cache_mb = a.cache_mb;

@@ -38,14 +38,23 @@ pipeline::PipelineConfig load_pipeline_args(const PipelineArgs& args);
 /// (pipeline::load_max_pixels); logs what was skipped.
 io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::PipelineConfig& config);
 
-/// Process-wide allocator settings for the commands that run the pipeline
-/// (call once, first). glibc's dynamic mmap threshold and heap trimming hand
-/// the loader's large per-image buffers (decoded pixels, float images,
-/// masks: ~1-10 MB each) back to the kernel and fault them in again for
-/// every image: measured with `bench pipeline` on coco_mini at 1 thread,
-/// 1.7 M minor page faults and a third of the CPU time in the kernel.
-/// Fixed thresholds (mmap above 32 MiB only, trim above 512 MiB free) keep
-/// them: 33 -> 21 CPU ms per image. GLIBC_TUNABLES set by the user win.
+/// Process-wide allocator policy, one for every command that runs the
+/// pipeline or the model (augment, preview, predict, bench pipeline / soak /
+/// slices; call once, first): blocks above 4 MiB are mmap'ed (and returned
+/// to the kernel when freed), the heap is trimmed when more than 64 MiB is
+/// free at its top. The big buffers are reused by the code itself (the
+/// loader's pool of batch tensors, prepare's scratch image), so what the
+/// allocator sees is: mid-sized blocks freed and allocated again all the
+/// time (TIFF tiles of 0.25-1 MiB, decoded windows and images of 1-3 MiB),
+/// which must stay in the heap (mmap'ed, each one's pages are faulted in
+/// again: at 128 KiB the window reader ran 3x slower, the pipeline 2.4x),
+/// and large transient ones (model activations, large masks) which must
+/// go back to the kernel rather than fragment the heap (glibc's dynamic
+/// threshold climbs to 32 MiB and let sliced prediction grow to 1 GB).
+/// GLIBC_TUNABLES glibc.malloc.* or MALLOC_MMAP_THRESHOLD_ /
+/// MALLOC_TRIM_THRESHOLD_ set by the user win.
+inline constexpr int kAllocatorMmapThreshold = 4 << 20;
+inline constexpr int kAllocatorTrimThreshold = 64 << 20;
 void tune_allocator_for_pipeline();
 
 }  // namespace pasteflow::cli

@@ -279,7 +279,7 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
       if (identity_resize(sample.image, new_size, config)) {
         // Scale 1: the resize is an identity (rcnn::identity_resize_is_exact),
         // so the normalised pixels go straight into the batch, in one pass.
-        rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, out.image);
+        rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, out.image, /*streaming=*/true);
       } else {
         ScratchImage scratch(3, H, W);
         rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, scratch.tensor);

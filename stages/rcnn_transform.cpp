@@ -116,12 +116,14 @@ bool is_8bit_1_or_3(const cv::Mat& image) {
 
 /// out[c][y][flip ? w-1-x : x] = lut[c][pixel(y, x)[channels == 3 ? c : 0]];
 /// planes `plane_stride` floats apart, rows `row_stride` floats apart. The
-/// output (12 bytes a pixel, far larger than the caches, read next by
-/// another thread or the model) is written with non-temporal stores where
-/// SSE2 has them: the same values, without reading every cache line of the
-/// destination first (a third of the memory traffic).
+/// output of a `streaming` pass (12 bytes a pixel, far larger than the
+/// caches, read next by another thread or the model) is written with
+/// non-temporal stores where SSE2 has them: the same values, without
+/// reading every cache line of the destination first. Not for an image read
+/// again at once (the resize's input): that one is better left in the cache.
 template <int Channels, bool Flip>
-void lut_pass(const cv::Mat& image, const float* lut, float* out, int64_t plane_stride, int64_t row_stride) {
+void lut_pass(const cv::Mat& image, const float* lut, float* out, int64_t plane_stride, int64_t row_stride,
+              bool streaming) {
   const int64_t h = image.rows;
   const int64_t w = image.cols;
   for (int64_t y = 0; y < h; ++y) {
@@ -134,16 +136,20 @@ void lut_pass(const cv::Mat& image, const float* lut, float* out, int64_t plane_
       auto value = [&](int64_t o) { return table[s[(Flip ? w - 1 - o : o) * Channels]]; };
       int64_t o = 0;
 #if defined(__SSE2__)
-      for (; o < w && (reinterpret_cast<uintptr_t>(dst + o) & 15) != 0; ++o) dst[o] = value(o);
-      for (; o + 4 <= w; o += 4) {
-        _mm_stream_ps(dst + o, _mm_setr_ps(value(o), value(o + 1), value(o + 2), value(o + 3)));
+      if (streaming) {
+        for (; o < w && (reinterpret_cast<uintptr_t>(dst + o) & 15) != 0; ++o) dst[o] = value(o);
+        for (; o + 4 <= w; o += 4) {
+          _mm_stream_ps(dst + o, _mm_setr_ps(value(o), value(o + 1), value(o + 2), value(o + 3)));
+        }
       }
 #endif
       for (; o < w; ++o) dst[o] = value(o);
     }
   }
 #if defined(__SSE2__)
-  _mm_sfence();  // the streamed stores are visible before the slot is handed on
+  if (streaming) _mm_sfence();  // the streamed stores are visible before the slot is handed on
+#else
+  (void)streaming;
 #endif
 }
 
@@ -154,7 +160,7 @@ bool identity_resize_is_exact(const std::vector<double>& mean, const std::vector
 }
 
 void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean, const std::vector<double>& std,
-                           bool flip, const at::Tensor& out) {
+                           bool flip, const at::Tensor& out, bool streaming) {
   if (!is_8bit_1_or_3(image)) {
     at::Tensor t = normalized_image_tensor(image, mean, std, flip);  // 16-bit, or the error it names
     if (!out.defined() || out.sizes() != t.sizes() || !out.is_cpu() || out.scalar_type() != at::kFloat) {
@@ -174,9 +180,9 @@ void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean
   float* o = out.data_ptr<float>();
   const int64_t ps = out.stride(0), rs = out.stride(1);
   if (image.channels() == 3) {
-    flip ? lut_pass<3, true>(image, lut, o, ps, rs) : lut_pass<3, false>(image, lut, o, ps, rs);
+    flip ? lut_pass<3, true>(image, lut, o, ps, rs, streaming) : lut_pass<3, false>(image, lut, o, ps, rs, streaming);
   } else {
-    flip ? lut_pass<1, true>(image, lut, o, ps, rs) : lut_pass<1, false>(image, lut, o, ps, rs);
+    flip ? lut_pass<1, true>(image, lut, o, ps, rs, streaming) : lut_pass<1, false>(image, lut, o, ps, rs, streaming);
   }
 }
 

@@ -708,12 +708,13 @@ TEST(RcnnTransform, NormalizedImageIntoAStridedViewEqualsTheTensorForm) {
   grey.convertTo(grey16, CV_16U, 257.0);
   // An odd-sized, unaligned crop (a row step wider than the row).
   for (const cv::Mat& image : {rgb(cv::Rect(3, 5, 301, 207)), grey(cv::Rect(1, 0, 333, 17)), grey16}) {
-    for (bool flip : {false, true}) {
+    for (int k = 0; k < 4; ++k) {
+      const bool flip = (k & 1) != 0, streaming = (k & 2) != 0;
       const at::Tensor want = rcnn::normalized_image_tensor(image, rcnn::imagenet_mean(), rcnn::imagenet_std(), flip);
       at::Tensor big = at::full({2, 3, image.rows + 3, image.cols + 5}, 7.0f);
       at::Tensor view = big[1].narrow(1, 1, image.rows).narrow(2, 3, image.cols);
-      rcnn::normalized_image_into(image, rcnn::imagenet_mean(), rcnn::imagenet_std(), flip, view);
-      EXPECT_TRUE(same_bits(view, want)) << image.channels() << " " << image.depth() << " " << flip;
+      rcnn::normalized_image_into(image, rcnn::imagenet_mean(), rcnn::imagenet_std(), flip, view, streaming);
+      EXPECT_TRUE(same_bits(view, want)) << image.channels() << " " << image.depth() << " " << flip << " " << streaming;
       EXPECT_EQ(at::count_nonzero(big[0] != 7.0f).item<int64_t>(), 0);
       EXPECT_EQ(at::count_nonzero(big[1] != 7.0f).item<int64_t>(), 3 * image.rows * image.cols);
     }

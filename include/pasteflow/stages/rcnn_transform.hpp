@@ -65,10 +65,13 @@ at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<doubl
 /// contiguous (typically an image's place in a batch tensor): the same
 /// values, without a tensor of its own. 8-bit images take the lookup pass
 /// straight into `out`; 16-bit ones the three-step form, then a copy.
-/// Throws what normalized_image_tensor throws, and InputError "bad_image"
-/// for an `out` of another size, dtype, device or layout.
+/// `streaming`: 8-bit pixels are written with non-temporal stores (for a
+/// destination not read again soon by this thread, such as a batch tensor;
+/// leave it off for an image that is resized next). Throws what
+/// normalized_image_tensor throws, and InputError "bad_image" for an `out`
+/// of another size, dtype, device or layout.
 void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean, const std::vector<double>& std,
-                           bool flip, const at::Tensor& out);
+                           bool flip, const at::Tensor& out, bool streaming = false);
 
 /// Whether resizing an 8-bit image normalised with (mean, std) at scale 1
 /// (the size resized_size gives is the image's own) is an identity, bit for

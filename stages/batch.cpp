@@ -63,34 +63,6 @@ bool identity_resize(const cv::Mat& image, const rcnn::Size2& size, const BatchC
          (image.channels() == 1 || image.channels() == 3) && rcnn::identity_resize_is_exact(config.mean, config.std);
 }
 
-/// A float32 [C, H, W] tensor for the normalised image before it is resized,
-/// reused by the thread (it never leaves prepare(): the resize reads it and
-/// keeps no reference) so that its pages are not faulted in for every image;
-/// buffers above kMaxKeptBytes are not kept.
-class ScratchImage {
- public:
-  ScratchImage(int64_t c, int64_t h, int64_t w) {
-    const auto need = static_cast<size_t>(c * h * w) * sizeof(float);
-    at::Tensor& kept = buffer();
-    if (kept.defined() && kept.storage().nbytes() >= need && kept.storage().use_count() == 1) {
-      tensor = at::empty({0}, at::kFloat).set_(kept.storage(), 0, {c, h, w}, {h * w, w, 1});
-      return;
-    }
-    tensor = at::empty({c, h, w}, at::kFloat);
-    if (need <= kMaxKeptBytes) kept = tensor;
-  }
-  ScratchImage(const ScratchImage&) = delete;
-  ScratchImage& operator=(const ScratchImage&) = delete;
-  at::Tensor tensor;
-
- private:
-  static constexpr size_t kMaxKeptBytes = size_t(32) << 20;
-  static at::Tensor& buffer() {
-    thread_local at::Tensor t;
-    return t;
-  }
-};
-
 Location sample_where(const Sample& sample, int64_t annotation_id = -1) {
   Location where;
   where.file = sample.path;
@@ -281,9 +253,8 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
         // so the normalised pixels go straight into the batch, in one pass.
         rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, out.image, /*streaming=*/true);
       } else {
-        ScratchImage scratch(3, H, W);
-        rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, scratch.tensor);
-        rcnn::resize_bilinear_into(scratch.tensor, out.image);
+        rcnn::resize_bilinear_into(rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip),
+                                   out.image);
       }
       // The padding collate() would have zeroed: rows below, then the columns right of the image.
       if (place.size(1) > new_size[0]) place.narrow(1, new_size[0], place.size(1) - new_size[0]).zero_();
@@ -292,9 +263,8 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
       }
       out.slot = slot;
     } else {
-      ScratchImage scratch(3, H, W);
-      rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, scratch.tensor);
-      out.image = rcnn::resize_image_and_masks(scratch.tensor, static_cast<double>(min_size),
+      out.image = rcnn::resize_image_and_masks(rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip),
+                                               static_cast<double>(min_size),
                                                static_cast<double>(config.max_size), at::Tensor())
                       .image;
       new_size = {out.image.size(1), out.image.size(2)};

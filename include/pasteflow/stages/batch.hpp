@@ -179,8 +179,7 @@ at::Tensor allocate_batch(const std::vector<rcnn::Size2>& sizes, const BatchConf
 /// normalisation for which the resize is an identity bit for bit
 /// (rcnn::identity_resize_is_exact: the ImageNet statistics are) is
 /// converted, normalised and mirrored straight into its slot in one pass,
-/// with no float image of its own. The float image a resize reads is a
-/// buffer the thread reuses (up to 32 MiB), not a new allocation.
+/// with no float image of its own.
 PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories,
                       Rng rng, const BatchSlot& slot = {});
 

@@ -18,6 +18,9 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <vector>
+
+#include <ATen/ATen.h>
 
 #include "pasteflow/stages/size_class.hpp"
 #include "tsan_edges.hpp"
@@ -29,6 +32,8 @@ namespace flow = oneapi::tbb::flow;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+struct PlannedBatch;
 
 /// What flows through the graph: a ticket that becomes a sample, then a
 /// prepared image. A stage that fails leaves `error` set and the message
@@ -42,7 +47,8 @@ struct MsgFields {
   stages::SampleTicket ticket;
   std::shared_ptr<stages::Sample> sample;
   std::shared_ptr<stages::PreparedImage> prepared;
-  stages::BatchSlot slot;    ///< where prepare puts the resized pixels (see plan_group)
+  std::shared_ptr<PlannedBatch> planned;  ///< its group's batch tensor, made on first use (see plan_group)
+  int64_t slot_index = -1;   ///< this sample's place in it
   std::exception_ptr error;
   std::string error_stage;
 };
@@ -62,6 +68,88 @@ struct Ready {
   std::string error_record;
   uint64_t epoch = 0;
   bool epoch_last = false;
+};
+
+/// The padded batch tensors of the groups in flight, reused once nobody
+/// holds them: a batch is 12 bytes a pixel (float32, 3 channels) and a new
+/// one per group means faulting its pages in again (a quarter of the batch
+/// stage's time at scale 1) and, with glibc's heap, fragmentation that let
+/// the resident size grow to 2 GB on a 36000 x 18000 TIFF. At most
+/// `capacity` storages are kept (loader.prefetch + 2: the groups issued plus
+/// the consumer's current and previous batch); a storage is handed out
+/// again only when the pool's is its only reference (every Batch, view and
+/// PreparedImage on it gone), so a batch the consumer keeps is never
+/// overwritten. Values are unaffected: prepare() writes every element of
+/// its slot (pixels and padding).
+class BatchPool {
+ public:
+  explicit BatchPool(size_t capacity) : capacity_(capacity) {}
+
+  /// An uninitialised contiguous float32 tensor of `shape` (CPU).
+  at::Tensor acquire(const std::vector<int64_t>& shape) {
+    size_t need = sizeof(float);
+    for (int64_t d : shape) need *= static_cast<size_t>(d);
+    std::lock_guard<std::mutex> lock(mutex_);
+    c10::Storage* best = nullptr;
+    for (c10::Storage& st : kept_) {
+      if (st.use_count() == 1 && st.nbytes() >= need && (best == nullptr || st.nbytes() < best->nbytes())) best = &st;
+    }
+    if (best != nullptr) {
+      ++reused_;
+      return at::empty({0}, at::kFloat).set_(*best, 0, shape, contiguous_strides(shape));
+    }
+    at::Tensor fresh = at::empty(shape, at::kFloat);
+    ++allocated_;
+    if (kept_.size() < capacity_) {
+      kept_.push_back(fresh.storage());
+    } else {
+      // Replace a free storage too small for this shape, so that the pool
+      // follows the batch sizes without growing past its capacity.
+      for (c10::Storage& st : kept_) {
+        if (st.use_count() == 1) {
+          st = fresh.storage();
+          break;
+        }
+      }
+    }
+    return fresh;
+  }
+
+  uint64_t reused() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return reused_;
+  }
+  uint64_t allocated() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return allocated_;
+  }
+
+ private:
+  static std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
+    std::vector<int64_t> strides(shape.size(), 1);
+    for (size_t i = shape.size(); i-- > 1;) strides[i - 1] = strides[i] * shape[i];
+    return strides;
+  }
+
+  const size_t capacity_;
+  mutable std::mutex mutex_;
+  std::vector<c10::Storage> kept_;
+  uint64_t reused_ = 0, allocated_ = 0;
+};
+
+/// A batch group's planned tensor: its shape is fixed when the group is
+/// issued (sizes from the annotation file and the batch stage's draws),
+/// the memory is taken from the pool only when the group's first sample
+/// reaches prepare, so groups waiting for an in-flight slot hold none.
+struct PlannedBatch {
+  std::vector<int64_t> shape;  ///< [N, 3, H, W], padded
+  BatchPool* pool = nullptr;
+  std::once_flag once;
+  at::Tensor images;
+  const at::Tensor& get() {
+    std::call_once(once, [this] { images = pool->acquire(shape); });
+    return images;
+  }
 };
 
 // Node roles.
@@ -98,6 +186,8 @@ struct Loader::Impl {
   stages::Decoder decoder;
   stages::Paster paster;
   stages::CategoryMap categories;
+  /// The batch tensors (declared before the graph: destroyed after it).
+  BatchPool batch_pool;
 
   // Graph.
   std::unique_ptr<oneapi::tbb::global_control> parallelism;  ///< lifts TBB's default worker cap when asked for more threads than cores
@@ -167,6 +257,7 @@ struct Loader::Impl {
         decoder(config.decode, tiff_pool),
         paster(config.augment),
         categories(category_ids(dataset)),
+        batch_pool(static_cast<size_t>(config.loader.prefetch) + 2),
         parallelism(make_parallelism_limit(config.loader.threads)),
         // One slot is the consumer's: while it waits for data it runs graph
         // tasks itself (take() waits inside the arena), so `threads` threads work in all.
@@ -353,10 +444,12 @@ struct Loader::Impl {
 
     prepare = std::make_unique<StageNode>(g, concurrency(lc.prepare_concurrency), stage("prepare", prepare_t, [this](Msg& m) {
       if (output != Output::kBatches) return;
+      stages::BatchSlot slot;
+      if (m.planned) slot = stages::BatchSlot{m.planned->get(), m.slot_index};
       m.prepared = std::make_shared<stages::PreparedImage>(
-          stages::prepare(*m.sample, config.batch, categories, stages::batch_rng(config.seed, *m.sample), m.slot));
+          stages::prepare(*m.sample, config.batch, categories, stages::batch_rng(config.seed, *m.sample), slot));
       m.sample.reset();  // the decoded pixels are no longer needed
-      m.slot = {};
+      m.planned.reset();
     }));
 
     order = std::make_unique<OrderNode>(g, [](const Msg& m) -> size_t { return static_cast<size_t>(m.order); });
@@ -550,9 +643,21 @@ struct Loader::Impl {
                                            stages::batch_rng(config.seed, m->ticket.epoch, m->ticket.position)));
     }
     if (sizes.empty()) return;
-    const at::Tensor images = stages::allocate_batch(sizes, config.batch);
+    int64_t max_h = 0, max_w = 0;
+    for (const stages::rcnn::Size2& sz : sizes) {
+      if (sz[0] <= 0 || sz[1] <= 0) (void)stages::allocate_batch(sizes, config.batch);  // throws its "bad_image"
+      max_h = std::max(max_h, sz[0]);
+      max_w = std::max(max_w, sz[1]);
+    }
+    const stages::rcnn::Size2 padded = stages::rcnn::padded_size(max_h, max_w, config.batch.size_divisible);
+    auto planned = std::make_shared<PlannedBatch>();
+    planned->shape = {static_cast<int64_t>(sizes.size()), 3, padded[0], padded[1]};
+    planned->pool = &batch_pool;
     int64_t index = 0;
-    for (It m = first; m != last; ++m) m->slot = stages::BatchSlot{images, index++};
+    for (It m = first; m != last; ++m) {
+      m->planned = planned;
+      m->slot_index = index++;
+    }
   }
 
   /// Takes the next ready item; returns false at the end of the epoch.
@@ -708,6 +813,8 @@ StageTimes Loader::times() const {
   t.max_inflight = impl_->max_in_graph.load();
   t.batches_copied = impl_->batches_copied.load();
   t.windows_read = impl_->windows_read.load();
+  t.batch_tensors_allocated = impl_->batch_pool.allocated();
+  t.batch_tensors_reused = impl_->batch_pool.reused();
   t.tile_cache = tile_cache();
   return t;
 }

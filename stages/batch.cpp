@@ -55,6 +55,14 @@ bool fits(const BatchSlot& slot, const rcnn::Size2& size) {
          size[0] > 0 && size[1] > 0 && t.size(2) >= size[0] && t.size(3) >= size[1];
 }
 
+/// Whether resizing `image` to `size` is an identity bit for bit (scale 1,
+/// an 8-bit image, and a normalisation rcnn::identity_resize_is_exact
+/// accepts), so the normalised pixels need no interpolation.
+bool identity_resize(const cv::Mat& image, const rcnn::Size2& size, const BatchConfig& config) {
+  return size[0] == image.rows && size[1] == image.cols && image.depth() == CV_8U &&
+         (image.channels() == 1 || image.channels() == 3) && rcnn::identity_resize_is_exact(config.mean, config.std);
+}
+
 Location sample_where(const Sample& sample, int64_t annotation_id = -1) {
   Location where;
   where.file = sample.path;
@@ -234,32 +242,43 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
 
   // 3-4. ToTensor, GeneralizedRCNNTransform.normalize; 5. resize (the masks
   // are mirrored while they are resized, also in one pass).
-  at::Tensor image;
+  PreparedImage out;
+  rcnn::Size2 new_size = rcnn::resized_size(H, W, static_cast<double>(min_size), static_cast<double>(config.max_size));
   try {
-    image = rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip);
+    if (fits(slot, new_size)) {
+      at::Tensor place = slot.images.select(0, slot.index);
+      out.image = place.narrow(1, 0, new_size[0]).narrow(2, 0, new_size[1]);
+      if (identity_resize(sample.image, new_size, config)) {
+        // Scale 1: the resize is an identity (rcnn::identity_resize_is_exact),
+        // so the normalised pixels go straight into the batch, in one pass.
+        rcnn::normalized_image_into(sample.image, config.mean, config.std, flip, out.image, /*streaming=*/true);
+      } else {
+        rcnn::resize_bilinear_into(rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip),
+                                   out.image);
+      }
+      // The padding collate() would have zeroed: rows below, then the columns right of the image.
+      if (place.size(1) > new_size[0]) place.narrow(1, new_size[0], place.size(1) - new_size[0]).zero_();
+      if (place.size(2) > new_size[1]) {
+        place.narrow(1, 0, new_size[0]).narrow(2, new_size[1], place.size(2) - new_size[1]).zero_();
+      }
+      out.slot = slot;
+    } else {
+      out.image = rcnn::resize_image_and_masks(rcnn::normalized_image_tensor(sample.image, config.mean, config.std, flip),
+                                               static_cast<double>(min_size),
+                                               static_cast<double>(config.max_size), at::Tensor())
+                      .image;
+      new_size = {out.image.size(1), out.image.size(2)};
+    }
   } catch (const InputError& e) {
     throw InputError(e.reason(), e.detail(), sample_where(sample));
   }
-  PreparedImage out;
-  rcnn::Size2 new_size = rcnn::resized_size(H, W, static_cast<double>(min_size), static_cast<double>(config.max_size));
-  if (fits(slot, new_size)) {
-    at::Tensor place = slot.images.select(0, slot.index);
-    out.image = place.narrow(1, 0, new_size[0]).narrow(2, 0, new_size[1]);
-    rcnn::resize_bilinear_into(image, out.image);
-    // The padding collate() would have zeroed: rows below, then the columns right of the image.
-    if (place.size(1) > new_size[0]) place.narrow(1, new_size[0], place.size(1) - new_size[0]).zero_();
-    if (place.size(2) > new_size[1]) {
-      place.narrow(1, 0, new_size[0]).narrow(2, new_size[1], place.size(2) - new_size[1]).zero_();
-    }
-    out.slot = slot;
-  } else {
-    out.image = rcnn::resize_image_and_masks(image, static_cast<double>(min_size),
-                                             static_cast<double>(config.max_size), at::Tensor())
-                    .image;
-    new_size = {out.image.size(1), out.image.size(2)};
-  }
   at::Tensor resized_masks;
-  if (masks.defined()) resized_masks = rcnn::resize_masks_nearest(masks, new_size, flip);
+  if (masks.defined()) {
+    // Nearest at scale 1 without a flip takes every source pixel in place
+    // (nearest_idx is the identity at equal sizes): the decoded masks are the result.
+    const bool same = new_size[0] == H && new_size[1] == W && !flip;
+    resized_masks = same ? masks : rcnn::resize_masks_nearest(masks, new_size, flip);
+  }
 
   out.flipped = flip;
   out.min_size = min_size;

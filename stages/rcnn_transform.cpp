@@ -4,7 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdint>
 #include <string>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <ATen/ATen.h>
 #ifdef PASTEFLOW_HAVE_ATEN_STUB
@@ -73,46 +78,122 @@ at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
   return (image - m.view({-1, 1, 1})) / s.view({-1, 1, 1});
 }
 
-at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<double>& mean,
-                                   const std::vector<double>& std, bool flip) {
-  if (image.empty() || image.dims != 2 || image.depth() != CV_8U || (image.channels() != 1 && image.channels() != 3)) {
-    at::Tensor t = normalize(image_to_tensor(image), mean, std);  // 16-bit, or the error image_to_tensor names
-    return flip ? t.flip({2}) : t;
-  }
-  // Each channel's results for the values 0..255, by the reference functions;
-  // computed once per thread and normalisation, not per image.
-  struct Table {
-    std::vector<double> mean, std;
-    at::Tensor values;  // [3, 1, 256]
-  };
-  thread_local Table table;
+namespace {
+
+/// Each channel's normalised results for the values 0..255, by the
+/// reference functions (image_to_tensor, normalize on a ramp); computed once
+/// per thread and normalisation, not per image.
+struct Lut {
+  std::vector<double> mean, std;
+  at::Tensor values;  // [3, 1, 256]
+  bool identity_exact = false;  // every value finite and none -0 (identity_resize_is_exact)
+};
+
+const Lut& lut_for(const std::vector<double>& mean, const std::vector<double>& std) {
+  thread_local Lut table;
   if (!table.values.defined() || table.mean != mean || table.std != std) {
     cv::Mat ramp(1, 256, CV_8UC3);
     for (int v = 0; v < 256; ++v) {
       ramp.at<cv::Vec3b>(0, v) = cv::Vec3b(static_cast<uint8_t>(v), static_cast<uint8_t>(v), static_cast<uint8_t>(v));
     }
-    table.values = normalize(image_to_tensor(ramp), mean, std).contiguous();
+    at::Tensor values = normalize(image_to_tensor(ramp), mean, std).contiguous();
+    const float* p = values.data_ptr<float>();
+    bool exact = true;
+    for (int64_t i = 0; i < values.numel(); ++i) {
+      if (!std::isfinite(p[i]) || (p[i] == 0.0f && std::signbit(p[i]))) exact = false;
+    }
+    table.values = std::move(values);
     table.mean = mean;
     table.std = std;
+    table.identity_exact = exact;
   }
-  const float* lut = table.values.data_ptr<float>();
+  return table;
+}
 
+bool is_8bit_1_or_3(const cv::Mat& image) {
+  return !image.empty() && image.dims == 2 && image.depth() == CV_8U && (image.channels() == 1 || image.channels() == 3);
+}
+
+/// out[c][y][flip ? w-1-x : x] = lut[c][pixel(y, x)[channels == 3 ? c : 0]];
+/// planes `plane_stride` floats apart, rows `row_stride` floats apart. The
+/// output of a `streaming` pass (12 bytes a pixel, far larger than the
+/// caches, read next by another thread or the model) is written with
+/// non-temporal stores where SSE2 has them: the same values, without
+/// reading every cache line of the destination first. Not for an image read
+/// again at once (the resize's input): that one is better left in the cache.
+template <int Channels, bool Flip>
+void lut_pass(const cv::Mat& image, const float* lut, float* out, int64_t plane_stride, int64_t row_stride,
+              bool streaming) {
   const int64_t h = image.rows;
   const int64_t w = image.cols;
-  const int channels = image.channels();
-  at::Tensor out = at::empty({3, h, w}, at::kFloat);
-  float* planes[3] = {out.data_ptr<float>(), out.data_ptr<float>() + h * w, out.data_ptr<float>() + 2 * h * w};
   for (int64_t y = 0; y < h; ++y) {
     const uint8_t* src = image.ptr<uint8_t>(static_cast<int>(y));
-    float* dst[3] = {planes[0] + y * w, planes[1] + y * w, planes[2] + y * w};
-    for (int64_t x = 0; x < w; ++x) {
-      const int64_t ox = flip ? w - 1 - x : x;
-      for (int c = 0; c < 3; ++c) {
-        const uint8_t v = src[x * channels + (channels == 3 ? c : 0)];
-        dst[c][ox] = lut[c * 256 + v];
+    for (int c = 0; c < 3; ++c) {
+      const float* table = lut + c * 256;
+      float* dst = out + c * plane_stride + y * row_stride;
+      const uint8_t* s = src + (Channels == 3 ? c : 0);
+      // Output column o takes source column x = o, or w - 1 - o mirrored.
+      auto value = [&](int64_t o) { return table[s[(Flip ? w - 1 - o : o) * Channels]]; };
+      int64_t o = 0;
+#if defined(__SSE2__)
+      if (streaming) {
+        for (; o < w && (reinterpret_cast<uintptr_t>(dst + o) & 15) != 0; ++o) dst[o] = value(o);
+        for (; o + 4 <= w; o += 4) {
+          _mm_stream_ps(dst + o, _mm_setr_ps(value(o), value(o + 1), value(o + 2), value(o + 3)));
+        }
       }
+#endif
+      for (; o < w; ++o) dst[o] = value(o);
     }
   }
+#if defined(__SSE2__)
+  if (streaming) _mm_sfence();  // the streamed stores are visible before the slot is handed on
+#else
+  (void)streaming;
+#endif
+}
+
+}  // namespace
+
+bool identity_resize_is_exact(const std::vector<double>& mean, const std::vector<double>& std) {
+  return lut_for(mean, std).identity_exact;
+}
+
+void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean, const std::vector<double>& std,
+                           bool flip, const at::Tensor& out, bool streaming) {
+  if (!is_8bit_1_or_3(image)) {
+    at::Tensor t = normalized_image_tensor(image, mean, std, flip);  // 16-bit, or the error it names
+    if (!out.defined() || out.sizes() != t.sizes() || !out.is_cpu() || out.scalar_type() != at::kFloat) {
+      throw InputError("bad_image", "normalized_image_into: the output must be a float32 CPU tensor of the image's size");
+    }
+    out.copy_(t);
+    return;
+  }
+  const int64_t h = image.rows;
+  const int64_t w = image.cols;
+  if (!out.defined() || out.dim() != 3 || !out.is_cpu() || out.scalar_type() != at::kFloat || out.size(0) != 3 ||
+      out.size(1) != h || out.size(2) != w || out.stride(2) != 1) {
+    throw InputError("bad_image", "normalized_image_into: expected a float32 CPU [3, " + std::to_string(h) + ", " +
+                                      std::to_string(w) + "] output with contiguous rows");
+  }
+  const float* lut = lut_for(mean, std).values.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t ps = out.stride(0), rs = out.stride(1);
+  if (image.channels() == 3) {
+    flip ? lut_pass<3, true>(image, lut, o, ps, rs, streaming) : lut_pass<3, false>(image, lut, o, ps, rs, streaming);
+  } else {
+    flip ? lut_pass<1, true>(image, lut, o, ps, rs, streaming) : lut_pass<1, false>(image, lut, o, ps, rs, streaming);
+  }
+}
+
+at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<double>& mean,
+                                   const std::vector<double>& std, bool flip) {
+  if (!is_8bit_1_or_3(image)) {
+    at::Tensor t = normalize(image_to_tensor(image), mean, std);  // 16-bit, or the error image_to_tensor names
+    return flip ? t.flip({2}) : t;
+  }
+  at::Tensor out = at::empty({3, image.rows, image.cols}, at::kFloat);
+  normalized_image_into(image, mean, std, flip, out);
   return out;
 }
 

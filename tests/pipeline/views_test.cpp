@@ -249,6 +249,66 @@ TEST_F(MosaicTest, StreamIsIdenticalAtOneAndTwoThreads) {
   }
 }
 
+TEST_F(MosaicTest, ScaleOneBatchesEqualPrepareByHandAndPooledBatchesAreNeverOverwrittenWhileHeld) {
+  // min_size = max_size = the view size: the 512 x 512 views are batched at
+  // scale 1 (normalised straight into the pooled batch tensor, no
+  // interpolation), the whole 640 x 480 JPEG at 0.8 (interpolated).
+  const io::CocoDataset ds = load();
+  PipelineConfig cfg = sliced_config(2);
+  cfg.batch.min_size = 512;
+  cfg.batch.max_size = 512;
+  cfg.batch.hflip = true;
+  cfg.sampler.oversample = 3;
+  cfg.sampler.aug_mode = "original_aug";
+
+  Loader samples_loader(ds, cfg, Output::kSamples);
+  std::map<uint64_t, stages::Sample> by_seq;
+  while (auto s = samples_loader.next_sample()) by_seq.emplace(s->seq, std::move(*s));
+
+  // Every batch held until the end: pooled memory must not be handed out
+  // again while a batch lives on it.
+  Loader held_loader(ds, cfg);
+  std::vector<stages::Batch> held;
+  for (auto& b : held_loader) held.push_back(std::move(b));
+  ASSERT_GT(held.size(), 4u);
+  size_t scale_one = 0, scaled = 0;
+  for (const stages::Batch& batch : held) {
+    std::vector<stages::PreparedImage> by_hand;
+    for (uint64_t seq : batch.seqs) {
+      const auto it = by_seq.find(seq);
+      ASSERT_NE(it, by_seq.end()) << seq;
+      (it->second.image.cols == 512 && it->second.image.rows == 512 ? scale_one : scaled) += 1;
+      by_hand.push_back(stages::prepare(it->second, cfg.batch, held_loader.categories(),
+                                        stages::batch_rng(cfg.seed, it->second)));
+    }
+    const stages::Batch want = stages::collate(std::move(by_hand), cfg.batch, batch.index);
+    ASSERT_EQ(batch.images.sizes(), want.images.sizes());
+    EXPECT_TRUE(torch::equal(batch.images.view(torch::kInt), want.images.view(torch::kInt))) << "batch " << batch.index;
+    for (size_t j = 0; j < want.targets.size(); ++j) {
+      EXPECT_TRUE(torch::equal(batch.targets[j].boxes, want.targets[j].boxes));
+      EXPECT_TRUE(torch::equal(batch.targets[j].masks, want.targets[j].masks));
+    }
+  }
+  EXPECT_GT(scale_one, 0u);
+  EXPECT_GT(scaled, 0u);
+  EXPECT_EQ(held_loader.times().batch_tensors_reused, 0u);
+
+  // Batches dropped as soon as they are taken: the pool reuses their memory,
+  // and the stream is the same.
+  cfg.loader.prefetch = 1;
+  Loader dropping(ds, cfg);
+  size_t i = 0;
+  for (auto& b : dropping) {
+    ASSERT_LT(i, held.size());
+    EXPECT_TRUE(torch::equal(b.images.view(torch::kInt), held[i].images.view(torch::kInt))) << "batch " << i;
+    ++i;
+  }
+  EXPECT_EQ(i, held.size());
+  const StageTimes t = dropping.times();
+  EXPECT_GT(t.batch_tensors_reused, 0u);
+  EXPECT_LE(t.batch_tensors_allocated, 3u);  // loader.prefetch + 2
+}
+
 TEST_F(MosaicTest, TileCacheIsSharedAndAWindowDecodesOnlyItsTiles) {
   const io::CocoDataset ds = load();
   {

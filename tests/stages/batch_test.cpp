@@ -602,6 +602,128 @@ TEST(Collate, IncompleteOrMismatchedSlotsFallBackToACopy) {
   EXPECT_THROW(allocate_batch({{0, 5}}, cfg), InputError);
 }
 
+// ------------------------------------------- scale 1: no interpolation at all
+
+/// Bit-for-bit equality (at::equal has -0 == +0).
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  return a.sizes() == b.sizes() && at::equal(a.contiguous().view(at::kInt), b.contiguous().view(at::kInt));
+}
+
+/// torchvision's own sequence on one image: to float, normalise, flip,
+/// interpolate (F::interpolate, through resize_image_and_masks).
+at::Tensor reference_image(const cv::Mat& image, const BatchConfig& cfg, bool flip) {
+  at::Tensor t = rcnn::normalize(rcnn::image_to_tensor(image), cfg.mean, cfg.std);
+  if (flip) t = t.flip({2});
+  return rcnn::resize_image_and_masks(t, cfg.min_size, cfg.max_size).image;
+}
+
+TEST(Prepare, ScaleOneIntoASlotEqualsInterpolationBitForBit) {
+  const cv::Mat rgb = coco_image();
+  ASSERT_EQ(rgb.size(), cv::Size(640, 480));
+  cv::Mat grey;
+  cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
+  const CategoryMap map({7});
+  EXPECT_TRUE(rcnn::identity_resize_is_exact(rcnn::imagenet_mean(), rcnn::imagenet_std()));
+  // 480 x 640 (no padding) and smaller crops padded in the slot; scale 1 is
+  // min_size / h computed in float32 as torchvision does, which is 1 for
+  // some sizes only (1/470 * 470 is not): those sizes are used.
+  size_t padded = 0;
+  for (const cv::Size size : {cv::Size(640, 480), cv::Size(630, 470), cv::Size(618, 466), cv::Size(611, 457),
+                              cv::Size(600, 450), cv::Size(625, 461)}) {
+    if (rcnn::resized_size(size.height, size.width, size.height, size.width) != rcnn::Size2{size.height, size.width}) {
+      continue;
+    }
+    padded += size.height % 32 != 0 || size.width % 32 != 0 ? 1 : 0;
+    for (const cv::Mat& pixels : {rgb, grey}) {
+      BatchConfig cfg;
+      cfg.hflip = true;
+      cfg.min_size = size.height;
+      cfg.max_size = size.width;
+      std::set<bool> flips;
+      for (uint64_t seq = 0; seq < 8 && flips.size() < 2; ++seq) {
+        Sample s = rect_sample(size.height, size.width, cv::Rect(100, 50, 200, 100), seq);
+        pixels(cv::Rect(0, 0, size.width, size.height)).copyTo(s.image);
+        const at::Tensor buffer = allocate_batch({{size.height, size.width}, {size.height, size.width}}, cfg);
+        buffer.fill_(std::nanf(""));  // whatever the pooled memory held before
+        const PreparedImage p = prepare(s, cfg, map, batch_rng(5, s), BatchSlot{buffer, 1});
+        ASSERT_TRUE(p.slot.defined());
+        flips.insert(p.flipped);
+        const at::Tensor want = reference_image(s.image, cfg, p.flipped);
+        EXPECT_TRUE(same_bits(p.image, want)) << pixels.channels() << " channel(s), flip " << p.flipped;
+        // The masks: torchvision's literal nearest interpolation of the (flipped) decoded mask.
+        at::Tensor decoded = at::empty({1, size.height, size.width}, at::kByte);
+        mask::decode_into(s.instances[0].mask, decoded.data_ptr<uint8_t>(), static_cast<size_t>(size.width));
+        if (p.flipped) decoded = decoded.flip({2});
+        const at::Tensor want_masks =
+            F::interpolate(decoded.unsqueeze(1).to(at::kFloat),
+                           F::InterpolateFuncOptions().size(std::vector<int64_t>{size.height, size.width}).mode(torch::kNearest))
+                .select(1, 0)
+                .to(at::kByte);
+        EXPECT_TRUE(at::equal(p.target.masks, want_masks));
+        EXPECT_EQ(at::count_nonzero(p.target.masks).item<int64_t>(), 200 * 100);
+        // The slot's padding is zero, the other slot untouched.
+        const at::Tensor place = buffer[1];
+        EXPECT_EQ(at::count_nonzero(place).item<int64_t>(), at::count_nonzero(want).item<int64_t>());
+        EXPECT_TRUE(at::isnan(buffer[0]).all().item<bool>());
+      }
+      EXPECT_EQ(flips.size(), 2u);
+    }
+  }
+  EXPECT_GE(padded, 1u);
+}
+
+TEST(Prepare, ScaleOneWithANormalisationGivingInfinitiesStillInterpolates) {
+  // std 1e-39: dark and bright values normalise to -inf / +inf, and ATen's
+  // bilinear kernel at scale 1 computes v * 1 + v * 0, NaN for them: a copy
+  // would give inf where torchvision gives NaN, so such a normalisation
+  // takes the interpolation.
+  BatchConfig cfg;
+  cfg.mean = {0.5, 0.5, 0.5};
+  cfg.std = {1e-39, 1e-39, 1e-39};
+  EXPECT_FALSE(rcnn::identity_resize_is_exact(cfg.mean, cfg.std));
+  EXPECT_FALSE(rcnn::identity_resize_is_exact({1.0, 1.0, 1.0}, {-1.0, -1.0, -1.0}));  // 255 gives -0
+  const cv::Mat rgb = coco_image();
+  ASSERT_FALSE(rgb.empty());
+  Sample s = rect_sample(480, 640, cv::Rect(100, 50, 200, 100), 3);
+  rgb.copyTo(s.image);
+  cfg.min_size = 480;
+  cfg.max_size = 640;
+  const CategoryMap map({7});
+  const at::Tensor buffer = allocate_batch({{480, 640}}, cfg);
+  const PreparedImage p = prepare(s, cfg, map, batch_rng(5, s), BatchSlot{buffer, 0});
+  const at::Tensor want = reference_image(s.image, cfg, p.flipped);
+  EXPECT_TRUE(same_bits(p.image, want));
+  EXPECT_GT(at::isnan(want).sum().item<int64_t>(), 0);
+  // What a copy would give differs: the check is needed.
+  const at::Tensor copy = rcnn::normalized_image_tensor(s.image, cfg.mean, cfg.std, p.flipped);
+  EXPECT_GT(at::isinf(copy).sum().item<int64_t>(), 0);
+  EXPECT_FALSE(same_bits(copy, want));
+}
+
+TEST(RcnnTransform, NormalizedImageIntoAStridedViewEqualsTheTensorForm) {
+  const cv::Mat rgb = coco_image();
+  ASSERT_FALSE(rgb.empty());
+  cv::Mat grey, grey16;
+  cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
+  grey.convertTo(grey16, CV_16U, 257.0);
+  // An odd-sized, unaligned crop (a row step wider than the row).
+  for (const cv::Mat& image : {rgb(cv::Rect(3, 5, 301, 207)), grey(cv::Rect(1, 0, 333, 17)), grey16}) {
+    for (int k = 0; k < 4; ++k) {
+      const bool flip = (k & 1) != 0, streaming = (k & 2) != 0;
+      const at::Tensor want = rcnn::normalized_image_tensor(image, rcnn::imagenet_mean(), rcnn::imagenet_std(), flip);
+      at::Tensor big = at::full({2, 3, image.rows + 3, image.cols + 5}, 7.0f);
+      at::Tensor view = big[1].narrow(1, 1, image.rows).narrow(2, 3, image.cols);
+      rcnn::normalized_image_into(image, rcnn::imagenet_mean(), rcnn::imagenet_std(), flip, view, streaming);
+      EXPECT_TRUE(same_bits(view, want)) << image.channels() << " " << image.depth() << " " << flip << " " << streaming;
+      EXPECT_EQ(at::count_nonzero(big[0] != 7.0f).item<int64_t>(), 0);
+      EXPECT_EQ(at::count_nonzero(big[1] != 7.0f).item<int64_t>(), 3 * image.rows * image.cols);
+    }
+  }
+  EXPECT_THROW(rcnn::normalized_image_into(rgb, rcnn::imagenet_mean(), rcnn::imagenet_std(), false,
+                                           at::empty({3, 10, 10})),
+               InputError);
+}
+
 TEST(BatchConfigValidate, RejectsBadValues) {
   EXPECT_NO_THROW(validate(BatchConfig{}));
   BatchConfig c;

@@ -106,6 +106,7 @@ void write_run(JsonWriter& w, const RunResult& r) {
   w.field("consumer_wait_s", r.times.consumer_wait_s);
   w.field("max_inflight", r.times.max_inflight).field("max_ready", r.times.max_ready);
   w.field("batches_copied", r.times.batches_copied);
+  w.field("batch_tensors_allocated", r.times.batch_tensors_allocated).field("batch_tensors_reused", r.times.batch_tensors_reused);
   w.key("stages").begin_object();
   for (const auto& c : r.times.stages) {
     w.key(c.name).begin_object();

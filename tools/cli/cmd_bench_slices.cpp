@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "pipeline_args.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/io/coco.hpp"
@@ -101,6 +102,8 @@ struct ChildResult {
   uint64_t checksum = 0;
   uint64_t batches = 0;
   uint64_t windows_read = 0;
+  uint64_t batch_tensors_allocated = 0;
+  uint64_t batch_tensors_reused = 0;
   double baseline_rss_mb = 0;  ///< the child's VmRSS before its work
   double setup_seconds = 0;    ///< building the dataset, views and loader (not timed)
   double end_rss_mb = 0;       ///< the child's VmRSS after its work (before tearing down)
@@ -405,6 +408,7 @@ void run_bench_slices(const SlicesArgs& a) {
   if (a.batch_size < 1) throw ConfigError("bad_value", "--batch-size must be >= 1");
   if (a.size > 100000) throw ConfigError("bad_value", "--size must be <= 100000 (batch.max_size's range)");
   const StopOnSignal stop_on_signal;
+  tune_allocator_for_pipeline();  // the pipeline commands' one policy; inherited by the forked variants
 
   raster::RasterConfig rc;
   rc.tile_cache_mb = a.cache_mb;
@@ -474,6 +478,8 @@ void run_bench_slices(const SlicesArgs& a) {
     r.cache_peak_mb = double(st.peak_bytes) / 1048576.0;
     const pipeline::StageTimes times = loader.times();
     r.windows_read = times.windows_read;
+    r.batch_tensors_allocated = times.batch_tensors_allocated;
+    r.batch_tensors_reused = times.batch_tensors_reused;
     for (const pipeline::StageTimes::Counter& c : times.stages) {
       if (r.stages == ChildResult::kMaxStages) break;
       std::snprintf(r.stage_name[r.stages], sizeof r.stage_name[0], "%s", c.name.c_str());
@@ -649,6 +655,8 @@ void run_bench_slices(const SlicesArgs& a) {
   w.field("tile_cache_mb", a.cache_mb).field("tile_cache_hit_rate", pipe.r.hit_rate);
   w.field("tile_cache_peak_mb", pipe.r.cache_peak_mb).field("end_rss_mb", pipe.r.end_rss_mb);
   w.field("windows_read", pipe.r.windows_read);
+  w.field("batch_tensors_allocated", pipe.r.batch_tensors_allocated);
+  w.field("batch_tensors_reused", pipe.r.batch_tensors_reused);
   w.field("view_annotations", pipe.r.view_annotations).field("instances", pipe.r.instances);
   w.key("stage_seconds").begin_object();
   for (int i = 0; i < pipe.r.stages; ++i) w.field(pipe.r.stage_name[i], pipe.r.stage_seconds[i]);

@@ -75,8 +75,9 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
 void tune_allocator_for_pipeline() {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return;
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) return;
+  mallopt(M_MMAP_THRESHOLD, kAllocatorMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kAllocatorTrimThreshold);
 }
 
 }  // namespace pasteflow::cli

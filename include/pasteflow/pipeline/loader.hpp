@@ -79,6 +79,8 @@ struct StageTimes {
   uint64_t max_inflight = 0;    ///< most samples ever inside the graph at once
   uint64_t batches_copied = 0;  ///< batches whose images were copied into a new tensor (a skipped sample, an unknown image size, a GPU device) instead of prepared in place
   uint64_t windows_read = 0;    ///< sliced views whose window was read (Decoder::decode_window)
+  uint64_t batch_tensors_allocated = 0;  ///< planned batch tensors newly allocated (the others reused a pooled one)
+  uint64_t batch_tensors_reused = 0;     ///< planned batch tensors that reused the memory of a released batch
   /// The shared TIFF tile cache (Loader::tile_cache()) when these times were taken.
   raster::TileCache::Stats tile_cache;
 };

@@ -175,7 +175,11 @@ at::Tensor allocate_batch(const std::vector<rcnn::Size2>& sizes, const BatchConf
 /// With a `slot` (see BatchSlot) that has room for the resized image, the
 /// pixels are resized into it (rcnn::resize_bilinear_into, bit-identical)
 /// and the rest of the slot is zeroed; otherwise they get a tensor of their
-/// own.
+/// own. At scale 1 (the resized size is the image's) an 8-bit image with a
+/// normalisation for which the resize is an identity bit for bit
+/// (rcnn::identity_resize_is_exact: the ImageNet statistics are) is
+/// converted, normalised and mirrored straight into its slot in one pass,
+/// with no float image of its own.
 PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories,
                       Rng rng, const BatchSlot& slot = {});
 

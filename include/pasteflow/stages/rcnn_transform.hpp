@@ -60,6 +60,29 @@ at::Tensor normalize(const at::Tensor& image, const std::vector<double>& mean,
 at::Tensor normalized_image_tensor(const cv::Mat& image, const std::vector<double>& mean,
                                    const std::vector<double>& std, bool flip = false);
 
+/// normalized_image_tensor(image, mean, std, flip) written into `out`, a
+/// CPU float32 [3, H, W] tensor of any strides whose last dimension is
+/// contiguous (typically an image's place in a batch tensor): the same
+/// values, without a tensor of its own. 8-bit images take the lookup pass
+/// straight into `out`; 16-bit ones the three-step form, then a copy.
+/// `streaming`: 8-bit pixels are written with non-temporal stores (for a
+/// destination not read again soon by this thread, such as a batch tensor;
+/// leave it off for an image that is resized next). Throws what
+/// normalized_image_tensor throws, and InputError "bad_image" for an `out`
+/// of another size, dtype, device or layout.
+void normalized_image_into(const cv::Mat& image, const std::vector<double>& mean, const std::vector<double>& std,
+                           bool flip, const at::Tensor& out, bool streaming = false);
+
+/// Whether resizing an 8-bit image normalised with (mean, std) at scale 1
+/// (the size resized_size gives is the image's own) is an identity, bit for
+/// bit: ATen's bilinear kernel then computes v * 1 + w * 0 for every output
+/// value (weights 1 and 0 exactly; LibTorch 1.13 takes w = v, the same
+/// source pixel, at equal sizes), which is v itself when every value the
+/// normalisation can give is finite (inf * 0 is NaN) and, whatever w is,
+/// none is -0 (-0 + +0 is +0). True for the ImageNet statistics; checked on
+/// the 256 values of each channel. Throws what normalize throws.
+bool identity_resize_is_exact(const std::vector<double>& mean, const std::vector<double>& std);
+
 /// The scale factor _resize_image_and_masks computes for an h x w image:
 /// min(self_min_size / min(h, w), self_max_size / max(h, w)), evaluated as
 /// torchvision does it, on float32 0-dim tensors (a Python scalar divided by

@@ -79,4 +79,14 @@ CocoDataset keep_images(const CocoDataset& dataset, const std::vector<size_t>& k
   return out;
 }
 
+void copy_categories(const CocoDataset& from, CocoDataset& to, bool keep_extra) {
+  for (const CategoryRecord& c : from.categories) {
+    CategoryRecord r = c;
+    r.name = to.add_string(from.str(c.name));
+    r.supercategory = to.add_string(from.str(c.supercategory));
+    r.extra = keep_extra ? to.add_string(from.str(c.extra)) : StrRef{};
+    to.categories.push_back(r);
+  }
+}
+
 }  // namespace pasteflow::io

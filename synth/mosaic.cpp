@@ -16,6 +16,7 @@
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
 #include "pasteflow/dataset/writer.hpp"
+#include "pasteflow/io/select.hpp"
 #include "pasteflow/mask/coco_mask.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/stages/decode.hpp"
@@ -115,13 +116,7 @@ MosaicPlan plan_mosaic(const io::CocoDataset& source, const MosaicConfig& config
   mosaic.height = static_cast<int32_t>(H);
   mosaic.file_name = ds.add_string(config.file_name);
   ds.images.push_back(mosaic);
-  for (const io::CategoryRecord& c : source.categories) {
-    io::CategoryRecord out = c;
-    out.name = ds.add_string(source.str(c.name));
-    out.supercategory = ds.add_string(source.str(c.supercategory));
-    out.extra = ds.add_string(source.str(c.extra));
-    ds.categories.push_back(out);
-  }
+  io::copy_categories(source, ds, /*keep_extra=*/true);
 
   const bool rle_fits = static_cast<uint64_t>(W) * static_cast<uint64_t>(H) <= std::numeric_limits<uint32_t>::max();
   std::vector<double> shifted;

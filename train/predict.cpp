@@ -18,6 +18,7 @@
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/eval/results.hpp"
 #include "pasteflow/io/coco.hpp"
+#include "pasteflow/io/select.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/model/mask_rcnn.hpp"
 #include "pasteflow/model/weights.hpp"
@@ -171,13 +172,7 @@ io::CocoDataset category_dataset(const PredictOptions& o, const Setup& s, const 
 io::CocoDataset list_dataset(const std::vector<std::string>& files, const io::CocoDataset& cats, bool skip,
                              SkipReport& skipped, raster::TiffPool& pool) {
   io::CocoDataset ds;
-  for (const io::CategoryRecord& c : cats.categories) {
-    io::CategoryRecord r = c;
-    r.name = ds.add_string(cats.str(c.name));
-    r.supercategory = ds.add_string(cats.str(c.supercategory));
-    r.extra = {};
-    ds.categories.push_back(r);
-  }
+  io::copy_categories(cats, ds, /*keep_extra=*/false);
   for (size_t i = 0; i < files.size(); ++i) {
     stages::ImageHeader h;
     try {

@@ -30,24 +30,16 @@
 #include <string>
 
 #include "common/command.hpp"
+#include "common/metrics.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using pasteflow::testing::last_eval_line;
 using pasteflow::testing::run_command;
 
 const std::string kBin = PASTEFLOW_BIN;
 const std::string kSource = PASTEFLOW_SOURCE_DIR;
-
-/// The last line of metrics.jsonl whose "type" is "eval".
-std::string last_eval_line(const fs::path& metrics) {
-  std::ifstream in(metrics);
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.find("\"type\":\"eval\"") != std::string::npos) last = line;
-  }
-  return last;
-}
 
 struct Eval {
   double bbox_ap50 = -1.0;

@@ -16,24 +16,16 @@
 #include <string>
 
 #include "common/command.hpp"
+#include "common/metrics.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using pasteflow::testing::last_eval_line;
 using pasteflow::testing::run_command;
 
 const std::string kBin = PASTEFLOW_BIN;
 const std::string kSource = PASTEFLOW_SOURCE_DIR;
-
-/// The last line of metrics.jsonl whose "type" is "eval".
-std::string last_eval_line(const fs::path& metrics) {
-  std::ifstream in(metrics);
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.find("\"type\":\"eval\"") != std::string::npos) last = line;
-  }
-  return last;
-}
 
 TEST(SyntheticLearning, SmallMaskRcnnReachesAp50OfHalfOnShapes) {
   const fs::path dir = fs::temp_directory_path() / ("pasteflow_e2e_" + std::to_string(::getpid()));

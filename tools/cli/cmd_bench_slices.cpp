@@ -61,6 +61,7 @@
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/io/coco.hpp"
+#include "pasteflow/io/select.hpp"
 #include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/raster/tiff.hpp"
 #include "pasteflow/slice/slice.hpp"
@@ -184,13 +185,7 @@ io::CocoDataset bench_dataset(const std::string& image, int64_t width, int64_t h
   }
   im.id = sim.id;
   out.images.push_back(im);
-  for (const io::CategoryRecord& c : src.categories) {
-    io::CategoryRecord n = c;
-    n.name = out.add_string(src.str(c.name));
-    n.supercategory = out.add_string(src.str(c.supercategory));
-    n.extra = {};
-    out.categories.push_back(n);
-  }
+  io::copy_categories(src, out, /*keep_extra=*/false);
   for (const uint32_t ai : src.annotations_of(size_t(found))) {
     const io::AnnotationRecord& a = src.annotations[ai];
     io::AnnotationRecord n = a;

@@ -30,4 +30,10 @@ std::vector<size_t> fraction_indices(const CocoDataset& dataset, double fraction
 /// and annotation locations (file, byte offset) still name the source file.
 CocoDataset keep_images(const CocoDataset& dataset, const std::vector<size_t>& keep);
 
+/// Appends the categories of `from` to `to` (ids, names, supercategories
+/// copied into `to`'s string pool; their extra fields too when `keep_extra`):
+/// the category list of a dataset derived from another (a mosaic, a list of
+/// images to predict, a benchmark's one-image dataset).
+void copy_categories(const CocoDataset& from, CocoDataset& to, bool keep_extra);
+
 }  // namespace pasteflow::io

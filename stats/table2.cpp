@@ -125,6 +125,13 @@ std::string table2_to_json(const Table2& table, const Table2Options& options, bo
   w.field("resize_min_size", options.resize.min_size);
   w.field("resize_max_size", options.resize.max_size);
   w.field("size_divisible", options.resize.size_divisible);
+  w.key("anchor_sizes").begin_array();
+  for (const auto& level : options.anchors.sizes) {
+    w.begin_array();
+    for (double s : level) w.value(s);
+    w.end_array();
+  }
+  w.end_array();
   w.field("resize_arithmetic",
           options.resize.arithmetic == ResizeArithmetic::kDouble ? "double" : "torchvision_float32");
   w.field("matcher_high_threshold", options.matcher.high_threshold);

@@ -7,15 +7,14 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "require.hpp"
 
 namespace pasteflow::model::ops {
 namespace {
 
 constexpr int64_t kEnd = INT64_MAX;
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw Error("bad_tensor_argument", message);
-}
+using detail::require;
 
 void require_boxes(const at::Tensor& boxes, const char* what) {
   require(boxes.defined() && boxes.dim() == 2 && boxes.size(1) == 4,

@@ -9,13 +9,12 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "require.hpp"
 
 namespace pasteflow::model::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw Error("bad_tensor_argument", message);
-}
+using detail::require;
 
 template <typename scalar_t>
 at::Tensor nms_kernel_impl(const at::Tensor& dets, const at::Tensor& scores, double iou_threshold) {

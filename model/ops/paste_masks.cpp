@@ -10,13 +10,12 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "require.hpp"
 
 namespace pasteflow::model::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw Error("bad_tensor_argument", message);
-}
+using detail::require;
 
 // paste_mask_in_image for an int64 box given by value, writing into `im_mask`
 // (zeros of [im_h, im_w], dtype of the mask).

@@ -14,13 +14,12 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "require.hpp"
 
 namespace pasteflow::model::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw Error("bad_tensor_argument", message);
-}
+using detail::require;
 
 // Interpolation weights and pixel offsets of one sampling point (the layout
 // of torchvision's PreCalc). A point outside the feature map has weights 0 and

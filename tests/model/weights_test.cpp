@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ModelConfig small_config() {
+ModelConfig tiny_weights_config() {
   ModelConfig c;
   c.backbone.depth = 18;
   c.backbone.fpn_channels = 16;
@@ -59,9 +59,9 @@ InputError load_error(torch::nn::Module& m, const std::map<std::string, at::Tens
 
 TEST_F(Weights, SaveLoadRoundTrip) {
   torch::manual_seed(1);
-  MaskRCNN a(small_config());
+  MaskRCNN a(tiny_weights_config());
   torch::manual_seed(2);
-  MaskRCNN b(small_config());
+  MaskRCNN b(tiny_weights_config());
   const auto sa = state_dict(*a);
   ASSERT_FALSE(at::equal(sa.at("roi_heads.box_head.fc6.weight"), state_dict(*b).at("roi_heads.box_head.fc6.weight")));
   save_weights(*a, path("a.pt"));
@@ -77,14 +77,14 @@ TEST_F(Weights, SaveLoadRoundTrip) {
   EXPECT_EQ(file.size(), sa.size());
   EXPECT_TRUE(file.count("roi_heads.mask_predictor.mask_fcn_logits.weight"));
   // load_model reads config.weights.
-  ModelConfig c = small_config();
+  ModelConfig c = tiny_weights_config();
   c.weights = path("a.pt");
   MaskRCNN d = load_model(c);
   EXPECT_TRUE(at::equal(state_dict(*d).at("rpn.head.cls_logits.weight"), sa.at("rpn.head.cls_logits.weight")));
 }
 
 TEST_F(Weights, StrictNamesAndShapes) {
-  MaskRCNN net(small_config());
+  MaskRCNN net(tiny_weights_config());
   const auto good = state_dict(*net);
   std::map<std::string, at::Tensor> t;
   for (const auto& [k, v] : good) t[k] = v.clone() + 1;  // distinguishable values
@@ -120,7 +120,7 @@ TEST_F(Weights, StrictNamesAndShapes) {
 }
 
 TEST_F(Weights, FileErrorsNameTheFile) {
-  MaskRCNN net(small_config());
+  MaskRCNN net(tiny_weights_config());
   try {
     load_weights(*net, path("absent.pt"));
     ADD_FAILURE() << "no error";

@@ -15,6 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "common/temp_dir.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/raster/tiff.hpp"
 
@@ -30,7 +31,7 @@ class TempDir {
  public:
   TempDir() {
     path_ = fs::temp_directory_path() / ("pasteflow_tiff_writer_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                         pasteflow::testing::test_path_component());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }

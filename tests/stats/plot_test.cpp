@@ -3,6 +3,7 @@
 #include "pasteflow/stats/plot.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -38,10 +39,20 @@ int marker_pixels_in_column(const cv::Mat& img, int x, int y0, int y1) {
   return n;
 }
 
+// The file's scratch directory, one per process, removed when the test
+// program exits (it used to stay in /tmp with the plots of the last run).
+struct ScratchDir {
+  fs::path path = fs::path(testing::TempDir()) / ("pasteflow_plot_test_" + std::to_string(::getpid()));
+  ScratchDir() { fs::create_directories(path); }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 fs::path temp_dir() {
-  fs::path d = fs::path(testing::TempDir()) / "pasteflow_plot_test";
-  fs::create_directories(d);
-  return d;
+  static const ScratchDir dir;
+  return dir.path;
 }
 
 }  // namespace

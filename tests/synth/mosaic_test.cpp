@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 
 #include "common/command.hpp"
 #include "common/file.hpp"
+#include "common/temp_dir.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/mask/coco_mask.hpp"
@@ -50,7 +52,7 @@ class TempDir {
  public:
   TempDir() {
     path_ = fs::temp_directory_path() / ("pasteflow_mosaic_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                         pasteflow::testing::test_path_component());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -678,6 +680,21 @@ TEST(MosaicCli, InterruptLeavesNothing) {
   }
 }
 #endif
+
+// Regression: a parameterised test is named "Name/rle"; its scratch directory
+// was "<tmp>/pasteflow_mosaic_<pid>_Name/rle", and removing it left
+// "pasteflow_mosaic_<pid>_Name" in /tmp after every run.
+TEST_P(MosaicSliceRoundTrip, ScratchDirectoryOfAParameterisedTestIsOneLevelAndRemovedWhole) {
+  fs::path made;
+  {
+    TempDir tmp;
+    made = tmp.path();
+    EXPECT_EQ(made.parent_path(), fs::temp_directory_path());
+    EXPECT_NE(made.filename().string().find(GetParam() ? "_polygons" : "_rle"), std::string::npos) << made;
+    std::ofstream(made / "file") << "x";
+  }
+  EXPECT_FALSE(fs::exists(made)) << made;
+}
 
 INSTANTIATE_TEST_SUITE_P(Segmentations, MosaicSliceRoundTrip, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {

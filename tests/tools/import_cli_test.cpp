@@ -1,8 +1,10 @@
 // pasteflow import masks end to end on real DSB 2018 folders
 // (tests/data/dsb2018): the --json summary, the output against the mask
 // files, identical bytes at any thread count, --split files, refusing to
-// replace an existing output or an input, fail / skip on a corrupt mask.
+// replace an existing output or an input, fail / skip on a corrupt mask;
+// `stats` of the imported bundled sample with the DSB model's anchors.
 #include <gtest/gtest.h>
+#include <simdjson.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -190,4 +192,49 @@ TEST(ImportCli, BundledDsbSampleImportsWithEveryMaskAndStatsReadsIt) {
   EXPECT_NE(r.output.find("\"skipped\": 0"), std::string::npos) << r.output;
   const auto s = run_command(bin() + " stats " + out, false);
   EXPECT_EQ(s.status, 0) << s.output;
+
+  // Table 2 for the model that is trained on it (configs/dsb/baseline.yaml:
+  // shorter side 256, at most 384, anchors from 8 px) rather than
+  // torchvision's 800 / 1333 and 32-512.
+  const std::string model = " --min-size 256 --max-size 384 --anchor-sizes 8,16,32,64,128";
+  const auto md = run_command(bin() + " stats " + out + model, false);
+  ASSERT_EQ(md.status, 0) << md.output;
+  EXPECT_NE(md.output.find("; anchors 8,16,32,64,128 after resizing to min_size 256 / max_size 384"),
+            std::string::npos)
+      << md.output;
+  EXPECT_EQ(s.output.find("; anchors"), std::string::npos) << s.output;  // the default says nothing more
+  simdjson::dom::parser parser;
+  auto small_row = [&](const std::string& args, double* matching, double* iou) {
+    const auto j = run_command(bin() + " stats " + out + args + " --json", false);
+    ASSERT_EQ(j.status, 0) << j.output;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(j.output).get(doc), simdjson::SUCCESS) << j.output;
+    *matching = double(doc["table"]["small"]["average_matching_anchors"]);
+    *iou = double(doc["table"]["small"]["average_max_iou"]);
+    if (args.empty()) {
+      EXPECT_EQ(double(doc["definition"]["resize_min_size"]), 800.0);
+      EXPECT_EQ(double(doc["definition"]["anchor_sizes"].at(0).at(0)), 32.0);
+      return;
+    }
+    EXPECT_EQ(double(doc["definition"]["resize_min_size"]), 256.0);
+    EXPECT_EQ(double(doc["definition"]["resize_max_size"]), 384.0);
+    simdjson::dom::array levels = doc["definition"]["anchor_sizes"];
+    std::vector<double> sizes;
+    for (simdjson::dom::element level : levels) sizes.push_back(double(level.at(0)));
+    EXPECT_EQ(sizes, (std::vector<double>{8, 16, 32, 64, 128}));
+  };
+  double m_default = 0, iou_default = 0, m_model = 0, iou_model = 0;
+  small_row("", &m_default, &iou_default);
+  small_row(model, &m_model, &iou_model);
+  EXPECT_GT(m_model, 0.0);
+  EXPECT_GT(iou_model, 0.0);
+  EXPECT_LE(iou_model, 1.0);
+  EXPECT_NE(m_model, m_default);  // the columns follow the model
+
+  // Five levels (P2..P6), positive sizes: anything else is refused by name.
+  for (const std::string bad : {" --anchor-sizes 8,16,32", " --anchor-sizes 8,16,32,64,-1", " --min-size 0"}) {
+    const auto r2 = run_command(bin() + " stats " + out + bad, true);
+    EXPECT_NE(r2.status, 0) << bad;
+    EXPECT_NE(r2.output.find(bad.substr(1, bad.find(' ', 1) - 1)), std::string::npos) << bad << ": " << r2.output;
+  }
 }

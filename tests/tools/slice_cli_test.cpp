@@ -7,6 +7,7 @@
 // image fails (strict) or is skipped and counted.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <tiffio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,6 +24,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "common/command.hpp"
 #include "common/file.hpp"
@@ -249,6 +251,105 @@ TEST(SliceCli, TiffSourceReadByWindowsAndMissingImage) {
     EXPECT_EQ(pasteflow::testing::read_file(out1 / "images" / name), pasteflow::testing::read_file(out / "images" / name))
         << name;
   }
+}
+
+// Regression: under --on-error skip, a tile that cannot be decoded in the
+// middle of a tiled TIFF stopped the whole run (the error left the parallel
+// loop) instead of leaving out the slices over it. Now: those slices are left
+// out and counted, the image's other slices are written (the same bytes at
+// any thread count), and strict still fails naming the file and the tile.
+TEST(SliceCliRegression, SkipLeavesOutTheSlicesOverACorruptTileAndKeepsTheImagesOtherSlices) {
+  TempDir dir("corrupt_tile");
+  const fs::path images = dir.path / "images";
+  fs::create_directories(images);
+  // 384 x 384 real pixels (a crop of a sample photo) as a Deflate TIFF of
+  // 3 x 3 tiles of 128 px.
+  const io::CocoDataset src = load(sample() + "/annotations.json");
+  const cv::Mat photo = cv::imread(sample() + "/images/" + std::string(src.file_name(src.images[0])),
+                                   cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  ASSERT_GE(photo.cols, 384);
+  ASSERT_GE(photo.rows, 384);
+  cv::Mat bgr = photo(cv::Rect(0, 0, 384, 384)).clone();
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  const fs::path tif = images / "tiled.tif";
+  {
+    TIFF* t = TIFFOpen(tif.c_str(), "w");
+    ASSERT_NE(t, nullptr);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, 384u);
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, 384u);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 3);
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, 128u);
+    TIFFSetField(t, TIFFTAG_TILELENGTH, 128u);
+    for (int ty = 0; ty < 3; ++ty) {
+      for (int tx = 0; tx < 3; ++tx) {
+        const cv::Mat tile = rgb(cv::Rect(tx * 128, ty * 128, 128, 128)).clone();
+        ASSERT_GE(TIFFWriteTile(t, tile.data, static_cast<uint32_t>(tx * 128), static_cast<uint32_t>(ty * 128), 0, 0),
+                  0);
+      }
+    }
+    TIFFClose(t);
+  }
+  // The centre tile (index 4) overwritten with 0xFF: not a zlib stream.
+  {
+    TIFF* t = TIFFOpen(tif.c_str(), "r");
+    ASSERT_NE(t, nullptr);
+    uint64_t* offsets = nullptr;
+    uint64_t* counts = nullptr;
+    ASSERT_EQ(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets), 1);
+    ASSERT_EQ(TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &counts), 1);
+    const uint64_t offset = offsets[4], count = counts[4];
+    TIFFClose(t);
+    std::fstream f(tif, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    const std::string junk(static_cast<size_t>(count), '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    ASSERT_TRUE(f.good());
+  }
+  const fs::path ann = dir.path / "tiled.json";
+  std::ofstream(ann) << R"({"images":[{"id":7,"width":384,"height":384,"file_name":"tiled.tif"}],)"
+                     << R"("annotations":[],"categories":[{"id":1,"name":"thing"}]})";
+  const std::string base = bin() + " slice -a " + ann.string() + " -i " + images.string() +
+                           " --size 128 --overlap 0 --keep-empty 1";
+
+  const fs::path strict_out = dir.path / "strict";
+  const auto strict = run_command(base + " -o " + strict_out.string() + " --threads 2");
+  EXPECT_NE(strict.status, 0) << strict.output;
+  EXPECT_NE(strict.output.find("tiled.tif"), std::string::npos) << strict.output;
+  EXPECT_NE(strict.output.find("tile 4"), std::string::npos) << strict.output;
+  EXPECT_FALSE(fs::exists(strict_out / "annotations.json"));
+
+  std::map<int, fs::path> outs;
+  for (const int threads : {2, 1}) {
+    const fs::path out = dir.path / ("skip" + std::to_string(threads));
+    const auto skip = run_command(base + " -o " + out.string() + " --threads " + std::to_string(threads) +
+                                      " --on-error skip --json",
+                                  /*keep_stderr=*/false);
+    ASSERT_EQ(skip.status, 0) << skip.output;
+    EXPECT_NE(skip.output.find("\"slices\": 8"), std::string::npos) << skip.output;
+    EXPECT_NE(skip.output.find("\"corrupt_image\": 1"), std::string::npos) << skip.output;
+    outs[threads] = out;
+  }
+  const io::CocoDataset got = load((outs[2] / "annotations.json").string());
+  ASSERT_EQ(got.images.size(), 8u);
+  for (const auto& im : got.images) {
+    const ViewInfo v = view_of(got, im);
+    EXPECT_EQ(v.source_image_id, 7);
+    EXPECT_FALSE(v.x == 128 && v.y == 128) << "the slice over the corrupt tile";
+    const std::string name(got.file_name(im));
+    const cv::Mat slice = cv::imread((outs[2] / "images" / name).string(), cv::IMREAD_COLOR);
+    ASSERT_EQ(slice.size(), cv::Size(128, 128)) << name;
+    EXPECT_EQ(cv::norm(slice, bgr(cv::Rect(int(v.x), int(v.y), 128, 128)), cv::NORM_INF), 0.0) << name;
+    EXPECT_EQ(pasteflow::testing::read_file(outs[2] / "images" / name),
+              pasteflow::testing::read_file(outs[1] / "images" / name))
+        << name;
+  }
+  EXPECT_EQ(pasteflow::testing::read_file(outs[2] / "annotations.json"),
+            pasteflow::testing::read_file(outs[1] / "annotations.json"));
 }
 
 TEST(SliceCli, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {

@@ -11,10 +11,12 @@
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/train/config.hpp"
 
+#include "train_test_util.hpp"
+
 namespace pasteflow::train {
 namespace {
 
-const std::string kSource = PASTEFLOW_SOURCE_DIR;
+using testing_util::kSource;
 
 TrainConfig from_overrides(const std::vector<std::string>& overrides) {
   std::vector<std::string> o = {"data.train_annotations=a.json"};

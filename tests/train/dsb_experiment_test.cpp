@@ -23,8 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing_util::TempDir;
 
-const std::string kSource = PASTEFLOW_SOURCE_DIR;
-const std::string kBin = PASTEFLOW_BIN;
+using testing_util::kSource;
+using testing_util::kBin;
 const std::string kDsbSample = kSource + "/data/dsb_sample";
 
 std::vector<std::string> sample_overrides(const std::string& annotations) {

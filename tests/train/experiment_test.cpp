@@ -36,9 +36,9 @@ using pasteflow::testing::read_file;
 namespace fs = std::filesystem;
 using testing_util::TempDir;
 
-const std::string kSource = PASTEFLOW_SOURCE_DIR;
-const std::string kSample = PASTEFLOW_SAMPLE_DATA;
-const std::string kTiny = kSource + "/configs/train/sample_tiny.yaml";
+using testing_util::kSource;
+using testing_util::kSample;
+using testing_util::kTiny;
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -452,7 +452,7 @@ TEST(ExperimentRun, InterruptedRunResumes) {
 
 // ---------------------------------------------------------------- the command
 
-const std::string kBin = PASTEFLOW_BIN;
+using testing_util::kBin;
 
 TEST(ExperimentCli, SchemaDryRunErrorsAndARun) {
   using pasteflow::testing::run_command;

@@ -42,13 +42,15 @@
 #include "pasteflow/train/trainer.hpp"
 #include "../../train/sliced_predict.hpp"  // train/'s internal overview reader
 
+#include "train_test_util.hpp"
+
 namespace pasteflow::train {
 namespace {
 
 namespace fs = std::filesystem;
 using pasteflow::testing::read_file;
 
-const std::string kSample = PASTEFLOW_SAMPLE_DATA;
+using testing_util::kSample;
 const int64_t kImageId = 54718;  // 000000054718.jpg, 640 x 480, 8 objects
 
 /// `rgb` (CV_8UC3) as a tiled (64 x 64), Deflate-compressed RGB TIFF.

@@ -25,9 +25,9 @@ namespace {
 
 using testing_util::TempDir;
 
-const std::string kSource = PASTEFLOW_SOURCE_DIR;
-const std::string kSample = PASTEFLOW_SAMPLE_DATA;
-const std::string kConfig = kSource + "/configs/mosaic/tiny.yaml";
+using testing_util::kSource;
+using testing_util::kSample;
+const std::string kMosaicTiny = kSource + "/configs/mosaic/tiny.yaml";
 
 /// The overrides that point configs/mosaic/tiny.yaml at the fixture: views
 /// of 512 px over images above 700 px (the mosaic; the JPEG stays whole).
@@ -57,7 +57,7 @@ size_t count_lines_with(const std::string& text, const std::string& what) {
 }
 
 TEST(SlicedTraining, TheShippedMosaicConfigSlices) {
-  const TrainConfig cfg = load_train_config(kConfig);
+  const TrainConfig cfg = load_train_config(kMosaicTiny);
   EXPECT_EQ(cfg.pipeline.slice.above, 2048);
   EXPECT_EQ(cfg.pipeline.slice.size, 512);
   EXPECT_EQ(cfg.pipeline.raster.tile_cache_mb, 128);
@@ -71,7 +71,7 @@ TEST(SlicedTraining, TheShippedMosaicConfigSlices) {
 TEST(SlicedTraining, TrainsOnViewsAndEvaluatesOnTheValidationViews) {
   TempDir dir;
   const testing::Mosaic m = testing::make_sample_mosaic(dir.str(), kSample);
-  TrainConfig cfg = load_train_config(kConfig, overrides(m, dir.str("run")));
+  TrainConfig cfg = load_train_config(kMosaicTiny, overrides(m, dir.str("run")));
   ASSERT_EQ(cfg.pipeline.slice.above, 700);
 
   std::vector<std::string> log;
@@ -133,7 +133,7 @@ TEST(SlicedTraining, PasteflowTrainRunsOnASlicedDataset) {
   const testing::Mosaic m = testing::make_sample_mosaic(dir.str(), kSample);
   std::string args;
   for (const std::string& o : overrides(m, dir.str("run"))) args += " " + o;
-  const CliRun r = run(dir, "train -c " + kConfig + args + " --json");
+  const CliRun r = run(dir, "train -c " + kMosaicTiny + args + " --json");
   const std::string& out = r.out;
   const std::string& log = r.err;
   ASSERT_EQ(r.status, 0) << log;
@@ -157,13 +157,13 @@ TEST(SlicedCli, PreviewAndAugmentWorkOnViews) {
   const testing::Mosaic m = testing::make_sample_mosaic(dir.str("data"), kSample);
   const std::string data = " -a " + m.annotations + " -i " + m.dir;
   const std::string slicing = " slice.above=700 decode.max_pixels=500000";
-  CliRun r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet.png") + " -n 6" + slicing);
+  CliRun r = run(dir, "preview -c " + kMosaicTiny + data + " -o " + dir.str("sheet.png") + " -n 6" + slicing);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("2 images -> 7 views"), std::string::npos) << r.err;
   const cv::Mat sheet = cv::imread(dir.str("sheet.png"));
   EXPECT_FALSE(sheet.empty());
 
-  r = run(dir, "augment -c " + kConfig + data + " -o " + dir.str("aug") + " --format png" + slicing);
+  r = run(dir, "augment -c " + kMosaicTiny + data + " -o " + dir.str("aug") + " --format png" + slicing);
   ASSERT_EQ(r.status, 0) << r.err;
   io::LoadOptions opts;
   opts.keep_extra_fields = true;
@@ -197,12 +197,12 @@ TEST(SlicedCli, PreviewAndAugmentWorkOnViews) {
   EXPECT_FALSE(std::filesystem::exists(dir.str("aug/images/mosaic.tif")));    // never the huge file
 
   // Without slicing, the mosaic's record is above decode.max_pixels: refused when loading, named.
-  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet2.png") + " slice.above=0 decode.max_pixels=500000");
+  r = run(dir, "preview -c " + kMosaicTiny + data + " -o " + dir.str("sheet2.png") + " slice.above=0 decode.max_pixels=500000");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("exceeds the limit of 500000"), std::string::npos) << r.err;
   // Slicing on, but the mosaic is below slice.above (2048 in the config): it
   // loads, stays whole, and its decode is refused by decode.max_pixels.
-  r = run(dir, "preview -c " + kConfig + data + " -o " + dir.str("sheet3.png") + " decode.max_pixels=500000");
+  r = run(dir, "preview -c " + kMosaicTiny + data + " -o " + dir.str("sheet3.png") + " decode.max_pixels=500000");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("2 images -> 2 views"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("above the limit of 500000 (decode.max_pixels)"), std::string::npos) << r.err;

@@ -27,9 +27,9 @@ using pasteflow::testing::read_file;
 namespace fs = std::filesystem;
 using testing_util::TempDir;
 
-const std::string kBin = PASTEFLOW_BIN;
-const std::string kSample = PASTEFLOW_SAMPLE_DATA;
-const std::string kConfig = std::string(PASTEFLOW_SOURCE_DIR) + "/configs/train/sample_tiny.yaml";
+using testing_util::kBin;
+using testing_util::kSample;
+using testing_util::kTiny;
 
 struct CliRun {
   int status;
@@ -50,7 +50,7 @@ CliRun run(const TempDir& dir, const std::string& args) {
 }
 
 std::string train_args(const TempDir& dir, const std::string& more) {
-  return "train -c " + kConfig + " data.train_annotations=" + kSample + "/annotations.json data.train_images=" +
+  return "train -c " + kTiny + " data.train_annotations=" + kSample + "/annotations.json data.train_images=" +
          kSample + "/images data.val_annotations=" + kSample + "/annotations.json data.val_images=" + kSample +
          "/images output_dir=" + dir.str("run") + " log_period=1 " + more;
 }
@@ -198,7 +198,7 @@ TEST(TrainCliRegression, AllImagesSkippedNamesTheDataAndTheSkipCounts) {
          R"( {"id": 2, "image_id": 2, "category_id": 3, "bbox": [4, 4, 10, 10], "area": 100,)"
          R"( "iscrowd": 0, "segmentation": [[4, 4, 14, 4, 14, 14, 4, 14]]}],)"
          R"( "categories": [{"id": 3, "name": "thing"}]})";
-  const CliRun r = run(dir, "train -c " + kConfig + " data.train_annotations=" + dir.str("annotations.json") +
+  const CliRun r = run(dir, "train -c " + kTiny + " data.train_annotations=" + dir.str("annotations.json") +
                                 " data.train_images=" + dir.str("images") +
                                 " data.val_annotations=" + dir.str("annotations.json") + " data.val_images=" +
                                 dir.str("images") + " pipeline.loader.on_error=skip output_dir=" + dir.str("run") +

@@ -20,6 +20,15 @@
 
 namespace pasteflow::train::testing_util {
 
+// Paths of the build (compile definitions of the test_train executable). The
+// test files are compiled several to a translation unit (tests/CMakeLists.txt,
+// UNITY): they take these with `using`, never define their own.
+inline const std::string kSource = PASTEFLOW_SOURCE_DIR;
+inline const std::string kSample = PASTEFLOW_SAMPLE_DATA;
+inline const std::string kBin = PASTEFLOW_BIN;
+/// The tiny model on the bundled sample (the trainer's and experiments' tests).
+inline const std::string kTiny = kSource + "/configs/train/sample_tiny.yaml";
+
 /// A fresh directory under the test temp dir, removed on destruction.
 class TempDir {
  public:

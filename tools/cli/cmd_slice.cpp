@@ -133,16 +133,16 @@ class WindowSource {
   cv::Mat whole_;
 };
 
-/// `ds` without the views of the source images in `failed` (ids renumbered
-/// 1, 2, ... as slice_dataset numbers them).
+/// `ds` without the views marked in `view_failed` and their annotations (ids
+/// renumbered 1, 2, ... as slice_dataset numbers them).
 io::CocoDataset drop_views(const io::CocoDataset& ds, const std::vector<slice::View>& views,
-                           const std::vector<uint8_t>& failed, std::vector<slice::View>& kept_views) {
+                           const std::vector<uint8_t>& view_failed, std::vector<slice::View>& kept_views) {
   io::CocoDataset out = ds;
   out.images.clear();
   out.annotations.clear();
   kept_views.clear();
   for (size_t v = 0; v < ds.images.size(); ++v) {
-    if (failed[views[v].source_image_index]) continue;
+    if (view_failed[v]) continue;
     io::ImageRecord im = ds.images[v];
     im.id = static_cast<int64_t>(out.images.size()) + 1;
     out.images.push_back(im);
@@ -230,14 +230,27 @@ void run_slice(const SliceArgs& a) {
   const auto pool = std::make_shared<raster::TiffPool>(raster_cfg);
   const stages::Decoder decoder(decode_cfg, pool);
   std::mutex mutex;  // the writer, the progress bar, the failure list
-  std::vector<uint8_t> failed(source.images.size(), 0);
+  // Under --on-error skip: the slices left out, because their source image
+  // cannot be opened (all its slices) or a tile or strip under the slice
+  // cannot be decoded (that slice alone; the image's other slices stay).
+  std::vector<uint8_t> view_failed(ds.images.size(), 0);
   Progress progress("slice", ds.images.size());
   std::atomic<uint64_t> done{0};
   const std::vector<int> png_params = {cv::IMWRITE_PNG_COMPRESSION, 3};
 
   auto write_view = [&](const WindowSource& px, size_t v) {
     if (stop_flag()->load()) return;
-    const cv::Mat m = px.read(sliced.views[v].window);
+    cv::Mat m;
+    try {
+      m = px.read(sliced.views[v].window);
+    } catch (const InputError& e) {
+      if (policy == ErrorPolicy::kStrict) throw;
+      std::lock_guard<std::mutex> lock(mutex);
+      skipped.add(e);
+      view_failed[v] = 1;
+      progress.update(++done);
+      return;
+    }
     std::vector<uint8_t> bytes;
     if (!cv::imencode(".png", m, bytes, png_params)) {
       throw Error("io_error", "PNG encoding of " + names[v] + " failed");
@@ -260,7 +273,7 @@ void run_slice(const SliceArgs& a) {
         if (policy == ErrorPolicy::kStrict) throw;
         std::lock_guard<std::mutex> lock(mutex);
         skipped.add(e);
-        failed[i] = 1;
+        for (size_t v = ranges[i].first; v < ranges[i].second; ++v) view_failed[v] = 1;
         done += ranges[i].second - ranges[i].first;
         progress.update(done);
         return;
@@ -292,9 +305,9 @@ void run_slice(const SliceArgs& a) {
   const io::CocoDataset* result = &ds;
   io::CocoDataset kept;
   bool any_failed = false;
-  for (uint8_t f : failed) any_failed |= f != 0;
+  for (uint8_t f : view_failed) any_failed |= f != 0;
   if (any_failed) {
-    kept = drop_views(ds, sliced.views, failed, views);
+    kept = drop_views(ds, sliced.views, view_failed, views);
     result = &kept;
   }
   const uint64_t published = writer.commit(*result);
@@ -360,7 +373,8 @@ void add_slice_command(CLI::App& app) {
   cmd->add_flag("--overwrite", args->overwrite,
                 "replace the output a previous pasteflow run published in OUT (never files pasteflow did not write)");
   cmd->add_option("--on-error", args->policy,
-                  "bad records and unreadable images: 'strict' fails, 'skip' drops and counts them")
+                  "bad records, unreadable images and undecodable tiles: 'strict' fails, 'skip' leaves out and "
+                  "counts the record, the image's slices, or the slices over the tile")
       ->check(CLI::IsMember({"strict", "skip"}))
       ->capture_default_str();
   cmd->add_option("--tile-cache-mb", args->tile_cache_mb,

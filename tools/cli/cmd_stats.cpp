@@ -1,5 +1,7 @@
 // pasteflow stats: dataset statistics, the paper's Table 2.
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "cli.hpp"
 #include "pasteflow/core/json_writer.hpp"
@@ -17,10 +19,26 @@ struct StatsArgs {
   std::string area_source = "area";
   double small_max = 32.0 * 32.0;
   double medium_max = 96.0 * 96.0;
+  // The model the anchor columns are for (torchvision's Mask R-CNN by default,
+  // the paper's setting): its resize and one anchor size per FPN level.
+  double min_size = 800.0;
+  double max_size = 1333.0;
+  std::vector<double> anchor_sizes = {32.0, 64.0, 128.0, 256.0, 512.0};
   std::string policy = "strict";
   bool details = false;
   RunOptions run;
 };
+
+/// "8,16,32" (sizes as the user wrote them: %g).
+std::string join_sizes(const std::vector<double>& sizes) {
+  std::string out;
+  for (double s : sizes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", s);
+    out += (out.empty() ? "" : ",") + std::string(buf);
+  }
+  return out;
+}
 
 void run_stats(const StatsArgs& a) {
   io::LoadOptions load;
@@ -32,6 +50,13 @@ void run_stats(const StatsArgs& a) {
   opts.size.medium_max_area = a.medium_max;
   opts.size.source = stats::parse_area_source(a.area_source);
   opts.size.validate();
+  opts.resize.min_size = a.min_size;
+  opts.resize.max_size = a.max_size;
+  opts.anchors.sizes.clear();
+  for (double s : a.anchor_sizes) opts.anchors.sizes.push_back({s});
+  opts.anchors.aspect_ratios.assign(opts.anchors.sizes.size(),
+                                    stats::AnchorGeneratorConfig::mask_rcnn_fpn().aspect_ratios.front());
+  opts.anchors.validate();
   stats::Table2 table = stats::compute_table2(ds, opts);
   table.skipped.merge(ds.skipped);
   for (const auto& [reason, n] : table.skipped.counts()) {
@@ -53,6 +78,10 @@ void run_stats(const StatsArgs& a) {
                std::to_string(ds.annotations.size()) + " annotations, " + std::to_string(ds.categories.size()) +
                " categories; size by " + a.area_source + " (small < " + std::to_string(static_cast<long>(a.small_max)) +
                " <= medium < " + std::to_string(static_cast<long>(a.medium_max)) + " <= large)" +
+               (a.min_size == 800.0 && a.max_size == 1333.0 && a.anchor_sizes == StatsArgs().anchor_sizes
+                    ? std::string()
+                    : "; anchors " + join_sizes(a.anchor_sizes) + " after resizing to min_size " +
+                          join_sizes({a.min_size}) + " / max_size " + join_sizes({a.max_size})) +
                (table.skipped.empty() ? std::string()
                                       : "; " + std::to_string(table.skipped.total()) + " bad record(s) skipped") +
                "\n");
@@ -76,6 +105,21 @@ void add_stats_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--small-max", args->small_max, "area below which an object is small")->capture_default_str();
   cmd->add_option("--medium-max", args->medium_max, "area below which an object is medium")->capture_default_str();
+  cmd->add_option("--min-size", args->min_size,
+                  "the model's resize: shorter side after resizing (torchvision GeneralizedRCNNTransform min_size; "
+                  "the anchor columns are for this model)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-size", args->max_size, "the model's resize: longest side at most (max_size)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--anchor-sizes", args->anchor_sizes,
+                  "anchor size per FPN level P2..P6, comma-separated (5 values; aspect ratios 0.5, 1, 2), e.g. "
+                  "8,16,32,64,128 for configs/dsb/baseline.yaml")
+      ->delimiter(',')
+      ->expected(5)
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--on-error", args->policy, "bad records: 'strict' fails, 'skip' drops and counts them")
       ->check(CLI::IsMember({"strict", "skip"}))
       ->capture_default_str();

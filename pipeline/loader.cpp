@@ -17,6 +17,7 @@
 #include <chrono>
 #include <deque>
 #include <exception>
+#include <optional>
 #include <mutex>
 #include <vector>
 
@@ -35,6 +36,32 @@ using Clock = std::chrono::steady_clock;
 
 struct PlannedBatch;
 
+/// A stage's exception as values, taken inside the catch on the thread that
+/// caught it. The exception object itself never travels with the message: its
+/// reference count is kept by libstdc++, which ThreadSanitizer does not see,
+/// so the last owner's destructor on a worker (a task's copy of the message)
+/// was reported as racing with the consumer's earlier read of it.
+struct CaughtError {
+  std::string reason = "stage_error";  ///< Error::reason(); "stage_error" for other exceptions
+  std::string message;                 ///< what()
+
+  /// The exception being handled (call inside a catch block).
+  static CaughtError current() {
+    CaughtError c;
+    try {
+      throw;
+    } catch (const Error& e) {
+      c.reason = e.reason();
+      c.message = e.what();
+    } catch (const std::exception& e) {
+      c.message = e.what();
+    } catch (...) {
+      c.message = "unknown exception";
+    }
+    return c;
+  }
+};
+
 /// What flows through the graph: a ticket that becomes a sample, then a
 /// prepared image. A stage that fails leaves `error` set and the message
 /// passes through the remaining nodes untouched (a tombstone), so that the
@@ -49,7 +76,7 @@ struct MsgFields {
   std::shared_ptr<stages::PreparedImage> prepared;
   std::shared_ptr<PlannedBatch> planned;  ///< its group's batch tensor, made on first use (see plan_group)
   int64_t slot_index = -1;   ///< this sample's place in it
-  std::exception_ptr error;
+  std::optional<CaughtError> error;
   std::string error_stage;
 };
 /// oneTBB copies a message into tasks and node buffers inside libtbb, which
@@ -61,7 +88,7 @@ using Msg = tsan::Handed<MsgFields>;
 struct Ready {
   std::optional<stages::Batch> batch;
   std::optional<stages::Sample> sample;
-  std::exception_ptr error;
+  std::optional<CaughtError> error;
   std::string error_stage;
   int64_t error_image_id = -1;
   std::string error_path;
@@ -387,7 +414,7 @@ struct Loader::Impl {
       try {
         body(msg);
       } catch (...) {
-        msg.error = std::current_exception();
+        msg.error = CaughtError::current();
         msg.error_stage = name;
       }
       counter.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
@@ -507,7 +534,7 @@ struct Loader::Impl {
           count_skip(m, local);
           continue;
         }
-        if (!item.error) set_error(item, m.error, m.error_stage, m);
+        if (!item.error) set_error(item, *m.error, m.error_stage, m);
         continue;
       }
       if (output == Output::kBatches) {
@@ -523,10 +550,11 @@ struct Loader::Impl {
         item.batch = stages::collate(std::move(images), config.batch, group.front().group);
         if (!planned.defined() || !item.batch->images.is_same(planned)) ++batches_copied;
       } catch (...) {
+        CaughtError caught = CaughtError::current();
         if (policy == ErrorPolicy::kSkip) {
-          local.add("collate_error", describe(std::current_exception()));
+          local.add("collate_error", caught.message);
         } else {
-          item.error = std::current_exception();
+          item.error = std::move(caught);
           item.error_stage = "batch";
         }
       }
@@ -539,30 +567,10 @@ struct Loader::Impl {
     release = std::move(wake);
   }
 
-  static std::string describe(const std::exception_ptr& e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      return ex.what();
-    } catch (...) {
-      return "unknown exception";
-    }
-  }
+  void count_skip(const Msg& m, SkipReport& report) const { report.add(m.error->reason, m.error->message); }
 
-  void count_skip(const Msg& m, SkipReport& report) const {
-    try {
-      std::rethrow_exception(m.error);
-    } catch (const Error& e) {
-      report.add(e.reason(), e.what());
-    } catch (const std::exception& e) {
-      report.add("stage_error", e.what());
-    } catch (...) {
-      report.add("stage_error", "unknown exception");
-    }
-  }
-
-  void set_error(Ready& item, std::exception_ptr error, const std::string& stage_name, const Msg& m) const {
-    item.error = std::move(error);
+  void set_error(Ready& item, const CaughtError& error, const std::string& stage_name, const Msg& m) const {
+    item.error = error;
     item.error_stage = stage_name;
     const io::ImageRecord& im = dataset.images[m.ticket.image_index];
     item.error_image_id = im.id;
@@ -710,21 +718,9 @@ struct Loader::Impl {
     Location where;
     where.file = item.error_path;
     where.record = item.error_record;
-    std::string reason = "stage_error";
-    std::string message;
-    try {
-      std::rethrow_exception(item.error);
-    } catch (const Error& e) {
-      reason = e.reason();
-      message = e.what();
-    } catch (const std::exception& e) {
-      message = e.what();
-    } catch (...) {
-      message = "unknown exception";
-    }
-    return std::make_exception_ptr(
-        PipelineError(reason, "stage '" + item.error_stage + "' failed: " + message, where, item.error_image_id,
-                      item.error_stage));
+    return std::make_exception_ptr(PipelineError(item.error->reason,
+                                                 "stage '" + item.error_stage + "' failed: " + item.error->message,
+                                                 where, item.error_image_id, item.error_stage));
   }
 };
 

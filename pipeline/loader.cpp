@@ -17,8 +17,8 @@
 #include <chrono>
 #include <deque>
 #include <exception>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>

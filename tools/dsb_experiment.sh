@@ -6,7 +6,7 @@
 # 2. the paper's Table 2 (pasteflow stats) of the training and validation
 #    splits;
 # 3. both experiments, configs/dsb/table_full.yaml and table_low.yaml
-#    (6 rows x 3 seeds each; about 90 minutes on two idle cores in all).
+#    (6 rows x 3 seeds each; 112 minutes on the 2-core VM, measured 2026-12-06).
 # Running it again skips finished runs and resumes an interrupted one.
 # The DSB directory comes from $DSB_DIR (default: /work/shared/data/dsb2018/
 # stage1_train, else data/dsb2018/stage1_train); it is only read.

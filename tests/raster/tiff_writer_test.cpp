@@ -27,22 +27,8 @@ using pasteflow::raster::TiffWriterOptions;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("pasteflow_tiff_writer_" + std::to_string(::getpid()) + "_" +
-                                         pasteflow::testing::test_path_component());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : pasteflow::testing::ScratchDir {
+  TempDir() : ScratchDir("tiff_writer") {}
 };
 
 /// A real photo (RGB) tiled to w x h (mirrored copies), so the content is

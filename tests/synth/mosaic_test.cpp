@@ -48,22 +48,8 @@ io::CocoDataset load_sample() {
   return io::load_coco(kSample + "/annotations.json", lo);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("pasteflow_mosaic_" + std::to_string(::getpid()) + "_" +
-                                         pasteflow::testing::test_path_component());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+struct TempDir : pasteflow::testing::ScratchDir {
+  TempDir() : ScratchDir("mosaic") {}
 };
 
 int quiet(TIFF*, void*, const char*, const char*, va_list) { return 1; }

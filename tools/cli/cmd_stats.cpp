@@ -13,6 +13,14 @@ namespace pasteflow::cli {
 
 namespace {
 
+/// One anchor size per FPN level of torchvision's Mask R-CNN (the stats
+/// library's default anchor generator).
+std::vector<double> default_anchor_sizes() {
+  std::vector<double> sizes;
+  for (const auto& level : stats::AnchorGeneratorConfig::mask_rcnn_fpn().sizes) sizes.push_back(level.front());
+  return sizes;
+}
+
 struct StatsArgs {
   std::string annotations;
   std::string plot;
@@ -21,9 +29,9 @@ struct StatsArgs {
   double medium_max = 96.0 * 96.0;
   // The model the anchor columns are for (torchvision's Mask R-CNN by default,
   // the paper's setting): its resize and one anchor size per FPN level.
-  double min_size = 800.0;
-  double max_size = 1333.0;
-  std::vector<double> anchor_sizes = {32.0, 64.0, 128.0, 256.0, 512.0};
+  double min_size = stats::ResizeConfig().min_size;
+  double max_size = stats::ResizeConfig().max_size;
+  std::vector<double> anchor_sizes = default_anchor_sizes();
   std::string policy = "strict";
   bool details = false;
   RunOptions run;
@@ -78,7 +86,8 @@ void run_stats(const StatsArgs& a) {
                std::to_string(ds.annotations.size()) + " annotations, " + std::to_string(ds.categories.size()) +
                " categories; size by " + a.area_source + " (small < " + std::to_string(static_cast<long>(a.small_max)) +
                " <= medium < " + std::to_string(static_cast<long>(a.medium_max)) + " <= large)" +
-               (a.min_size == 800.0 && a.max_size == 1333.0 && a.anchor_sizes == StatsArgs().anchor_sizes
+               (a.min_size == stats::ResizeConfig().min_size && a.max_size == stats::ResizeConfig().max_size &&
+                        a.anchor_sizes == default_anchor_sizes()
                     ? std::string()
                     : "; anchors " + join_sizes(a.anchor_sizes) + " after resizing to min_size " +
                           join_sizes({a.min_size}) + " / max_size " + join_sizes({a.max_size})) +

@@ -310,6 +310,7 @@ TEST(SliceCliRegression, SkipLeavesOutTheSlicesOverACorruptTileAndKeepsTheImages
     f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
     ASSERT_TRUE(f.good());
   }
+  const std::string source_bytes = pasteflow::testing::read_file(tif);
   const fs::path ann = dir.path / "tiled.json";
   std::ofstream(ann) << R"({"images":[{"id":7,"width":384,"height":384,"file_name":"tiled.tif"}],)"
                      << R"("annotations":[],"categories":[{"id":1,"name":"thing"}]})";
@@ -350,6 +351,12 @@ TEST(SliceCliRegression, SkipLeavesOutTheSlicesOverACorruptTileAndKeepsTheImages
   }
   EXPECT_EQ(pasteflow::testing::read_file(outs[2] / "annotations.json"),
             pasteflow::testing::read_file(outs[1] / "annotations.json"));
+  // The source survives the failed strict run and both skipping ones unchanged, and nothing else
+  // appeared beside it.
+  EXPECT_EQ(pasteflow::testing::read_file(tif), source_bytes);
+  size_t beside = 0;
+  for (const auto& e : fs::directory_iterator(images)) beside += e.path() != tif;
+  EXPECT_EQ(beside, 0u);
 }
 
 TEST(SliceCli, SigintOrSigtermStopsCleansUpAndExits128PlusSignal) {

@@ -262,6 +262,18 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model, co
   dict.insert("trainer.best", double_tensor({state.best_metric, static_cast<double>(state.best_iteration)}));
   dict.insert("trainer.lr", double_tensor({state.lr}));
   dict.insert("trainer.config", bytes_tensor(state.config_yaml));
+  if (state.world_size > 1) {
+    dict.insert("trainer.world_size", int64_tensor({static_cast<int64_t>(state.world_size)}));
+    for (size_t r = 0; r < state.rank_rng.size(); ++r) {
+      const std::string prefix = "trainer.rank." + std::to_string(r + 1) + ".rng.";
+      std::vector<int64_t> m(4);
+      for (int i = 0; i < 4; ++i) m[static_cast<size_t>(i)] = static_cast<int64_t>(state.rank_rng[r].model.s[i]);
+      dict.insert(prefix + "model", int64_tensor(m));
+      if (state.rank_rng[r].torch_cpu.defined()) {
+        dict.insert(prefix + "torch_cpu", state.rank_rng[r].torch_cpu.cpu().contiguous());
+      }
+    }
+  }
 
   std::vector<char> bytes;
   try {
@@ -299,6 +311,19 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
   s.best_iteration = static_cast<uint64_t>(best.data_ptr<double>()[1]);
   s.lr = need(all, path, "trainer.lr", at::kDouble, 1).item<double>();
   s.config_yaml = tensor_bytes(need(all, path, "trainer.config", at::kByte, -1));
+  if (all.count("trainer.world_size")) {
+    const int64_t w = need(all, path, "trainer.world_size", at::kLong, 1).item<int64_t>();
+    if (w < 1) bad(path, "trainer.world_size", "world size " + std::to_string(w));
+    s.world_size = static_cast<uint64_t>(w);
+    for (uint64_t r = 1; r < s.world_size; ++r) {
+      const std::string prefix = "trainer.rank." + std::to_string(r) + ".rng.";
+      RngStates rs;
+      const at::Tensor m = need(all, path, prefix + "model", at::kLong, 4).contiguous();
+      for (int i = 0; i < 4; ++i) rs.model.s[i] = static_cast<uint64_t>(m.data_ptr<int64_t>()[i]);
+      if (all.count(prefix + "torch_cpu")) rs.torch_cpu = need(all, path, prefix + "torch_cpu", at::kByte, -1);
+      s.rank_rng.push_back(std::move(rs));
+    }
+  }
 
   std::map<std::string, at::Tensor> weights;
   std::map<std::string, at::Tensor> momentum;

@@ -90,6 +90,9 @@ void TrainConfig::describe(config::Describer<TrainConfig>& d) {
   d.field("solver", &TrainConfig::solver, "SGD, learning-rate schedule, iterations");
   d.field("checkpoint", &TrainConfig::checkpoint, "periodic checkpoints (resumable bit-exactly with --resume)");
   d.field("eval", &TrainConfig::eval, "periodic COCO evaluation on the validation set; best.pt");
+  d.field("dist", &TrainConfig::dist,
+          "data-parallel training over processes and machines (c10d); the ranks come from the launcher's "
+          "environment (torchrun's RANK, WORLD_SIZE, ...; Slurm; pasteflow train --nproc)");
   d.field("output_dir", &TrainConfig::output_dir,
           "run directory: config.yaml, metrics.jsonl, checkpoints, best.pt");
   d.field("device", &TrainConfig::device, "where the model trains: cpu, cuda or cuda:N");

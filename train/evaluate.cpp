@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <map>
+#include <variant>
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/mask/rle.hpp"
@@ -79,6 +82,98 @@ std::vector<eval::Detection> to_coco_results(const model::Detection& detection, 
   return out;
 }
 
+
+namespace detail {
+
+namespace {
+
+template <class T>
+void put(std::vector<uint8_t>& out, T v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+struct Reader {
+  const std::vector<uint8_t>& bytes;
+  size_t at = 0;
+  template <class T>
+  T get() {
+    if (at + sizeof(T) > bytes.size()) throw Error("bad_shard", "a gathered evaluation shard is truncated");
+    T v;
+    std::memcpy(&v, bytes.data() + at, sizeof(T));
+    at += sizeof(T);
+    return v;
+  }
+};
+
+}  // namespace
+
+std::vector<uint8_t> encode_shard(size_t images, size_t dropped, const std::vector<eval::Detection>& detections,
+                                  const std::vector<uint32_t>& positions) {
+  std::vector<uint8_t> out;
+  put<uint64_t>(out, images);
+  put<uint64_t>(out, dropped);
+  put<uint64_t>(out, detections.size());
+  for (size_t i = 0; i < detections.size(); ++i) {
+    const eval::Detection& d = detections[i];
+    put<uint32_t>(out, positions[i]);
+    put<int64_t>(out, d.image_id);
+    put<int64_t>(out, d.category_id);
+    put<double>(out, d.score);
+    put<uint8_t>(out, d.bbox ? 1 : 0);
+    if (d.bbox) {
+      for (double v : *d.bbox) put<double>(out, v);
+    }
+    if (const auto* rle = std::get_if<mask::Rle>(&d.segmentation)) {
+      put<uint8_t>(out, 1);
+      put<uint32_t>(out, rle->h);
+      put<uint32_t>(out, rle->w);
+      put<uint64_t>(out, rle->counts.size());
+      for (uint32_t c : rle->counts) put<uint32_t>(out, c);
+    } else if (std::holds_alternative<std::monostate>(d.segmentation)) {
+      put<uint8_t>(out, 0);
+    } else {
+      throw Error("bad_shard", "only RLE segmentations travel between ranks");
+    }
+  }
+  return out;
+}
+
+Shard decode_shard(const std::vector<uint8_t>& bytes) {
+  Reader r{bytes};
+  Shard s;
+  s.images = r.get<uint64_t>();
+  s.dropped = r.get<uint64_t>();
+  const uint64_t n = r.get<uint64_t>();
+  for (uint64_t i = 0; i < n; ++i) {
+    s.positions.push_back(r.get<uint32_t>());
+    eval::Detection d;
+    d.image_id = r.get<int64_t>();
+    d.category_id = r.get<int64_t>();
+    d.score = r.get<double>();
+    if (r.get<uint8_t>() != 0) {
+      std::array<double, 4> b{};
+      for (double& v : b) v = r.get<double>();
+      d.bbox = b;
+    }
+    if (r.get<uint8_t>() != 0) {
+      mask::Rle rle;
+      rle.h = r.get<uint32_t>();
+      rle.w = r.get<uint32_t>();
+      const uint64_t k = r.get<uint64_t>();
+      if (k > bytes.size()) throw Error("bad_shard", "a gathered evaluation shard is corrupt");
+      rle.counts.resize(k);
+      for (uint32_t& c : rle.counts) c = r.get<uint32_t>();
+      d.segmentation = std::move(rle);
+    }
+    s.detections.push_back(std::move(d));
+  }
+  if (r.at != bytes.size()) throw Error("bad_shard", "a gathered evaluation shard has trailing bytes");
+  return s;
+}
+
+}  // namespace detail
+
 std::map<std::string, double> EvaluationReport::metrics() const {
   std::map<std::string, double> out;
   for (size_t i = 0; i < kStatNames.size(); ++i) {
@@ -98,19 +193,28 @@ InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& datas
                               std::shared_ptr<const slice::SlicedDataset> views,
                               const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
                               const ImageDetectionsFn& on_image) {
-  InferenceReport report;
   size_t n = views ? views->dataset.images.size() : dataset.images.size();
   if (max_images > 0) n = std::min(n, max_images);
+  std::vector<uint32_t> indices(n);
+  for (size_t i = 0; i < n; ++i) indices[i] = static_cast<uint32_t>(i);
+  return run_inference(net, dataset, std::move(views), pipeline, indices, device, on_image);
+}
+
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              std::shared_ptr<const slice::SlicedDataset> views,
+                              const pipeline::PipelineConfig& pipeline, const std::vector<uint32_t>& indices,
+                              const std::string& device, const ImageDetectionsFn& on_image) {
+  InferenceReport report;
   pipeline::PipelineConfig cfg = pipeline;
   cfg.loader.max_epochs = 1;
-  pipeline::TicketSource tickets = [n](uint64_t epoch) {
+  pipeline::TicketSource tickets = [indices](uint64_t epoch) {
     std::vector<stages::SampleTicket> out;
     if (epoch != 0) return out;
-    out.resize(n);
-    for (size_t i = 0; i < n; ++i) {
+    out.resize(indices.size());
+    for (size_t i = 0; i < indices.size(); ++i) {
       out[i].seq = i;
       out[i].epoch = 0;
-      out[i].image_index = static_cast<uint32_t>(i);
+      out[i].image_index = indices[i];
       out[i].position = i;
     }
     return out;
@@ -154,20 +258,64 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
 
   pipeline::PipelineConfig cfg = pipeline;
   if (options.batch_size > 0) cfg.loader.batch_size = options.batch_size;
+  const int world = std::max(1, options.world_size);
+  if (world > 1 && !options.all_gather) {
+    throw Error("no_all_gather", "a sharded evaluation (world_size > 1) needs EvaluateOptions::all_gather");
+  }
+  // This rank's images: every batch the single process would form, dealt round-robin.
+  std::vector<uint32_t> indices;
+  const size_t per_batch = static_cast<size_t>(std::max(1, cfg.loader.batch_size));
+  for (size_t b = 0; b * per_batch < n; ++b) {
+    if (static_cast<int>(b % static_cast<size_t>(world)) != options.rank) continue;
+    for (size_t i = b * per_batch; i < std::min(n, (b + 1) * per_batch); ++i) indices.push_back(static_cast<uint32_t>(i));
+  }
+  std::map<int64_t, uint32_t> position_of;
+  for (size_t i = 0; i < n; ++i) position_of[img_ids[i]] = static_cast<uint32_t>(i);
+
   std::vector<eval::Detection> results;
+  std::vector<uint32_t> positions;  // of each result's image
   const bool with_masks = net->config().mask.enabled;
   const InferenceReport inference = run_inference(
-      net, dataset, views, cfg, n, options.device, [&](const stages::Target& image, const model::Detection& detection) {
+      net, dataset, views, cfg, indices, options.device,
+      [&](const stages::Target& image, const model::Detection& detection) {
         for (eval::Detection& d : to_coco_results(detection, image.image_id, categories, options.mask_threshold)) {
           if (gt.category_index(d.category_id) < 0) {
             ++report.dropped;
             continue;
           }
           results.push_back(std::move(d));
+          positions.push_back(position_of.at(image.image_id));
         }
       });
   report.images = inference.images;
   report.inference_s = inference.seconds;
+
+  if (world > 1) {
+    const std::vector<std::vector<uint8_t>> all =
+        options.all_gather(detail::encode_shard(report.images, report.dropped, results, positions));
+    if (options.rank != 0) {
+      report.evaluated = false;
+      report.detections = results.size();
+      return report;
+    }
+    // Rank 0: every rank's detections, back in the single-process order
+    // (by image position; an image's detections come from one rank, in order).
+    std::vector<std::pair<uint32_t, eval::Detection>> merged;
+    report.images = 0;
+    report.dropped = 0;
+    for (const std::vector<uint8_t>& bytes : all) {
+      detail::Shard shard = detail::decode_shard(bytes);
+      report.images += shard.images;
+      report.dropped += shard.dropped;
+      for (size_t i = 0; i < shard.detections.size(); ++i) {
+        merged.emplace_back(shard.positions[i], std::move(shard.detections[i]));
+      }
+    }
+    std::stable_sort(merged.begin(), merged.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    results.clear();
+    for (auto& [pos, d] : merged) results.push_back(std::move(d));
+  }
 
   report.detections = results.size();
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
+#include "pasteflow/dist/dist.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/io/select.hpp"
 #include "pasteflow/model/backbone.hpp"
@@ -149,7 +151,13 @@ struct Trainer::Impl {
   model::MaskRCNN net{nullptr};
   std::unique_ptr<torch::optim::SGD> optimizer;
   c10::Device device{c10::kCPU};
-  int batch_size = 1;
+  int batch_size = 1;    ///< images per iteration on this rank
+  int global_batch = 1;  ///< images per iteration over all ranks (the learning rate's batch)
+  std::shared_ptr<dist::ProcessGroup> group;  ///< null: one process
+  std::unique_ptr<dist::GradientReducer> reducer;
+  int rank = 0;
+  int world = 1;
+  int agreed_stop = 0;  ///< distributed: the stop request all ranks agreed on in the last step
 
   uint64_t iteration = 0;
   uint64_t epoch = 0;  ///< loader position of the next batch
@@ -174,11 +182,21 @@ struct Trainer::Impl {
     return d.is_absolute() ? d : output_dir() / d;
   }
   fs::path metrics_path() const { return output_dir() / "metrics.jsonl"; }
+  bool writer() const { return rank == 0; }  ///< rank 0 alone writes the run's files
 };
 
-Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_unique<Impl>()) {
+Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::ProcessGroup> group)
+    : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.hooks = std::move(hooks);
+  if (group && group->world_size() > 1) {
+    im.group = std::move(group);
+    im.rank = im.group->rank();
+    im.world = im.group->world_size();
+    // Each rank's shard of every epoch (the sampler's DistributedSampler semantics).
+    config.pipeline.sampler.rank = static_cast<uint64_t>(im.rank);
+    config.pipeline.sampler.world_size = static_cast<uint64_t>(im.world);
+  }
   validate(config);
   im.metric = parse_metric(config.eval.metric);
   im.device = c10::Device(config.device);
@@ -216,6 +234,7 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_uniqu
   }
   im.categories = im.loader->categories();
   im.batch_size = config.pipeline.loader.batch_size;
+  im.global_batch = im.batch_size * im.world;
 
   // Derived model keys: the dataset decides the classes, the pipeline the
   // input transform (which the trainer applies through the loader).
@@ -236,21 +255,38 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks) : impl_(std::make_uniqu
 
   torch::manual_seed(derive_seed(im.config.pipeline.seed, {kTorchSeedTag}));
   im.net = model::MaskRCNN(im.config.model);
-  im.net->rng().reseed(derive_seed(im.config.pipeline.seed, {kModelRngTag}));
+  // Rank 0 (and a single process) keeps the stream it always had; the other
+  // ranks draw their own (multi-scale choices, proposal sampling).
+  im.net->rng().reseed(im.rank == 0 ? derive_seed(im.config.pipeline.seed, {kModelRngTag})
+                                    : derive_seed(im.config.pipeline.seed, {kModelRngTag, static_cast<uint64_t>(im.rank)}));
   if (!im.config.model.weights.empty()) {
     model::load_weights(*im.net, im.config.model.weights);
     im.log("loaded weights " + im.config.model.weights);
   }
   im.net->to(im.device);
   im.net->train();
-  im.optimizer = make_optimizer(*im.net, im.config.solver, train::learning_rate(im.config.solver, im.batch_size, 0));
+  im.optimizer = make_optimizer(*im.net, im.config.solver, train::learning_rate(im.config.solver, im.global_batch, 0));
+  if (im.group) {
+    if (im.rank != 0) torch::manual_seed(derive_seed(im.config.pipeline.seed, {kTorchSeedTag, static_cast<uint64_t>(im.rank)}));
+    dist::broadcast_module(*im.group, *im.net);
+    // The trainable parameters (frozen ones are skipped), in the module's order.
+    std::vector<at::Tensor> params;
+    for (const auto& p : im.net->named_parameters(/*recurse=*/true)) {
+      if (p.value().requires_grad()) params.push_back(p.value());
+    }
+    im.reducer = std::make_unique<dist::GradientReducer>(*im.group, std::move(params), im.config.dist);
+    const auto layout = im.reducer->layout();
+    im.log("distributed: rank " + std::to_string(im.rank) + " of " + std::to_string(im.world) + " (" +
+           im.group->backend_name() + "), " + std::to_string(layout.parameters) + " trainable tensors in " +
+           std::to_string(layout.buckets) + " gradient bucket(s), global batch " + std::to_string(im.global_batch));
+  }
 }
 
 Trainer::~Trainer() = default;
 
 uint64_t Trainer::iteration() const { return impl_->iteration; }
 double Trainer::learning_rate() const {
-  return train::learning_rate(impl_->config.solver, impl_->batch_size, impl_->iteration);
+  return train::learning_rate(impl_->config.solver, impl_->global_batch, impl_->iteration);
 }
 const TrainConfig& Trainer::config() const { return impl_->config; }
 model::MaskRCNN& Trainer::model() { return impl_->net; }
@@ -307,6 +343,16 @@ std::string Trainer::resume(const std::string& checkpoint) {
   }
   const TrainState& s = *state;
   const std::string& path = info.path;
+  if (s.world_size != static_cast<uint64_t>(im.world)) {
+    Location where;
+    where.file = path;
+    where.key = "trainer.world_size";
+    throw InputError("world_size_mismatch",
+                     "the checkpoint was written by a run of " + std::to_string(s.world_size) +
+                         " process(es); this run has " + std::to_string(im.world) +
+                         ": resume it with the same number (each rank's data shard and generators depend on it)",
+                     where);
+  }
   info.iteration = s.iteration;
   im.resume_info = info;
   im.iteration = s.iteration;
@@ -315,8 +361,14 @@ std::string Trainer::resume(const std::string& checkpoint) {
   im.last_lr = s.lr;
   im.best_metric = s.best_metric;
   im.best_iteration = s.best_iteration;
-  im.net->rng().set_state(s.rng.model);
-  restore_torch_rng(s.rng);
+  if (im.rank == 0) {
+    im.net->rng().set_state(s.rng.model);
+    restore_torch_rng(s.rng);
+  } else {
+    const RngStates& mine = s.rank_rng.at(static_cast<size_t>(im.rank - 1));
+    im.net->rng().set_state(mine.model);
+    restore_torch_rng(mine);
+  }
   im.loader->seek(s.epoch, s.batch);
   im.last_checkpoint = path;
   im.last_checkpoint_iteration = s.iteration;
@@ -343,7 +395,7 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
   Impl& im = *impl_;
   const auto t0 = Clock::now();
   IterationRecord rec;
-  rec.lr = train::learning_rate(im.config.solver, im.batch_size, im.iteration);
+  rec.lr = train::learning_rate(im.config.solver, im.global_batch, im.iteration);
   set_learning_rate(*im.optimizer, rec.lr);
   im.net->train();
 
@@ -376,7 +428,18 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
   for (auto& group : im.optimizer->param_groups()) {
     for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
   }
+  if (im.reducer) im.reducer->prepare();
   total.backward();
+  if (im.reducer) {
+    // The mean gradient over ranks, and the stop request they agree on.
+    int stop = 0;
+    if (im.hooks.stop != nullptr && im.hooks.stop->load()) {
+      stop = im.hooks.stop_signal && im.hooks.stop_signal() != 0 ? im.hooks.stop_signal() : 15;
+    }
+    const dist::GradientReducer::Sync sync = im.reducer->finish(stop);
+    rec.comm_s = sync.wait_s;
+    im.agreed_stop = sync.stop;
+  }
   if (im.config.solver.clip_grad_norm > 0.0) {
     std::vector<at::Tensor> params;
     for (auto& group : im.optimizer->param_groups()) {
@@ -396,9 +459,35 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
 
 std::string Trainer::save_checkpoint() {
   Impl& im = *impl_;
+  const std::string path = (im.checkpoint_dir() / checkpoint_file_name(im.iteration)).string();
+  TrainState s;
+  if (im.group) {
+    // Collective: every rank's generators go into rank 0's checkpoint.
+    RngStates mine = capture_torch_rng();
+    mine.model = im.net->rng().state();
+    std::vector<uint8_t> bytes(sizeof(mine.model.s));
+    std::memcpy(bytes.data(), mine.model.s, sizeof(mine.model.s));
+    const at::Tensor cpu = mine.torch_cpu.contiguous();
+    const auto* p = cpu.data_ptr<uint8_t>();
+    bytes.insert(bytes.end(), p, p + cpu.numel());
+    const std::vector<std::vector<uint8_t>> all = im.group->all_gather_bytes(bytes);
+    s.world_size = static_cast<uint64_t>(im.world);
+    for (int r = 1; r < im.world; ++r) {
+      const std::vector<uint8_t>& b = all[static_cast<size_t>(r)];
+      RngStates rs;
+      std::memcpy(rs.model.s, b.data(), sizeof(rs.model.s));
+      rs.torch_cpu = at::empty({static_cast<int64_t>(b.size() - sizeof(rs.model.s))}, at::kByte);
+      std::memcpy(rs.torch_cpu.data_ptr<uint8_t>(), b.data() + sizeof(rs.model.s), b.size() - sizeof(rs.model.s));
+      s.rank_rng.push_back(std::move(rs));
+    }
+    if (!im.writer()) {
+      im.last_checkpoint = path;
+      im.last_checkpoint_iteration = im.iteration;
+      return path;
+    }
+  }
   std::error_code ec;
   fs::create_directories(im.checkpoint_dir(), ec);
-  TrainState s;
   s.iteration = im.iteration;
   s.epoch = im.epoch;
   s.batch = im.batch;
@@ -408,7 +497,6 @@ std::string Trainer::save_checkpoint() {
   s.best_iteration = im.best_iteration;
   s.lr = im.last_lr;
   s.config_yaml = im.config_yaml;
-  const std::string path = (im.checkpoint_dir() / checkpoint_file_name(im.iteration)).string();
   train::save_checkpoint(path, *im.net, *im.optimizer, s);
   write_file_atomic((im.checkpoint_dir() / "last_checkpoint").string(), checkpoint_file_name(im.iteration) + "\n");
   for (const std::string& removed : prune_checkpoints(im.checkpoint_dir().string(), im.config.checkpoint.keep_last)) {
@@ -429,6 +517,12 @@ EvaluationReport Trainer::evaluate() {
   opts.eval_threads = im.config.eval.threads;
   opts.device = im.config.device;
   opts.views = im.val_views;
+  if (im.group) {
+    opts.rank = im.rank;
+    opts.world_size = im.world;
+    dist::ProcessGroup* g = im.group.get();
+    opts.all_gather = [g](const std::vector<uint8_t>& bytes) { return g->all_gather_bytes(bytes); };
+  }
   return evaluate_model(im.net, *im.val_set, eval_pipeline_config(im.config.pipeline, im.config.eval.batch_size),
                         im.categories, opts);
 }
@@ -449,6 +543,8 @@ std::string window_json(const MetricsWindow& w) {
   j.field("data_s", w.data_s);
   j.field("data_share", w.data_share);
   j.field("images_per_s", w.images_per_s);
+  j.field("world_size", static_cast<uint64_t>(w.world_size));
+  if (w.world_size > 1) j.field("comm_s", w.comm_s);
   j.end_object();
   return j.take();
 }
@@ -462,13 +558,15 @@ TrainSummary Trainer::train(uint64_t until) {
   const uint64_t end = until == 0 ? max_iter : std::min(until, max_iter);
   const auto wall0 = Clock::now();
   TrainSummary summary;
-  if (!im.started) {
+  summary.world_size = im.world;
+  summary.rank = im.rank;
+  if (!im.started && im.writer()) {
     summary.removed_temporaries = remove_stale_temporaries(im.checkpoint_dir().string());
     for (const std::string& path : summary.removed_temporaries) {
       im.log("removed " + path + ", a temporary checkpoint file of a killed run");
     }
   }
-  if (!im.resumed && !im.started) {
+  if (!im.resumed && !im.started && im.writer()) {
     const auto stale = list_checkpoints(im.checkpoint_dir().string());
     if (!stale.empty()) {
       Location where;
@@ -483,14 +581,18 @@ TrainSummary Trainer::train(uint64_t until) {
   im.started = true;
 
   std::error_code ec;
-  fs::create_directories(im.output_dir(), ec);
-  write_file_atomic((im.output_dir() / "config.yaml").string(), im.config_yaml);
+  if (im.writer()) {
+    fs::create_directories(im.output_dir(), ec);
+    write_file_atomic((im.output_dir() / "config.yaml").string(), im.config_yaml);
+  }
 
   // metrics.jsonl: a resumed run drops the lines of iterations after its
   // checkpoint, and a line the interruption cut short (every line written is
   // one JSON object, so a complete one ends with '}').
   const std::string metrics_file = im.metrics_path().string();
-  if (im.resumed && fs::exists(metrics_file)) {
+  if (!im.writer()) {
+    // Ranks > 0 write nothing: rank 0's metrics.jsonl speaks for the run.
+  } else if (im.resumed && fs::exists(metrics_file)) {
     std::ifstream in(metrics_file);
     std::string kept, line;
     while (std::getline(in, line)) {
@@ -501,13 +603,15 @@ TrainSummary Trainer::train(uint64_t until) {
   } else if (!im.resumed && im.iteration == 0) {
     write_file_atomic(metrics_file, std::string());
   }
-  std::ofstream metrics(metrics_file, std::ios::app);
-  if (!metrics) {
+  std::ofstream metrics;
+  if (im.writer()) metrics.open(metrics_file, std::ios::app);
+  if (im.writer() && !metrics) {
     Location where;
     where.file = metrics_file;
     throw Error("cannot_write", "cannot open the metrics file", where);
   }
   auto write_line = [&](const std::string& json) {
+    if (!im.writer()) return;
     metrics << json << '\n';
     metrics.flush();
   };
@@ -527,6 +631,8 @@ TrainSummary Trainer::train(uint64_t until) {
     out.data_share = total_time > 0 ? out.data_s / total_time : 0.0;
     out.data_s /= n;
     out.images_per_s = total_time > 0 ? window_images / total_time : 0.0;
+    out.world_size = im.world;
+    out.comm_s /= n;
     write_line(window_json(out));
     if (im.hooks.on_window) im.hooks.on_window(out);
     window = MetricsWindow();
@@ -535,6 +641,7 @@ TrainSummary Trainer::train(uint64_t until) {
 
   auto run_eval = [&] {
     const EvaluationReport r = evaluate();
+    if (!r.evaluated) return;  // a rank > 0 of a sharded evaluation: rank 0 scores and writes
     const std::map<std::string, double> m = r.metrics();
     const double value = (im.metric.segm ? r.segm->stats : r.bbox.stats)[im.metric.index];
     const bool best = value > im.best_metric;
@@ -595,7 +702,8 @@ TrainSummary Trainer::train(uint64_t until) {
 
   const uint64_t max_epochs = c.pipeline.loader.max_epochs;
   while (im.iteration < end) {
-    if (im.hooks.stop != nullptr && im.hooks.stop->load()) {
+    // Distributed runs agree on stopping inside step() (the gradient sync).
+    if (!im.group && im.hooks.stop != nullptr && im.hooks.stop->load()) {
       summary.interrupted = true;
       break;
     }
@@ -619,12 +727,17 @@ TrainSummary Trainer::train(uint64_t until) {
     // Position of the next batch: the group after this one (seq / batch size
     // stays right when samples of the group were skipped).
     im.epoch = batch->epoch;
-    im.batch = batch->seqs.empty() ? im.batch + 1 : batch->seqs.back() / static_cast<uint64_t>(im.batch_size) + 1;
+    // A sample's seq is its position in the whole epoch list, s * world + rank
+    // for entry s of this rank's shard.
+    im.batch = batch->seqs.empty() ? im.batch + 1
+                                   : batch->seqs.back() / static_cast<uint64_t>(im.world) /
+                                             static_cast<uint64_t>(im.batch_size) +
+                                         1;
     const double iter_s = seconds(t0, Clock::now());
 
     summary.iterations_s += iter_s;
     summary.data_wait_s += data_s;
-    summary.images += rec.images;
+    summary.images += rec.images * static_cast<uint64_t>(im.world);  // equal shards: every rank's batch is as large
     window.iteration = rec.iteration;
     window.epoch = rec.epoch;
     ++window.iterations;
@@ -633,7 +746,9 @@ TrainSummary Trainer::train(uint64_t until) {
     for (const auto& [name, v] : rec.losses) window.losses[name] += v;
     window.time_s += iter_s;
     window.data_s += data_s;
-    window_images += static_cast<double>(rec.images);
+    window.comm_s += rec.comm_s;
+    summary.comm_wait_s += rec.comm_s;
+    window_images += static_cast<double>(rec.images) * im.world;
     if (im.hooks.on_iteration) im.hooks.on_iteration(rec);
 
     if (im.iteration % c.log_period == 0 || im.iteration == max_iter) flush_window();
@@ -642,6 +757,11 @@ TrainSummary Trainer::train(uint64_t until) {
       run_eval();
     }
     if (im.iteration % c.checkpoint.period == 0 || last) save_checkpoint();
+    if (im.group && im.agreed_stop != 0) {
+      summary.interrupted = true;
+      summary.stop_signal = im.agreed_stop;
+      break;
+    }
   }
   flush_window();
   if (summary.interrupted && im.last_checkpoint_iteration != im.iteration) save_checkpoint();
@@ -676,6 +796,11 @@ TrainSummary Trainer::train(uint64_t until) {
   j.field("images", summary.images);
   j.field("images_per_s", summary.images_per_s);
   j.field("skipped", summary.skipped.total());
+  j.field("world_size", static_cast<uint64_t>(summary.world_size));
+  if (summary.world_size > 1) {
+    j.field("comm_wait_s", summary.comm_wait_s);
+    if (summary.stop_signal != 0) j.field("stop_signal", static_cast<uint64_t>(summary.stop_signal));
+  }
   if (!summary.resumed.path.empty()) {
     j.field("resumed_from", summary.resumed.path);
     j.field("resumed_iter", summary.resumed.iteration);

@@ -211,7 +211,24 @@ struct ShardCase {
   uint32_t world_size;
   std::size_t images;
   bool drop_last;
+  double oversample = 2.5;
+  double repeat_threshold = 0.0;  ///< category-frequency repeat factor (mixed categories below)
+  const char* oversample_by = "presence";
+  const char* aug_mode = "none";
 };
+
+/// mixed_infos with categories of unequal frequency: every image has
+/// category 1, every third one also category 2, every seventh category 3.
+std::vector<ImageInfo> mixed_category_infos(std::size_t n) {
+  std::vector<ImageInfo> infos = mixed_infos(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    infos[i].category_ids = {1};
+    if (i % 3 == 0) infos[i].category_ids.push_back(2);
+    if (i % 7 == 0) infos[i].category_ids.push_back(3);
+    infos[i].num_small = infos[i].has_small ? static_cast<uint32_t>(1 + i % 4) : 0;
+  }
+  return infos;
+}
 
 class SamplerSharding : public ::testing::TestWithParam<ShardCase> {};
 
@@ -219,10 +236,13 @@ TEST_P(SamplerSharding, EqualShardsWhoseUnionIsTheEpoch) {
   const ShardCase p = GetParam();
   SamplerConfig cfg;
   cfg.seed = 99;
-  cfg.oversample = 2.5;
+  cfg.oversample = p.oversample;
+  cfg.repeat_threshold = p.repeat_threshold;
+  cfg.oversample_by = p.oversample_by;
+  cfg.aug_mode = p.aug_mode;
   cfg.world_size = p.world_size;
   cfg.drop_last = p.drop_last;
-  const auto infos = mixed_infos(p.images);
+  const auto infos = mixed_category_infos(p.images);
   cfg.rank = 0;
   cfg.world_size = 1;
   Sampler whole(cfg, infos);
@@ -284,7 +304,21 @@ INSTANTIATE_TEST_SUITE_P(WorldSizes, SamplerSharding,
                                            ShardCase{3, 10, false}, ShardCase{4, 13, false},
                                            ShardCase{7, 5, false}, ShardCase{16, 3, false},
                                            ShardCase{2, 10, true}, ShardCase{3, 11, true},
-                                           ShardCase{4, 13, true}, ShardCase{7, 30, true}));
+                                           ShardCase{4, 13, true}, ShardCase{7, 30, true},
+                                           // repeat factors: category frequency, by count, the paper's 2x copies
+                                           ShardCase{2, 21, false, 1.0, 0.5}, ShardCase{3, 22, false, 3.0, 0.5},
+                                           ShardCase{4, 23, true, 1.0, 0.5, "presence", "original_aug"},
+                                           ShardCase{2, 25, false, 3.0, 0.0, "count"},
+                                           ShardCase{5, 26, false, 2.0, 0.3, "count", "original_aug"}),
+                         [](const ::testing::TestParamInfo<ShardCase>& info) {
+                           const ShardCase& c = info.param;
+                           std::string name = "w" + std::to_string(c.world_size) + "_n" + std::to_string(c.images) +
+                                              (c.drop_last ? "_droplast" : "_pad") + "_k" +
+                                              std::to_string(static_cast<int>(c.oversample * 10)) + "_t" +
+                                              std::to_string(static_cast<int>(c.repeat_threshold * 10)) + "_" +
+                                              c.oversample_by + "_" + c.aug_mode;
+                           return name;
+                         });
 
 TEST(SamplerSharding, DivisibleEpochNeedsNoPadding) {
   // 6 images, oversample 2 on the 3 small ones -> 9 entries; world 3 -> 3 each.

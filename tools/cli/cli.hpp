@@ -74,6 +74,17 @@ class Interrupted : public std::runtime_error {
   int signal_;
 };
 
+/// A command that ends with a given exit status after reporting `what()`
+/// (e.g. the launcher of `train --nproc`, passing on a failed rank's status).
+class ExitStatus : public std::runtime_error {
+ public:
+  ExitStatus(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
 /// Throws Interrupted(stop_signal(), what) when a signal raised stop_flag().
 void throw_if_interrupted(const std::string& what);
 

@@ -7,8 +7,14 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <thread>
+
 #include "cli.hpp"
 #include "pasteflow/config/config.hpp"
+#include "pasteflow/dist/dist.hpp"
+#include "pasteflow/dist/launch.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/trainer.hpp"
@@ -24,6 +30,7 @@ struct TrainArgs {
   std::string checkpoint;
   bool schema = false;
   bool print_config = false;
+  int nproc = 1;
   RunOptions run;
   CLI::Option* threads_opt = nullptr;
   CLI::Option* seed_opt = nullptr;
@@ -50,6 +57,53 @@ train::TrainConfig load(const TrainArgs& a) {
   return train::load_train_config(a.config, overrides);
 }
 
+/// `--nproc N`: this process becomes the launcher of N local ranks, each
+/// this program with the same arguments (and its share of the threads).
+void launch_ranks(const TrainArgs& a) {
+  dist::LocalLaunch l;
+  l.nproc = a.nproc;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) throw Error("cannot_launch", "cannot find this program (/proc/self/exe)");
+  l.program = std::string(exe, static_cast<size_t>(n));
+  const int total = a.threads_opt != nullptr && a.threads_opt->count() > 0 && a.run.threads > 0
+                        ? a.run.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int per_rank = std::max(1, total / a.nproc);
+  l.args = {"train", "--config", a.config, "--threads", std::to_string(per_rank)};
+  if (a.seed_opt != nullptr && a.seed_opt->count() > 0) {
+    l.args.push_back("--seed");
+    l.args.push_back(std::to_string(a.run.seed));
+  }
+  if (a.resume) l.args.push_back("--resume");
+  if (!a.checkpoint.empty()) {
+    l.args.push_back("--checkpoint");
+    l.args.push_back(a.checkpoint);
+  }
+  if (a.run.json) l.args.push_back("--json");
+  l.args.insert(l.args.end(), a.overrides.begin(), a.overrides.end());
+  // The ranks end by themselves within dist.timeout_s of a failure; then SIGTERM.
+  l.grace_s = load(a).dist.timeout_s + 10.0;
+  spdlog::info("launching {} ranks ({} thread(s) each) on 127.0.0.1", a.nproc, per_rank);
+  dist::LaunchReport report;
+  {
+    const StopOnSignal stop_on_signal;
+    report = dist::launch_local(l, stop_flag(), &stop_signal);
+  }
+  if (report.exit_code == 0) return;
+  std::string detail;
+  for (const dist::RankExit& x : report.ranks) {
+    detail += fmt::format("; rank {} {}", x.rank,
+                          x.signal != 0 ? fmt::format("killed by signal {}{}", x.signal,
+                                                      x.killed_by_launcher ? " (sent by the launcher)" : "")
+                                        : fmt::format("exited {}", x.exit_code));
+  }
+  const std::string what = fmt::format("rank {} failed first (exit status {}){}", report.first_failed,
+                                       report.exit_code, detail);
+  if (stop_signal() != 0) throw Interrupted(stop_signal(), "interrupted: " + what);
+  throw ExitStatus(report.exit_code, what);
+}
+
 void run_train(const TrainArgs& a) {
   if (a.schema) {
     print_stdout("# pasteflow training config keys\n\n"
@@ -60,7 +114,23 @@ void run_train(const TrainArgs& a) {
     return;
   }
   if (a.config.empty()) throw CLI::ValidationError("--config", "is required");
+  if (a.nproc > 1 && !a.print_config) {
+    launch_ranks(a);
+    return;
+  }
   const train::TrainConfig cfg = load(a);
+
+  // A rank of a distributed run (torchrun, srun, --nproc): join the group.
+  const dist::LaunchEnv env = dist::launch_environment();
+  std::shared_ptr<dist::ProcessGroup> group;
+  if (env.world_size > 1 && !a.print_config) {
+    spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [rank {}] [%^%l%$] %v", env.rank));
+    if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
+    group = std::make_shared<dist::ProcessGroup>(env, cfg.dist, cfg.device);
+    spdlog::info("rank {} of {} joined ({} backend, store {}:{}{})", env.rank, env.world_size,
+                 group->backend_name(), env.master_addr, env.master_port,
+                 env.source.empty() ? "" : ", environment from " + env.source);
+  }
 
   std::unique_ptr<Progress> bar;
   uint64_t bar_start = 0;
@@ -70,7 +140,7 @@ void run_train(const TrainArgs& a) {
     spdlog::info("{}", s);
   };
   hooks.on_iteration = [&](const train::IterationRecord& r) {
-    if (bar) bar->update(r.iteration - bar_start);
+    if (bar && env.rank == 0) bar->update(r.iteration - bar_start);
   };
   const uint64_t max_iter = cfg.solver.max_iter;
   hooks.on_window = [max_iter](const train::MetricsWindow& w) {
@@ -92,6 +162,7 @@ void run_train(const TrainArgs& a) {
     if (r.dropped > 0) spdlog::warn("  {} detections of categories absent from the validation set dropped", r.dropped);
   };
   hooks.stop = stop_flag();
+  hooks.stop_signal = &stop_signal;
 
   if (a.print_config) {
     train::Trainer probe(cfg);
@@ -99,9 +170,13 @@ void run_train(const TrainArgs& a) {
     return;
   }
 
-  train::Trainer trainer(cfg, hooks);
-  spdlog::info("training on {} ({} categories), {} images per iteration, {} iterations, output {}", cfg.device,
-               trainer.categories().size(), cfg.pipeline.loader.batch_size, max_iter, cfg.output_dir);
+  train::Trainer trainer(cfg, hooks, group);
+  spdlog::info("training on {} ({} categories), {} images per iteration{}, {} iterations, output {}", cfg.device,
+               trainer.categories().size(), cfg.pipeline.loader.batch_size * env.world_size,
+               env.world_size > 1 ? fmt::format(" ({} per rank x {} ranks)", cfg.pipeline.loader.batch_size,
+                                                env.world_size)
+                                  : std::string(),
+               max_iter, cfg.output_dir);
   if (a.resume || !a.checkpoint.empty()) trainer.resume(a.checkpoint);
   if (trainer.iteration() >= max_iter) {
     spdlog::warn("already at iteration {} of {}: nothing to train", trainer.iteration(), max_iter);
@@ -141,7 +216,11 @@ void run_train(const TrainArgs& a) {
   spdlog::info("metrics in {} (plot: pasteflow plot {} -o curves.png)", trainer.metrics_path(),
                trainer.metrics_path());
 
-  if (a.run.json) {
+  if (s.world_size > 1) {
+    spdlog::info("distributed: {} ranks, {:.2f}s waiting for gradient all-reduces ({:.1f}% of iteration time)",
+                 s.world_size, s.comm_wait_s, s.iterations_s > 0 ? 100.0 * s.comm_wait_s / s.iterations_s : 0.0);
+  }
+  if (a.run.json && env.rank == 0) {
     JsonWriter j(2);
     j.begin_object();
     j.field("start_iter", s.start_iteration);
@@ -160,10 +239,17 @@ void run_train(const TrainArgs& a) {
     j.field("views", s.views);
     j.field("windows_read", s.windows_read);
     j.field("tile_cache_hit_rate", s.tile_cache.hit_rate());
+    j.field("world_size", static_cast<uint64_t>(s.world_size));
     j.end_object();
     print_stdout(j.str());
   }
   // Checkpointed and stopped by a signal: exit 128 + signal, never 0.
+  if (s.interrupted && stop_signal() == 0 && s.stop_signal != 0) {
+    // Another rank was interrupted; every rank stopped at the same iteration.
+    throw Interrupted(s.stop_signal, fmt::format("stopped at iteration {} with the other ranks (a rank received signal "
+                                                 "{}); continue with --resume",
+                                                 s.end_iteration, s.stop_signal));
+  }
   if (s.interrupted) {
     throw_if_interrupted(fmt::format("interrupted at iteration {} (checkpoint {}); continue with --resume",
                                      s.end_iteration, s.last_checkpoint));
@@ -191,6 +277,10 @@ void add_train_command(CLI::App& app) {
                                       "loader and LibTorch threads (sets pipeline.loader.threads and torch_threads)")
                           ->check(CLI::Range(0, 1024));
   args->seed_opt = cmd->add_option("--seed", args->run.seed, "random seed (sets pipeline.seed)");
+  cmd->add_option("--nproc", args->nproc,
+                  "start this many local ranks (data-parallel training on c10d/Gloo over 127.0.0.1, as torchrun "
+                  "--nproc_per_node does); --threads is split between them")
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--schema", args->schema, "print every training config key as Markdown and exit");
   cmd->add_flag("--print-config", args->print_config,
                 "print the resolved config (derived model keys included) and exit");

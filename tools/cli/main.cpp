@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
   } catch (const pasteflow::cli::Interrupted& e) {
     spdlog::warn("{}", e.what());
     return e.exit_code();
+  } catch (const pasteflow::cli::ExitStatus& e) {
+    spdlog::error("{}", e.what());
+    return e.code();
   } catch (const pasteflow::Error& e) {
     spdlog::error("{}", e.what());
     spdlog::debug("reason code: {}", e.reason());  // the stable code, for scripts and the bad-input tests

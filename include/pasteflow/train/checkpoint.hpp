@@ -13,6 +13,8 @@
 //   trainer.lr                              float64 [1]: learning rate of the last iteration
 //   trainer.config                          uint8: the resolved config (dump_config YAML)
 //   trainer.format                          int64 [1]: kCheckpointFormat
+//   trainer.world_size                      int64 [1]: processes of the run (absent: 1)
+//   trainer.rank.<r>.rng.model / .rng.torch_cpu   rank r's generators (r >= 1, distributed runs)
 // Files are written atomically: a temporary file in the same directory,
 // flushed and fsync'ed, renamed over the target, then the directory fsync'ed.
 #pragma once
@@ -57,6 +59,10 @@ struct TrainState {
   uint64_t best_iteration = 0;
   double lr = 0.0;
   std::string config_yaml;
+  /// Distributed runs: the number of processes, and the generators of
+  /// ranks 1 .. world_size - 1 (rank 0's are `rng`).
+  uint64_t world_size = 1;
+  std::vector<RngStates> rank_rng;
 };
 
 /// "model_0000100.pt" (7 digits, more when needed).

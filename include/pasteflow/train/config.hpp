@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "pasteflow/config/describe.hpp"
+#include "pasteflow/dist/config.hpp"
 #include "pasteflow/model/config.hpp"
 #include "pasteflow/pipeline/config.hpp"
 
@@ -93,6 +94,7 @@ struct TrainConfig {
   SolverConfig solver;
   CheckpointConfig checkpoint;
   EvalConfig eval;
+  dist::DistConfig dist;  ///< data-parallel training (ranks come from the launcher's environment)
   std::string output_dir = "runs/train";
   std::string device = "cpu";  ///< cpu, cuda, cuda:N
   uint64_t log_period = 20;    ///< iterations per metrics line

@@ -72,6 +72,12 @@ InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& datas
                               std::shared_ptr<const slice::SlicedDataset> views,
                               const pipeline::PipelineConfig& pipeline, size_t max_images, const std::string& device,
                               const ImageDetectionsFn& on_image);
+/// The same over the images (views) at `indices`, in that order (batches
+/// formed from consecutive entries).
+InferenceReport run_inference(model::MaskRCNN& net, const io::CocoDataset& dataset,
+                              std::shared_ptr<const slice::SlicedDataset> views,
+                              const pipeline::PipelineConfig& pipeline, const std::vector<uint32_t>& indices,
+                              const std::string& device, const ImageDetectionsFn& on_image);
 
 struct EvaluateOptions {
   size_t max_images = 0;       ///< the first N images of `dataset` (0 = all)
@@ -84,9 +90,20 @@ struct EvaluateOptions {
   /// validation set once); null: made by evaluate_model when the pipeline
   /// slices. max_images then counts views.
   std::shared_ptr<const slice::SlicedDataset> views;
+  /// Sharded evaluation (distributed training): the batches the single
+  /// process would form are dealt round-robin, batch b to rank b % world_size,
+  /// each rank runs the model on its own, and `all_gather` (every rank's
+  /// bytes, by rank: dist::ProcessGroup::all_gather_bytes) brings the
+  /// detections to rank 0, which restores the single-process order and runs
+  /// the one COCO evaluation: bit for bit the single-process result. Other
+  /// ranks return a report with evaluated = false.
+  int rank = 0;
+  int world_size = 1;
+  std::function<std::vector<std::vector<uint8_t>>(const std::vector<uint8_t>&)> all_gather;
 };
 
 struct EvaluationReport {
+  bool evaluated = true;                  ///< false on ranks > 0 of a sharded evaluation (no COCO numbers)
   eval::EvalResult bbox;
   std::optional<eval::EvalResult> segm;  ///< with a mask branch
   size_t images = 0;                      ///< images (views, when sliced) the model saw
@@ -106,6 +123,20 @@ struct EvaluationReport {
 /// Loader built with `pipeline` (see eval_pipeline_config; the config given
 /// is used as is). Detections whose category the ground truth lacks are
 /// dropped (counted). Throws what the loader, the model and COCOeval throw.
+namespace detail {
+/// One rank's part of a sharded evaluation, as it travels to rank 0.
+struct Shard {
+  size_t images = 0;
+  size_t dropped = 0;
+  std::vector<eval::Detection> detections;
+  std::vector<uint32_t> positions;  ///< of each detection's image in the evaluation order
+};
+std::vector<uint8_t> encode_shard(size_t images, size_t dropped, const std::vector<eval::Detection>& detections,
+                                  const std::vector<uint32_t>& positions);
+/// Throws Error "bad_shard".
+Shard decode_shard(const std::vector<uint8_t>& bytes);
+}  // namespace detail
+
 EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
                                 const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
                                 const EvaluateOptions& options = {});

@@ -47,6 +47,11 @@
 #include "pasteflow/train/config.hpp"
 #include "pasteflow/train/evaluate.hpp"
 
+namespace pasteflow::dist {
+class ProcessGroup;
+class GradientReducer;
+}  // namespace pasteflow::dist
+
 namespace pasteflow::train {
 
 /// One optimisation step.
@@ -59,6 +64,7 @@ struct IterationRecord {
   double grad_norm = -1.0;  ///< total gradient norm before clipping (-1: clipping off, not computed)
   size_t images = 0;
   double step_s = 0.0;     ///< forward + backward + update
+  double comm_s = 0.0;     ///< distributed: time waiting for the gradient all-reduce after backward
   double data_s = 0.0;     ///< waiting for the batch (train() only)
 };
 
@@ -73,7 +79,9 @@ struct MetricsWindow {
   double time_s = 0.0;      ///< mean wall time per iteration (data wait included)
   double data_s = 0.0;      ///< mean data wait per iteration
   double data_share = 0.0;  ///< data_s / time_s
-  double images_per_s = 0.0;
+  double images_per_s = 0.0;  ///< over all ranks
+  int world_size = 1;       ///< processes training together
+  double comm_s = 0.0;      ///< mean wait for the gradient all-reduce per iteration
 };
 
 /// A checkpoint Trainer::resume() passed over, and why.
@@ -121,7 +129,7 @@ struct TrainSummary {
   uint64_t views = 0;
   uint64_t windows_read = 0;
   raster::TileCache::Stats tile_cache;
-  uint64_t images = 0;
+  uint64_t images = 0;           ///< over all ranks (distributed: world_size x this rank's)
   double images_per_s = 0.0;     ///< images / iterations_s
   double best_metric = 0.0;
   uint64_t best_iteration = 0;   ///< 0: no evaluation yet
@@ -129,6 +137,12 @@ struct TrainSummary {
   SkipReport skipped;            ///< samples the loader dropped (on_error: skip)
   ResumeInfo resumed;            ///< what resume() continued from (path "" when not resumed)
   std::vector<std::string> removed_temporaries;  ///< temporary checkpoint files of killed runs deleted at the start
+  int world_size = 1;            ///< processes that trained together
+  int rank = 0;
+  double comm_wait_s = 0.0;      ///< distributed: waiting for gradient all-reduces (after backward)
+  /// Distributed: the stop request every rank agreed on (a signal number,
+  /// the largest raised on any rank; 0 = none). interrupted is set with it.
+  int stop_signal = 0;
 };
 
 /// Callbacks for the CLI (the library never prints). All optional.
@@ -140,6 +154,9 @@ struct TrainerHooks {
   /// When it becomes true, train() finishes the current iteration, writes a
   /// checkpoint and returns (interrupted = true).
   const std::atomic<bool>* stop = nullptr;
+  /// The signal that raised `stop` (distributed: the ranks agree on the
+  /// largest); unset or 0: SIGTERM's number is reported.
+  std::function<int()> stop_signal;
 };
 
 class Trainer {
@@ -149,7 +166,17 @@ class Trainer {
   /// default generator from pipeline.seed. model.num_classes is set from the
   /// training set's categories and model.transform from pipeline.batch.
   /// Throws ConfigError / InputError.
-  explicit Trainer(TrainConfig config, TrainerHooks hooks = {});
+  ///
+  /// Distributed (`group` with world_size > 1): each rank holds the whole
+  /// model; rank 0's initial weights are broadcast, every rank trains on its
+  /// shard of each epoch (pipeline.sampler.rank / world_size are set from the
+  /// group), gradients are averaged with bucketed all-reduce (dist.bucket_mb,
+  /// overlapping backward), the learning rate follows the linear scaling
+  /// rule over the global batch (batch_size x world_size), evaluation is
+  /// sharded, and rank 0 alone writes config.yaml, metrics.jsonl,
+  /// checkpoints (holding every rank's generators) and best.pt. Every rank
+  /// must call the same methods in the same order (they are collective).
+  explicit Trainer(TrainConfig config, TrainerHooks hooks = {}, std::shared_ptr<dist::ProcessGroup> group = nullptr);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;

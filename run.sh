@@ -20,12 +20,12 @@ ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 TSAN_BUILD_DIR=${TSAN_BUILD_DIR:-build-tsan}
 JOBS=${JOBS:-$(nproc)}
 PACKAGES=(build-essential cmake ninja-build pkg-config
-  libtbb-dev libopencv-dev libsimdjson-dev libtiff-dev libtorch-dev
+  libtbb-dev libopencv-dev libsimdjson-dev libtiff-dev libtorch-dev libgloo-dev
   libgtest-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libbenchmark-dev
   python3 python3-torchvision python3-numpy libopenblas0-pthread
   clang-14 libclang-rt-14-dev libvips-tools)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
-FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice fuzz_masks)
+FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice fuzz_masks fuzz_shard)
 
 install_missing() {
   local missing=()

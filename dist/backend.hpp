@@ -19,6 +19,9 @@ struct ProcessGroup::Impl {
   std::string store_text;  ///< "host:port" or "file PATH"
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  /// Where the backend's tensors must live: CPU for Gloo, the CUDA device
+  /// for NCCL (helpers move their own small tensors there and back).
+  c10::Device tensor_device{c10::kCPU};
   std::atomic<uint64_t> collectives{0};
   const char* current_op = "";
 

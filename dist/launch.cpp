@@ -63,10 +63,12 @@ LaunchReport launch_local(const LocalLaunch& launch, const std::atomic<bool>* st
   report.ranks.resize(static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) {
     std::vector<std::string> env = base_env;
-    env.push_back("RANK=" + std::to_string(r));
-    env.push_back("WORLD_SIZE=" + std::to_string(n));
-    env.push_back("LOCAL_RANK=" + std::to_string(r));
-    env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(n));
+    const int rank = launch.independent ? 0 : r;
+    const int world = launch.independent ? 1 : n;
+    env.push_back("RANK=" + std::to_string(rank));
+    env.push_back("WORLD_SIZE=" + std::to_string(world));
+    env.push_back("LOCAL_RANK=" + std::to_string(rank));
+    env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(world));
     env.push_back("MASTER_ADDR=127.0.0.1");
     env.push_back("MASTER_PORT=" + std::to_string(report.master_port));
     std::vector<std::string> args;

@@ -13,10 +13,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 
 #include "backend.hpp"
+#include "pasteflow/core/short_number.hpp"
 #include "pasteflow/dist/dist.hpp"
 
 namespace pasteflow::dist {
@@ -144,7 +146,7 @@ void ProcessGroup::Impl::fail(const std::exception& cause) {
   std::string who;
   for (size_t i = 0; i < behind.size(); ++i) who += (i == 0 ? "" : ", ") + std::to_string(behind[i]);
   const std::string where = std::string(current_op) + " (collective " + std::to_string(mine) + " of rank " +
-                            std::to_string(env.rank) + ", dist.timeout_s " + std::to_string(config.timeout_s) + ")";
+                            std::to_string(env.rank) + ", dist.timeout_s " + short_number(config.timeout_s) + ")";
   if (!behind.empty()) {
     throw DistError("rank_failed",
                     std::string(behind.size() == 1 ? "rank " : "ranks ") + who +
@@ -184,6 +186,7 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistConfig& config, const
                       where);
   }
   im.backend = backend;
+  if (backend == "nccl") im.tensor_device = c10::Device(device);
 
   try {
     if (!config.store_file.empty()) {
@@ -235,7 +238,7 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistConfig& config, const
     throw DistError("rendezvous_failed",
                     "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
                         " could not join the process group (store " + im.store_text + ", dist.timeout_s " +
-                        std::to_string(config.timeout_s) + "): " + first_line(e.what()),
+                        short_number(config.timeout_s) + "): " + first_line(e.what()),
                     {});
   }
 }
@@ -285,35 +288,39 @@ void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root) {
 
 void ProcessGroup::all_reduce_sum(at::Tensor& tensor) {
   Impl& im = *impl_;
-  std::vector<at::Tensor> io{tensor};
+  const bool moved = tensor.device() != im.tensor_device;
+  std::vector<at::Tensor> io{moved ? tensor.to(im.tensor_device) : tensor};
   im.enter("all_reduce");
   im.wait(im.pg->allreduce(io));
+  if (moved) tensor.copy_(io[0]);
 }
 
 std::vector<std::vector<uint8_t>> ProcessGroup::all_gather_bytes(const std::vector<uint8_t>& bytes) {
   Impl& im = *impl_;
   const int w = im.env.world_size;
-  std::vector<at::Tensor> size_in{at::full({1}, static_cast<int64_t>(bytes.size()), at::kLong)};
+  const auto on = [&](at::ScalarType t) { return at::TensorOptions().dtype(t).device(im.tensor_device); };
+  std::vector<at::Tensor> size_in{at::full({1}, static_cast<int64_t>(bytes.size()), on(at::kLong))};
   std::vector<std::vector<at::Tensor>> size_out(1);
-  for (int r = 0; r < w; ++r) size_out[0].push_back(at::zeros({1}, at::kLong));
+  for (int r = 0; r < w; ++r) size_out[0].push_back(at::zeros({1}, on(at::kLong)));
   im.enter("all_gather (sizes)");
   im.wait(im.pg->allgather(size_out, size_in));
   int64_t longest = 1;
   std::vector<int64_t> sizes;
   for (const at::Tensor& t : size_out[0]) {
-    sizes.push_back(t.item<int64_t>());
+    sizes.push_back(t.cpu().item<int64_t>());
     longest = std::max(longest, sizes.back());
   }
   at::Tensor data = at::zeros({longest}, at::kByte);
   if (!bytes.empty()) std::copy(bytes.begin(), bytes.end(), data.data_ptr<uint8_t>());
-  std::vector<at::Tensor> data_in{data};
+  std::vector<at::Tensor> data_in{data.to(im.tensor_device)};
   std::vector<std::vector<at::Tensor>> data_out(1);
-  for (int r = 0; r < w; ++r) data_out[0].push_back(at::zeros({longest}, at::kByte));
+  for (int r = 0; r < w; ++r) data_out[0].push_back(at::zeros({longest}, on(at::kByte)));
   im.enter("all_gather");
   im.wait(im.pg->allgather(data_out, data_in));
   std::vector<std::vector<uint8_t>> out(static_cast<size_t>(w));
   for (int r = 0; r < w; ++r) {
-    const uint8_t* p = data_out[0][static_cast<size_t>(r)].data_ptr<uint8_t>();
+    const at::Tensor host = data_out[0][static_cast<size_t>(r)].cpu();
+    const uint8_t* p = host.data_ptr<uint8_t>();
     out[static_cast<size_t>(r)].assign(p, p + sizes[static_cast<size_t>(r)]);
   }
   return out;
@@ -332,16 +339,44 @@ void broadcast_module(ProcessGroup& group, torch::nn::Module& module) {
   group.broadcast(tensors, 0);
 }
 
-double module_checksum(const torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  double sum = 0.0;
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
-    sum += p.value().detach().to(at::kDouble).sum().item<double>();
+uint64_t module_hash(const torch::nn::Module& module) {
+  uint64_t h = 1469598103934665603ULL;
+  auto add = [&h](const at::Tensor& t) {
+    const at::Tensor c = t.detach().cpu().contiguous();
+    const auto* p = static_cast<const uint8_t*>(c.data_ptr());
+    const size_t n = static_cast<size_t>(c.numel()) * c.element_size();
+    for (size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 1099511628211ULL;
+    }
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) add(p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) add(b.value());
+  return h;
+}
+
+void verify_same_weights(ProcessGroup& group, const torch::nn::Module& module, const std::string& when) {
+  const uint64_t mine = module_hash(module);
+  std::vector<uint8_t> bytes(sizeof(mine));
+  std::memcpy(bytes.data(), &mine, sizeof(mine));
+  const std::vector<std::vector<uint8_t>> all = group.all_gather_bytes(bytes);
+  uint64_t root = 0;
+  std::memcpy(&root, all[0].data(), sizeof(root));
+  std::vector<int> differ;
+  std::string list;
+  for (size_t r = 1; r < all.size(); ++r) {
+    uint64_t theirs = 0;
+    std::memcpy(&theirs, all[r].data(), sizeof(theirs));
+    if (theirs != root) {
+      differ.push_back(static_cast<int>(r));
+      list += (list.empty() ? "" : ", ") + std::to_string(r);
+    }
   }
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
-    if (b.value().is_floating_point()) sum += b.value().detach().to(at::kDouble).sum().item<double>();
+  if (!differ.empty()) {
+    throw DistError("ranks_diverged",
+                    "the weights of rank(s) " + list + " differ from rank 0's " + when + " (dist.verify_period)",
+                    differ);
   }
-  return sum;
 }
 
 }  // namespace pasteflow::dist

@@ -143,6 +143,7 @@ GradientReducer::Sync GradientReducer::finish(int stop) {
     float* c = control.data_ptr<float>();
     c[0] = static_cast<float>(stop);
     for (size_t k = 0; k < im.params.size(); ++k) c[k + 1] = im.got[k] ? 1.0f : 0.0f;
+    control = control.to(im.group.tensor_device);
     std::vector<at::Tensor> io{control};
     c10d::AllreduceOptions max;
     max.reduceOp = c10d::ReduceOp::MAX;
@@ -155,6 +156,7 @@ GradientReducer::Sync GradientReducer::finish(int stop) {
   im.group.wait(control_work);
   sync.wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // MAX over ranks: the largest stop value, and 1 where any rank had a gradient.
+  control = control.cpu();
   const float* c = control.data_ptr<float>();
   sync.stop = static_cast<int>(c[0]);
   torch::NoGradGuard no_grad;

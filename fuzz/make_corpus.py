@@ -242,8 +242,20 @@ def mask_seeds(src, out):
             write(out, "fuzz_masks", name, f.read())
 
 
+def shard_seeds(out):
+    """fuzz_shard: evaluation shards as eval/shard.cpp writes them (one with
+    a box and an RLE, one empty)."""
+    rle = box_rle(4, 5, 1, 1, 2, 2)
+    det = struct.pack("<Iqqd", 3, 7, 1, 0.75) + b"\x01" + struct.pack("<4d", 1.0, 2.0, 3.5, 4.25)
+    det += b"\x01" + struct.pack("<IIQ", 4, 5, len(rle)) + struct.pack("<%dI" % len(rle), *rle)
+    det2 = struct.pack("<Iqqd", 4, 8, 2, 0.5) + b"\x00\x00"
+    write(out, "fuzz_shard", "two", struct.pack("<QQQ", 2, 1, 2) + det + det2)
+    write(out, "fuzz_shard", "empty", struct.pack("<QQQ", 0, 0, 0))
+
+
 def main():
     src, out = sys.argv[1], sys.argv[2]
+    shard_seeds(out)
     mask_seeds(src, out)
     coco_seeds(src, out)
     slice_seeds(out)

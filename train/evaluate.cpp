@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/eval/shard.hpp"
 #include "pasteflow/mask/rle.hpp"
 #include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/train/config.hpp"
@@ -82,97 +83,6 @@ std::vector<eval::Detection> to_coco_results(const model::Detection& detection, 
   return out;
 }
 
-
-namespace detail {
-
-namespace {
-
-template <class T>
-void put(std::vector<uint8_t>& out, T v) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&v);
-  out.insert(out.end(), p, p + sizeof(T));
-}
-
-struct Reader {
-  const std::vector<uint8_t>& bytes;
-  size_t at = 0;
-  template <class T>
-  T get() {
-    if (at + sizeof(T) > bytes.size()) throw Error("bad_shard", "a gathered evaluation shard is truncated");
-    T v;
-    std::memcpy(&v, bytes.data() + at, sizeof(T));
-    at += sizeof(T);
-    return v;
-  }
-};
-
-}  // namespace
-
-std::vector<uint8_t> encode_shard(size_t images, size_t dropped, const std::vector<eval::Detection>& detections,
-                                  const std::vector<uint32_t>& positions) {
-  std::vector<uint8_t> out;
-  put<uint64_t>(out, images);
-  put<uint64_t>(out, dropped);
-  put<uint64_t>(out, detections.size());
-  for (size_t i = 0; i < detections.size(); ++i) {
-    const eval::Detection& d = detections[i];
-    put<uint32_t>(out, positions[i]);
-    put<int64_t>(out, d.image_id);
-    put<int64_t>(out, d.category_id);
-    put<double>(out, d.score);
-    put<uint8_t>(out, d.bbox ? 1 : 0);
-    if (d.bbox) {
-      for (double v : *d.bbox) put<double>(out, v);
-    }
-    if (const auto* rle = std::get_if<mask::Rle>(&d.segmentation)) {
-      put<uint8_t>(out, 1);
-      put<uint32_t>(out, rle->h);
-      put<uint32_t>(out, rle->w);
-      put<uint64_t>(out, rle->counts.size());
-      for (uint32_t c : rle->counts) put<uint32_t>(out, c);
-    } else if (std::holds_alternative<std::monostate>(d.segmentation)) {
-      put<uint8_t>(out, 0);
-    } else {
-      throw Error("bad_shard", "only RLE segmentations travel between ranks");
-    }
-  }
-  return out;
-}
-
-Shard decode_shard(const std::vector<uint8_t>& bytes) {
-  Reader r{bytes};
-  Shard s;
-  s.images = r.get<uint64_t>();
-  s.dropped = r.get<uint64_t>();
-  const uint64_t n = r.get<uint64_t>();
-  for (uint64_t i = 0; i < n; ++i) {
-    s.positions.push_back(r.get<uint32_t>());
-    eval::Detection d;
-    d.image_id = r.get<int64_t>();
-    d.category_id = r.get<int64_t>();
-    d.score = r.get<double>();
-    if (r.get<uint8_t>() != 0) {
-      std::array<double, 4> b{};
-      for (double& v : b) v = r.get<double>();
-      d.bbox = b;
-    }
-    if (r.get<uint8_t>() != 0) {
-      mask::Rle rle;
-      rle.h = r.get<uint32_t>();
-      rle.w = r.get<uint32_t>();
-      const uint64_t k = r.get<uint64_t>();
-      if (k > bytes.size()) throw Error("bad_shard", "a gathered evaluation shard is corrupt");
-      rle.counts.resize(k);
-      for (uint32_t& c : rle.counts) c = r.get<uint32_t>();
-      d.segmentation = std::move(rle);
-    }
-    s.detections.push_back(std::move(d));
-  }
-  if (r.at != bytes.size()) throw Error("bad_shard", "a gathered evaluation shard has trailing bytes");
-  return s;
-}
-
-}  // namespace detail
 
 std::map<std::string, double> EvaluationReport::metrics() const {
   std::map<std::string, double> out;
@@ -291,8 +201,12 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
   report.inference_s = inference.seconds;
 
   if (world > 1) {
-    const std::vector<std::vector<uint8_t>> all =
-        options.all_gather(detail::encode_shard(report.images, report.dropped, results, positions));
+    eval::DetectionShard mine;
+    mine.images = report.images;
+    mine.dropped = report.dropped;
+    mine.detections = results;
+    mine.positions = positions;
+    const std::vector<std::vector<uint8_t>> all = options.all_gather(eval::encode_shard(mine));
     if (options.rank != 0) {
       report.evaluated = false;
       report.detections = results.size();
@@ -304,7 +218,7 @@ EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dat
     report.images = 0;
     report.dropped = 0;
     for (const std::vector<uint8_t>& bytes : all) {
-      detail::Shard shard = detail::decode_shard(bytes);
+      eval::DetectionShard shard = eval::decode_shard(bytes);
       report.images += shard.images;
       report.dropped += shard.dropped;
       for (size_t i = 0; i < shard.detections.size(); ++i) {

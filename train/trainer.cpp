@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
+#include "pasteflow/core/short_number.hpp"
 #include "pasteflow/dist/dist.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/io/select.hpp"
@@ -74,6 +76,12 @@ std::string views_text(const io::CocoDataset& source, const slice::SlicedDataset
          std::to_string(views.dataset.annotations.size()) + " cut annotations, " +
          std::to_string(views.empty_dropped) + " empty windows and " + std::to_string(views.objects_dropped) +
          " cut objects under slice.min_area_ratio left out)";
+}
+
+std::string one_decimal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  return buf;
 }
 
 /// "iter" of a metrics line written by this file ({"type":"...","iter":N,...}).
@@ -277,8 +285,10 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
     im.reducer = std::make_unique<dist::GradientReducer>(*im.group, std::move(params), im.config.dist);
     const auto layout = im.reducer->layout();
     im.log("distributed: rank " + std::to_string(im.rank) + " of " + std::to_string(im.world) + " (" +
-           im.group->backend_name() + "), " + std::to_string(layout.parameters) + " trainable tensors in " +
-           std::to_string(layout.buckets) + " gradient bucket(s), global batch " + std::to_string(im.global_batch));
+           im.group->backend_name() + "), " + std::to_string(layout.parameters) + " trainable tensors (" +
+           one_decimal(static_cast<double>(layout.bytes) / (1024.0 * 1024.0)) + " MiB of gradients) in " +
+           std::to_string(layout.buckets) + " bucket(s) of dist.bucket_mb " + short_number(im.config.dist.bucket_mb) +
+           ", global batch " + std::to_string(im.global_batch));
   }
 }
 
@@ -439,6 +449,18 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
     const dist::GradientReducer::Sync sync = im.reducer->finish(stop);
     rec.comm_s = sync.wait_s;
     im.agreed_stop = sync.stop;
+    // The losses reported (metrics.jsonl, hooks) are means over the ranks:
+    // the loss of the global batch.
+    at::Tensor means = at::empty({static_cast<int64_t>(rec.losses.size()) + 1}, at::kDouble);
+    double* m = means.data_ptr<double>();
+    m[0] = rec.loss;
+    int64_t k = 1;
+    for (const auto& [name, v] : rec.losses) m[k++] = v;
+    im.group->all_reduce_sum(means);
+    const double inv = 1.0 / static_cast<double>(im.world);
+    rec.loss = m[0] * inv;
+    k = 1;
+    for (auto& [name, v] : rec.losses) v = m[k++] * inv;
   }
   if (im.config.solver.clip_grad_norm > 0.0) {
     std::vector<at::Tensor> params;
@@ -449,6 +471,9 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
   }
   im.optimizer->step();
   ++im.iteration;
+  if (im.group && im.config.dist.verify_period > 0 && im.iteration % im.config.dist.verify_period == 0) {
+    dist::verify_same_weights(*im.group, *im.net, "after iteration " + std::to_string(im.iteration));
+  }
   im.last_lr = rec.lr;
   rec.iteration = im.iteration;
   rec.epoch = batch.epoch;

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <exception>
 #include <filesystem>
@@ -39,14 +40,7 @@ void run_ranks(int world, const DistConfig& config, Body body) {
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        LaunchEnv env;
-        env.rank = r;
-        env.world_size = world;
-        env.local_rank = r;
-        env.local_world_size = world;
-        env.master_addr = "127.0.0.1";
-        env.master_port = port;
-        ProcessGroup group(env, config);
+        ProcessGroup group(LaunchEnv::loopback(r, world, port), config);
         body(group);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
@@ -179,6 +173,24 @@ TEST(ProcessGroupCollectives, AllGatherBytesOfUnequalSizesAndBroadcastOfMixedDty
     EXPECT_TRUE(at::equal(t[1], at::full({4}, int64_t{8})));
     EXPECT_EQ(t[2].item<double>(), 1.5);
   }
+}
+
+// dist.store_file: the rendezvous through a file (torch's file://), no TCP store.
+TEST(ProcessGroupCollectives, FileStoreRendezvous) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "pasteflow_file_store";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  DistConfig config = quick();
+  config.store_file = (dir / "store").string();
+  std::vector<double> sums(2);
+  run_ranks(2, config, [&](ProcessGroup& g) {
+    at::Tensor t = at::full({2}, static_cast<double>(g.rank() + 1));
+    g.all_reduce_sum(t);
+    sums[static_cast<size_t>(g.rank())] = t[0].item<double>();
+  });
+  EXPECT_EQ(sums[0], 3.0);
+  EXPECT_EQ(sums[1], 3.0);
+  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------- gradient reducer
@@ -316,76 +328,97 @@ TEST(GradientReducer, StopRequestIsTheLargestOverRanks) {
   EXPECT_EQ(agreed[1], 2);
 }
 
-// ---------------------------------------------------------------- failures
-
-// A rank whose process group goes away (as when its process dies) makes the
-// other's next collective fail at once, naming it.
-TEST(ProcessGroupFailure, ADeadRankIsNamedByTheSurvivor) {
-  int named = -1;
-  std::string message;
-  const auto t0 = Clock::now();
-  run_ranks(2, quick(30.0), [&](ProcessGroup& g) {
-    at::Tensor t = at::ones({4});
-    g.all_reduce_sum(t);
-    if (g.rank() == 1) return;  // rank 1 "dies": its group is destroyed
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+// dist.verify_period's check: equal weights pass, a rank whose weights
+// differ by one bit is named.
+TEST(GradientReducer, VerifySameWeightsNamesTheRankThatDiffers) {
+  std::vector<std::string> errors(3);
+  std::vector<std::vector<int>> named(3);
+  run_ranks(3, quick(), [&](ProcessGroup& g) {
+    Toy m;
+    {
+      // The same weights on every rank without the (process-wide) generator.
+      torch::NoGradGuard no_grad;
+      auto a = m->parameters();
+      for (size_t i = 0; i < a.size(); ++i) {
+        a[i].copy_(at::arange(a[i].numel(), at::kFloat).reshape(a[i].sizes()) * 0.001f * static_cast<float>(i + 1));
+      }
+    }
+    verify_same_weights(g, *m, "at the start");  // every rank the same: no error
+    if (g.rank() == 2) {
+      torch::NoGradGuard no_grad;
+      auto w = m->fc->weight.view({-1});
+      w[0] = std::nextafter(w[0].item<float>(), 1.0f);
+    }
     try {
-      g.all_reduce_sum(t);
+      verify_same_weights(g, *m, "after one change");
     } catch (const DistError& e) {
-      named = e.ranks().empty() ? -2 : e.ranks()[0];
-      message = e.what();
+      errors[static_cast<size_t>(g.rank())] = e.what();
+      named[static_cast<size_t>(g.rank())] = e.ranks();
     }
   });
-  EXPECT_EQ(named, 1) << message;
-  EXPECT_NE(message.find("rank 1 stopped before all_reduce"), std::string::npos) << message;
-  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 25.0);  // not the 30 s timeout
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(named[static_cast<size_t>(r)], std::vector<int>{2}) << errors[static_cast<size_t>(r)];
+    EXPECT_NE(errors[static_cast<size_t>(r)].find("rank(s) 2 differ from rank 0's after one change"),
+              std::string::npos);
+  }
 }
 
-// A rank that hangs is named when the timeout passes.
-TEST(ProcessGroupFailure, AHungRankIsNamedWithinTheTimeout) {
-  int named = -1;
+// ---------------------------------------------------------------- failures
+
+/// What the surviving rank saw: two ranks all-reduce once, then rank `gone`
+/// leaves after `linger` (its thread returns, destroying its process group,
+/// as when its process dies) while the other all-reduces again.
+struct Survivor {
+  int named = -1;  ///< the first rank its DistError named (-2: none named)
   std::string message;
-  double waited = 0.0;
-  run_ranks(2, quick(2.0), [&](ProcessGroup& g) {
+  double waited = 0.0;  ///< its second all-reduce, until the error
+};
+
+Survivor survivor_of(int gone, double timeout_s, std::chrono::milliseconds linger) {
+  Survivor s;
+  run_ranks(2, quick(timeout_s), [&](ProcessGroup& g) {
     at::Tensor t = at::ones({4});
     g.all_reduce_sum(t);
-    if (g.rank() == 1) {
-      std::this_thread::sleep_for(std::chrono::seconds(5));  // hangs past rank 0's timeout
+    if (g.rank() == gone) {
+      std::this_thread::sleep_for(linger);
       return;
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto t0 = Clock::now();
     try {
       g.all_reduce_sum(t);
     } catch (const DistError& e) {
-      named = e.ranks().empty() ? -2 : e.ranks()[0];
-      message = e.what();
+      s.named = e.ranks().empty() ? -2 : e.ranks()[0];
+      s.message = e.what();
     }
-    waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    s.waited = std::chrono::duration<double>(Clock::now() - t0).count();
   });
-  EXPECT_EQ(named, 1) << message;
-  EXPECT_NE(message.find("it died or hangs"), std::string::npos) << message;
-  EXPECT_GE(waited, 1.5);
-  EXPECT_LT(waited, 4.5);
+  return s;
+}
+
+// A rank whose process group goes away (as when its process dies) makes the
+// other's next collective fail at once, naming it.
+TEST(ProcessGroupFailure, ADeadRankIsNamedByTheSurvivor) {
+  const Survivor s = survivor_of(1, 30.0, std::chrono::milliseconds(0));
+  EXPECT_EQ(s.named, 1) << s.message;
+  EXPECT_NE(s.message.find("rank 1 stopped before all_reduce"), std::string::npos) << s.message;
+  EXPECT_LT(s.waited, 25.0);  // not the 30 s timeout
+}
+
+// A rank that hangs is named when the timeout passes.
+TEST(ProcessGroupFailure, AHungRankIsNamedWithinTheTimeout) {
+  const Survivor s = survivor_of(1, 2.0, std::chrono::milliseconds(5000));  // hangs past the 2 s timeout
+  EXPECT_EQ(s.named, 1) << s.message;
+  EXPECT_NE(s.message.find("it died or hangs"), std::string::npos) << s.message;
+  EXPECT_GE(s.waited, 1.5);
+  EXPECT_LT(s.waited, 4.5);
 }
 
 // The TCP store lives in rank 0: when rank 0 goes, the others say so.
 TEST(ProcessGroupFailure, ADeadRankZeroIsNamedAsTheStoreHost) {
-  int named = -1;
-  std::string message;
-  run_ranks(2, quick(10.0), [&](ProcessGroup& g) {
-    at::Tensor t = at::ones({4});
-    g.all_reduce_sum(t);
-    if (g.rank() == 0) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    try {
-      g.all_reduce_sum(t);
-    } catch (const DistError& e) {
-      named = e.ranks().empty() ? -2 : e.ranks()[0];
-      message = e.what();
-    }
-  });
-  EXPECT_EQ(named, 0) << message;
-  EXPECT_NE(message.find("rank 0"), std::string::npos) << message;
+  const Survivor s = survivor_of(0, 10.0, std::chrono::milliseconds(0));
+  EXPECT_EQ(s.named, 0) << s.message;
+  EXPECT_NE(s.message.find("rank 0 (which hosts the TCP store"), std::string::npos) << s.message;
 }
 
 // ---------------------------------------------------------------- launcher

@@ -41,14 +41,7 @@ std::vector<std::unique_ptr<Trainer>> run_rank_trainers(int world, const TrainCo
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        dist::LaunchEnv env;
-        env.rank = r;
-        env.world_size = world;
-        env.local_rank = r;
-        env.local_world_size = world;
-        env.master_addr = "127.0.0.1";
-        env.master_port = port;
-        auto group = std::make_shared<dist::ProcessGroup>(env, config.dist);
+        auto group = std::make_shared<dist::ProcessGroup>(dist::LaunchEnv::loopback(r, world, port), config.dist);
         trainers[static_cast<size_t>(r)] = std::make_unique<Trainer>(config, TrainerHooks{}, group);
         body(*trainers[static_cast<size_t>(r)], r);
       } catch (...) {
@@ -61,12 +54,6 @@ std::vector<std::unique_ptr<Trainer>> run_rank_trainers(int world, const TrainCo
     if (e) std::rethrow_exception(e);
   }
   return trainers;
-}
-
-std::vector<at::Tensor> snapshot(torch::nn::Module& m) {
-  std::vector<at::Tensor> out;
-  for (const auto& p : m.named_parameters(/*recurse=*/true)) out.push_back(p.value().detach().clone());
-  return out;
 }
 
 /// The settings under which the mean of the ranks' losses is exactly one
@@ -99,55 +86,73 @@ std::vector<std::string> combined_batch_settings(const TempDir& dir) {
           "dist.timeout_s=60"};
 }
 
+/// `pasteflow train` on the tiny config and the bundled sample, output in `out`.
+std::string train_command(const std::string& out, const std::string& extra) {
+  const std::string sample = PASTEFLOW_SAMPLE_DATA;
+  return testing_util::kBin + " train -c " + testing_util::kTiny + " data.train_annotations=" + sample +
+         "/annotations.json data.train_images=" + sample + "/images data.val_annotations=" + sample +
+         "/annotations.json data.val_images=" + sample + "/images output_dir=" + out +
+         " log_period=1 eval.period=0 eval.at_end=false " + extra;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+std::map<std::string, at::Tensor> model_entries(const std::string& checkpoint) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : model::read_checkpoint(checkpoint)) {
+    if (k.rfind("model.", 0) == 0) out[k.substr(6)] = v;
+  }
+  return out;
+}
+
 // Issue 13: 2 ranks x a few iterations of the tiny model; parameters
 // identical on both ranks after every step, and within 1e-5 of one process
-// training on the combined batch with the same samples.
+// training on the combined batch with the same samples. The ranks are real
+// processes (`train --nproc 2`): two trainers in threads of one process are
+// not reproducible from run to run (differences of 1e-8 to 7e-5 after 3
+// steps), while processes are bit-reproducible.
 TEST(DistributedTrainer, TwoRanksOfOneImageTrainAsOneProcessOnTheCombinedBatch) {
   constexpr int kSteps = 3;
   TempDir dir;
-  std::vector<std::string> two_ranks = combined_batch_settings(dir);
-  two_ranks.push_back("pipeline.loader.batch_size=1");
-  std::vector<std::string> one_process = combined_batch_settings(dir);
-  one_process.push_back("pipeline.loader.batch_size=2");
-
-  std::vector<std::vector<std::vector<at::Tensor>>> after(2, std::vector<std::vector<at::Tensor>>(kSteps + 1));
-  const TrainConfig config = tiny_config(dir.str("two"), two_ranks);
-  auto trainers = run_rank_trainers(2, config, [&](Trainer& t, int r) {
-    after[static_cast<size_t>(r)][0] = snapshot(*t.model());
-    EXPECT_DOUBLE_EQ(t.learning_rate(), learning_rate(t.config().solver, 2, 0));  // the global batch's
-    for (int s = 1; s <= kSteps; ++s) {
-      t.train(static_cast<uint64_t>(s));
-      after[static_cast<size_t>(r)][static_cast<size_t>(s)] = snapshot(*t.model());
-    }
-  });
-  // Rank 0 alone wrote the run's files, and its lines carry the world size.
+  const std::vector<std::string> common = combined_batch_settings(dir);
+  std::string args;
+  for (const std::string& o : common) args += " " + o;
+  // Every step: the ranks compare their weights' hash (dist.verify_period 1:
+  // the run fails if they differ) and rank 0 writes a checkpoint.
+  args += " pipeline.loader.batch_size=1 dist.verify_period=1 checkpoint.period=1 checkpoint.keep_last=0";
+  const int status = std::system((train_command(dir.str("two"), args) + " --nproc 2 2>" + dir.str("err")).c_str());
+  ASSERT_EQ(exit_code(status), 0) << pasteflow::testing::read_file(dir.str("err"));
   const std::string metrics = pasteflow::testing::read_file(dir.str("two") + "/metrics.jsonl");
   EXPECT_NE(metrics.find("\"world_size\":2"), std::string::npos);
 
+  std::vector<std::string> one_process = common;
+  one_process.push_back("pipeline.loader.batch_size=2");
   Trainer reference(tiny_config(dir.str("one"), one_process));
-  {
-    // Same initial weights as the ranks (rank 0's, broadcast to rank 1).
-    torch::NoGradGuard no_grad;
-    auto params = reference.model()->named_parameters(/*recurse=*/true);
-    ASSERT_EQ(params.size(), after[0][0].size());
-    for (size_t i = 0; i < params.size(); ++i) params[i].value().copy_(after[0][0][i]);
-  }
+  EXPECT_DOUBLE_EQ(reference.learning_rate(), learning_rate(reference.config().solver, 2, 0));
   double worst = 0.0;
-  for (int s = 0; s <= kSteps; ++s) {
-    if (s > 0) reference.train(static_cast<uint64_t>(s));
-    const std::vector<at::Tensor> ref = snapshot(*reference.model());
-    for (size_t i = 0; i < ref.size(); ++i) {
-      const at::Tensor& a = after[0][static_cast<size_t>(s)][i];
-      ASSERT_TRUE(at::equal(a, after[1][static_cast<size_t>(s)][i])) << "ranks differ at step " << s << " tensor " << i;
-      const double d = (a - ref[i]).abs().max().item<double>();
+  for (int s = 1; s <= kSteps; ++s) {
+    reference.train(static_cast<uint64_t>(s));
+    const auto ranks = model_entries(dir.str("two") + "/checkpoints/" + checkpoint_file_name(s));
+    size_t compared = 0;
+    for (const auto& p : reference.model()->named_parameters(/*recurse=*/true)) {
+      const at::Tensor& theirs = ranks.at(p.key());
+      const double d = (p.value().detach() - theirs).abs().max().item<double>();
       worst = std::max(worst, d);
-      EXPECT_LT(d, 1e-5) << "step " << s << " tensor " << i;
+      EXPECT_LT(d, 1e-5) << "step " << s << " " << p.key();
+      ++compared;
     }
+    EXPECT_GT(compared, 50u);
   }
   std::cout << "largest difference to one process on the combined batch after " << kSteps << " steps: " << worst
             << "\n";
   // The parameters moved: the comparison is not between untrained models.
-  EXPECT_GT((after[0][kSteps][0] - after[0][0][0]).abs().max().item<double>(), 1e-4);
+  const auto first = model_entries(dir.str("two") + "/checkpoints/" + checkpoint_file_name(1));
+  const auto last = model_entries(dir.str("two") + "/checkpoints/" + checkpoint_file_name(kSteps));
+  EXPECT_GT((first.at("roi_heads.box_predictor.cls_score.weight") - last.at("roi_heads.box_predictor.cls_score.weight"))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-4);
 }
 
 // Issue 13: evaluation sharded over ranks and gathered to rank 0 equals the
@@ -188,27 +193,6 @@ TEST(DistributedTrainer, ShardedEvaluationEqualsOneProcessBitForBit) {
 }
 
 // ---------------------------------------------------------------- pasteflow train --nproc
-
-using testing_util::kBin;
-using testing_util::kTiny;
-
-/// `pasteflow train` on the tiny config and the bundled sample, output in `out`.
-std::string train_command(const std::string& out, const std::string& extra) {
-  const std::string sample = PASTEFLOW_SAMPLE_DATA;
-  return kBin + " train -c " + kTiny + " data.train_annotations=" + sample + "/annotations.json data.train_images=" +
-         sample + "/images data.val_annotations=" + sample + "/annotations.json data.val_images=" + sample +
-         "/images output_dir=" + out + " log_period=1 eval.period=0 eval.at_end=false " + extra;
-}
-
-int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-
-std::map<std::string, at::Tensor> model_entries(const std::string& checkpoint) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : model::read_checkpoint(checkpoint)) {
-    if (k.rfind("model.", 0) == 0) out[k] = v;
-  }
-  return out;
-}
 
 // Rank 0 alone writes; its lines carry world_size; resume refuses another
 // world size and continues bit-exactly with the same one.
@@ -312,35 +296,6 @@ TEST(DistributedCli, InterruptingTheLauncherCheckpointsAndStopsEveryRank) {
                 .at("trainer.world_size")
                 .item<int64_t>(),
             2);
-}
-
-TEST(EvaluationShard, EncodesAndDecodesDetectionsWithBoxesAndMasks) {
-  std::vector<eval::Detection> d(3);
-  d[0].image_id = 7;
-  d[0].category_id = 3;
-  d[0].score = 0.123456789012345;
-  d[0].bbox = std::array<double, 4>{1.5, 2.25, 3.0, 4.125};
-  mask::Rle rle;
-  rle.h = 4;
-  rle.w = 5;
-  rle.counts = {3, 2, 15};
-  d[1].image_id = 8;
-  d[1].segmentation = rle;
-  d[2].image_id = 9;
-  const std::vector<uint8_t> bytes = detail::encode_shard(11, 2, d, {4, 5, 6});
-  const detail::Shard s = detail::decode_shard(bytes);
-  EXPECT_EQ(s.images, 11u);
-  EXPECT_EQ(s.dropped, 2u);
-  ASSERT_EQ(s.detections.size(), 3u);
-  EXPECT_EQ(s.positions, (std::vector<uint32_t>{4, 5, 6}));
-  EXPECT_EQ(s.detections[0].score, d[0].score);
-  EXPECT_EQ(*s.detections[0].bbox, *d[0].bbox);
-  EXPECT_TRUE(std::holds_alternative<std::monostate>(s.detections[0].segmentation));
-  EXPECT_EQ(std::get<mask::Rle>(s.detections[1].segmentation), rle);
-  EXPECT_FALSE(s.detections[2].bbox.has_value());
-  // A cut-short shard is an error, not a shorter list.
-  std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 3);
-  EXPECT_THROW(detail::decode_shard(cut), Error);
 }
 
 }  // namespace

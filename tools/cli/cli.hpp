@@ -125,6 +125,7 @@ void add_import_command(CLI::App& app);
 void add_bench_pipeline_command(CLI::App& bench);
 /// Adds `bench soak` (the loader's memory over a long run) to `bench`.
 void add_bench_soak_command(CLI::App& bench);
+void add_bench_distributed_command(CLI::App& bench);
 /// Adds `bench slices` (windows of a huge TIFF: pasteflow vs libvips vs whole decode) to `bench`.
 void add_bench_slices_command(CLI::App& bench);
 

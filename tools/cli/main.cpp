@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   pasteflow::cli::add_import_command(app);
   pasteflow::cli::add_bench_pipeline_command(*app.get_subcommand("bench"));
   pasteflow::cli::add_bench_soak_command(*app.get_subcommand("bench"));
+  pasteflow::cli::add_bench_distributed_command(*app.get_subcommand("bench"));
   pasteflow::cli::add_bench_slices_command(*app.get_subcommand("bench"));
 
   try {

@@ -27,6 +27,10 @@ struct DistConfig {
   /// Rendezvous through a file on a file system every rank sees (torch's
   /// FileStore, file://) instead of a TCP store at MASTER_ADDR:MASTER_PORT.
   std::string store_file;
+  /// Every this many iterations the ranks compare a hash of their
+  /// parameters and buffers and stop with an error naming the ranks that
+  /// differ from rank 0 (0 = never; costs one small all-gather).
+  uint64_t verify_period = 0;
 
   template <class Describer>
   static void describe(Describer& d) {
@@ -47,6 +51,9 @@ struct DistConfig {
     d.field("store_file", &DistConfig::store_file,
             "rendezvous through this file on a shared file system (torch FileStore) instead of the TCP store at "
             "MASTER_ADDR:MASTER_PORT; empty: TCP");
+    d.field("verify_period", &DistConfig::verify_period,
+            "every N iterations the ranks compare a hash of their parameters and buffers and stop with an error "
+            "naming the ranks that differ from rank 0 (0 = never)");
   }
 };
 

@@ -46,6 +46,20 @@ struct LaunchEnv {
   std::string master_addr;   ///< the TCP store's host (rank 0's machine)
   int master_port = 0;
   std::string source;        ///< "torchrun" (RANK, ...), "slurm" (SLURM_PROCID, ...) or "" (single process)
+
+  /// Rank `rank` of `world_size` on this machine, the TCP store at
+  /// 127.0.0.1:`port` (ranks started by a program itself: tests, benchmarks).
+  static LaunchEnv loopback(int rank, int world_size, int port) {
+    LaunchEnv e;
+    e.rank = rank;
+    e.world_size = world_size;
+    e.local_rank = rank;
+    e.local_world_size = world_size;
+    e.master_addr = "127.0.0.1";
+    e.master_port = port;
+    e.source = "loopback";
+    return e;
+  }
 };
 
 /// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
@@ -109,9 +123,14 @@ class ProcessGroup {
 /// Rank 0's parameters and buffers copied into every rank's `module`.
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module);
 
-/// Sums a module's parameters and buffers into one double per rank (what
-/// tests and the trainer compare to check the ranks agree).
-double module_checksum(const torch::nn::Module& module);
+/// FNV-1a hash of the bytes of a module's parameters and buffers, in
+/// order: equal on two ranks exactly when their weights are bit-identical
+/// (barring collisions).
+uint64_t module_hash(const torch::nn::Module& module);
+
+/// Every rank's module_hash compared with rank 0's (collective). Throws
+/// DistError "ranks_diverged" naming the ranks that differ.
+void verify_same_weights(ProcessGroup& group, const torch::nn::Module& module, const std::string& when);
 
 /// Bucketed gradient all-reduce with autograd hooks (PyTorch DDP's Reducer,
 /// simplified): the parameters are split, in reverse order (the order

@@ -23,6 +23,10 @@ struct LocalLaunch {
   /// Extra arguments of rank r (appended), e.g. its thread count; may be empty.
   std::vector<std::vector<std::string>> rank_args;
   double grace_s = 30.0;          ///< after a failure, how long the others get to end by themselves
+  /// Every child a single process of its own (RANK=0, WORLD_SIZE=1, no
+  /// group): several independent runs at once (`bench distributed`'s
+  /// contention baseline).
+  bool independent = false;
 };
 
 struct RankExit {

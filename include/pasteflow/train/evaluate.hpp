@@ -123,20 +123,6 @@ struct EvaluationReport {
 /// Loader built with `pipeline` (see eval_pipeline_config; the config given
 /// is used as is). Detections whose category the ground truth lacks are
 /// dropped (counted). Throws what the loader, the model and COCOeval throw.
-namespace detail {
-/// One rank's part of a sharded evaluation, as it travels to rank 0.
-struct Shard {
-  size_t images = 0;
-  size_t dropped = 0;
-  std::vector<eval::Detection> detections;
-  std::vector<uint32_t> positions;  ///< of each detection's image in the evaluation order
-};
-std::vector<uint8_t> encode_shard(size_t images, size_t dropped, const std::vector<eval::Detection>& detections,
-                                  const std::vector<uint32_t>& positions);
-/// Throws Error "bad_shard".
-Shard decode_shard(const std::vector<uint8_t>& bytes);
-}  // namespace detail
-
 EvaluationReport evaluate_model(model::MaskRCNN& net, const io::CocoDataset& dataset,
                                 const pipeline::PipelineConfig& pipeline, const stages::CategoryMap& categories,
                                 const EvaluateOptions& options = {});

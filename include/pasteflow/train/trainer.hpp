@@ -58,8 +58,8 @@ namespace pasteflow::train {
 struct IterationRecord {
   uint64_t iteration = 0;  ///< iterations completed, this one included (1-based)
   uint64_t epoch = 0;      ///< the batch's epoch
-  std::map<std::string, double> losses;  ///< the model's five losses
-  double loss = 0.0;       ///< their sum (what was back-propagated)
+  std::map<std::string, double> losses;  ///< the model's five losses (distributed: means over the ranks)
+  double loss = 0.0;       ///< their sum (what was back-propagated; distributed: the mean over the ranks)
   double lr = 0.0;
   double grad_norm = -1.0;  ///< total gradient norm before clipping (-1: clipping off, not computed)
   size_t images = 0;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -263,10 +264,12 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
 
   torch::manual_seed(derive_seed(im.config.pipeline.seed, {kTorchSeedTag}));
   im.net = model::MaskRCNN(im.config.model);
-  // Rank 0 (and a single process) keeps the stream it always had; the other
-  // ranks draw their own (multi-scale choices, proposal sampling).
-  im.net->rng().reseed(im.rank == 0 ? derive_seed(im.config.pipeline.seed, {kModelRngTag})
-                                    : derive_seed(im.config.pipeline.seed, {kModelRngTag, static_cast<uint64_t>(im.rank)}));
+  // Rank 0 (and a single process) keeps the streams it always had; the other
+  // ranks draw their own: the model's generator (multi-scale choices) here,
+  // LibTorch's (random positive / negative sampling) after the broadcast below.
+  const uint64_t seed = im.config.pipeline.seed;
+  const auto rank = static_cast<uint64_t>(im.rank);
+  im.net->rng().reseed(im.rank == 0 ? derive_seed(seed, {kModelRngTag}) : derive_seed(seed, {kModelRngTag, rank}));
   if (!im.config.model.weights.empty()) {
     model::load_weights(*im.net, im.config.model.weights);
     im.log("loaded weights " + im.config.model.weights);
@@ -275,7 +278,7 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
   im.net->train();
   im.optimizer = make_optimizer(*im.net, im.config.solver, train::learning_rate(im.config.solver, im.global_batch, 0));
   if (im.group) {
-    if (im.rank != 0) torch::manual_seed(derive_seed(im.config.pipeline.seed, {kTorchSeedTag, static_cast<uint64_t>(im.rank)}));
+    if (im.rank != 0) torch::manual_seed(derive_seed(seed, {kTorchSeedTag, rank}));
     dist::broadcast_module(*im.group, *im.net);
     // The trainable parameters (frozen ones are skipped), in the module's order.
     std::vector<at::Tensor> params;
@@ -444,7 +447,7 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
     // The mean gradient over ranks, and the stop request they agree on.
     int stop = 0;
     if (im.hooks.stop != nullptr && im.hooks.stop->load()) {
-      stop = im.hooks.stop_signal && im.hooks.stop_signal() != 0 ? im.hooks.stop_signal() : 15;
+      stop = im.hooks.stop_signal && im.hooks.stop_signal() != 0 ? im.hooks.stop_signal() : SIGTERM;
     }
     const dist::GradientReducer::Sync sync = im.reducer->finish(stop);
     rec.comm_s = sync.wait_s;
@@ -674,6 +677,7 @@ TrainSummary Trainer::train(uint64_t until) {
     j.begin_object();
     j.field("type", "eval");
     j.field("iter", im.iteration);
+    j.field("world_size", static_cast<uint64_t>(im.world));
     j.field("images", static_cast<uint64_t>(r.images));
     j.field("detections", static_cast<uint64_t>(r.detections));
     j.field("inference_s", r.inference_s);

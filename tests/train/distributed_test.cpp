@@ -199,16 +199,23 @@ TEST(DistributedTrainer, ShardedEvaluationEqualsOneProcessBitForBit) {
 TEST(DistributedCli, NprocTwoWritesFromRankZeroAndResumesBitExactlyOnlyWithTheSameWorldSize) {
   TempDir dir;
   const std::string a = dir.str("a"), b = dir.str("b");
-  ASSERT_EQ(exit_code(std::system((train_command(a, "solver.max_iter=5 checkpoint.period=3") + " --nproc 2 2>" +
-                                   dir.str("a.err")).c_str())),
+  // Sharded evaluation at the end (eval.at_end after the command's eval.at_end=false).
+  ASSERT_EQ(exit_code(std::system((train_command(a, "solver.max_iter=5 checkpoint.period=3") +
+                                   " eval.at_end=true eval.max_images=4 --nproc 2 2>" + dir.str("a.err"))
+                                      .c_str())),
             0)
       << pasteflow::testing::read_file(dir.str("a.err"));
-  const std::string metrics = pasteflow::testing::read_file(a + "/metrics.jsonl");
-  size_t lines = 0;
-  for (size_t at = 0; (at = metrics.find("\"type\":\"train\"", at)) != std::string::npos; ++at) ++lines;
-  EXPECT_EQ(lines, 5u);  // one writer: each iteration once
-  EXPECT_NE(metrics.find("\"world_size\":2"), std::string::npos);
-  EXPECT_EQ(metrics.find("\"world_size\":1"), std::string::npos);
+  std::istringstream metrics(pasteflow::testing::read_file(a + "/metrics.jsonl"));
+  size_t train_lines = 0, eval_lines = 0, summary_lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    EXPECT_NE(line.find("\"world_size\":2"), std::string::npos) << line;  // every line
+    train_lines += line.find("\"type\":\"train\"") != std::string::npos;
+    eval_lines += line.find("\"type\":\"eval\"") != std::string::npos;
+    summary_lines += line.find("\"type\":\"summary\"") != std::string::npos;
+  }
+  EXPECT_EQ(train_lines, 5u);  // one writer: each iteration once
+  EXPECT_EQ(eval_lines, 1u);
+  EXPECT_EQ(summary_lines, 1u);
   EXPECT_EQ(model::read_checkpoint(a + "/checkpoints/model_0000005.pt").at("trainer.world_size").item<int64_t>(), 2);
   EXPECT_NE(pasteflow::testing::read_file(dir.str("a.err")).find("[rank 0]"), std::string::npos);
 
@@ -217,15 +224,16 @@ TEST(DistributedCli, NprocTwoWritesFromRankZeroAndResumesBitExactlyOnlyWithTheSa
                 (train_command(b, "solver.max_iter=3 checkpoint.period=3") + " --nproc 2 2>/dev/null").c_str())),
             0);
   const int refused = exit_code(
-      std::system((train_command(b, "solver.max_iter=5 checkpoint.period=3") + " --resume 2>" + dir.str("b.err")).c_str()));
+      std::system((train_command(b, "solver.max_iter=5 checkpoint.period=3") + " --resume 2>" + dir.str("b.err"))
+                      .c_str()));
   EXPECT_EQ(refused, 1);
   EXPECT_NE(pasteflow::testing::read_file(dir.str("b.err"))
                 .find("the checkpoint was written by a run of 2 process(es); this run has 1"),
             std::string::npos)
       << pasteflow::testing::read_file(dir.str("b.err"));
-  ASSERT_EQ(exit_code(std::system(
-                (train_command(b, "solver.max_iter=5 checkpoint.period=3") + " --nproc 2 --resume 2>/dev/null").c_str())),
-            0);
+  const std::string resume_two =
+      train_command(b, "solver.max_iter=5 checkpoint.period=3") + " --nproc 2 --resume 2>/dev/null";
+  ASSERT_EQ(exit_code(std::system(resume_two.c_str())), 0);
   const auto whole = model_entries(a + "/checkpoints/model_0000005.pt");
   const auto resumed = model_entries(b + "/checkpoints/model_0000005.pt");
   ASSERT_EQ(whole.size(), resumed.size());
@@ -234,8 +242,8 @@ TEST(DistributedCli, NprocTwoWritesFromRankZeroAndResumesBitExactlyOnlyWithTheSa
 
 /// The pid of the child of `parent` whose environment has RANK=<rank> (0: none).
 pid_t rank_pid(pid_t parent, int rank) {
-  const std::string children =
-      pasteflow::testing::read_file("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+  const std::string task = "/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent);
+  const std::string children = pasteflow::testing::read_file(task + "/children");
   std::istringstream in(children);
   pid_t pid = 0;
   while (in >> pid) {

@@ -14,8 +14,8 @@
 // (2 x their s/iter) is what two processes can reach on this machine at all
 // (shared memory bandwidth and caches), so the gap between it and
 // scaling_efficiency is what communication costs. --compare-overlap adds
-// two ranks with dist.overlap false (every bucket after backward). The runs' outputs go to a fresh temporary directory that
-// is removed at the end.
+// two ranks with dist.overlap false (every bucket after backward). The runs'
+// outputs go to a fresh temporary directory that is removed at the end.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -229,7 +229,9 @@ void add_bench_distributed_command(CLI::App& bench) {
       ->check(CLI::ExistingFile)
       ->capture_default_str();
   cmd->add_option("overrides", args->overrides, "config overrides key=value for both settings");
-  cmd->add_option("--iters", args->iters, "iterations of each run")->check(CLI::Range(2, 100000))->capture_default_str();
+  cmd->add_option("--iters", args->iters, "iterations of each run")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "first iterations left out of the figures")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();

@@ -21,6 +21,7 @@
 #include <map>
 #include <thread>
 
+#include "common/temp_dir.hpp"
 #include "pasteflow/dist/dist.hpp"
 #include "pasteflow/dist/launch.hpp"
 
@@ -177,11 +178,9 @@ TEST(ProcessGroupCollectives, AllGatherBytesOfUnequalSizesAndBroadcastOfMixedDty
 
 // dist.store_file: the rendezvous through a file (torch's file://), no TCP store.
 TEST(ProcessGroupCollectives, FileStoreRendezvous) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "pasteflow_file_store";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const pasteflow::testing::ScratchDir dir("file_store");
   DistConfig config = quick();
-  config.store_file = (dir / "store").string();
+  config.store_file = (dir.path() / "store").string();
   std::vector<double> sums(2);
   run_ranks(2, config, [&](ProcessGroup& g) {
     at::Tensor t = at::full({2}, static_cast<double>(g.rank() + 1));
@@ -190,7 +189,6 @@ TEST(ProcessGroupCollectives, FileStoreRendezvous) {
   });
   EXPECT_EQ(sums[0], 3.0);
   EXPECT_EQ(sums[1], 3.0);
-  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------- gradient reducer
@@ -425,14 +423,8 @@ TEST(ProcessGroupFailure, ADeadRankZeroIsNamedAsTheStoreHost) {
 
 class LauncherTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("pasteflow_launch_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  pasteflow::testing::ScratchDir scratch_{"launch"};
+  const std::filesystem::path& dir_ = scratch_.path();
 };
 
 TEST_F(LauncherTest, EveryRankGetsTheTorchrunEnvironmentAndTheFirstFailureIsReported) {

@@ -37,6 +37,13 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::string this_program() {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) throw Error("cannot_launch", "cannot find this program (/proc/self/exe)");
+  return std::string(exe, static_cast<size_t>(n));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "backend.hpp"
+#include "pasteflow/core/hash.hpp"
 #include "pasteflow/core/short_number.hpp"
 #include "pasteflow/dist/dist.hpp"
 
@@ -340,15 +341,10 @@ void broadcast_module(ProcessGroup& group, torch::nn::Module& module) {
 }
 
 uint64_t module_hash(const torch::nn::Module& module) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = kFnv1aBasis;
   auto add = [&h](const at::Tensor& t) {
     const at::Tensor c = t.detach().cpu().contiguous();
-    const auto* p = static_cast<const uint8_t*>(c.data_ptr());
-    const size_t n = static_cast<size_t>(c.numel()) * c.element_size();
-    for (size_t i = 0; i < n; ++i) {
-      h ^= p[i];
-      h *= 1099511628211ULL;
-    }
+    h = fnv1a(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size(), h);
   };
   for (const auto& p : module.named_parameters(/*recurse=*/true)) add(p.value());
   for (const auto& b : module.named_buffers(/*recurse=*/true)) add(b.value());

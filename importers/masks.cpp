@@ -13,6 +13,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "pasteflow/core/hash.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
 #include "pasteflow/stages/decode.hpp"
@@ -628,14 +629,7 @@ std::string stratum_of(const ImportedImage& image, const std::string& key) {
   throw ConfigError("bad_value", "stratify key must be 'none', 'size' or 'modality', got '" + key + "'", where);
 }
 
-uint64_t name_hash(const std::string& text) noexcept {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
+uint64_t name_hash(const std::string& text) noexcept { return fnv1a(text); }
 
 std::vector<uint8_t> split_validation(const std::vector<std::string>& names, const std::vector<std::string>& strata,
                                       double fraction, uint64_t seed) {

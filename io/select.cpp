@@ -7,22 +7,11 @@
 #include <utility>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/core/hash.hpp"
 #include "pasteflow/core/random.hpp"
 
 namespace pasteflow::io {
 
-namespace {
-
-uint64_t fnv1a(std::string_view text) noexcept {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-}  // namespace
 
 std::vector<size_t> fraction_indices(const CocoDataset& dataset, double fraction, uint64_t seed, const char* key) {
   if (!(fraction > 0.0 && fraction <= 1.0)) {

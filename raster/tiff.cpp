@@ -30,6 +30,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/core/hash.hpp"
 #include "tile_cache_impl.hpp"
 
 namespace pasteflow::raster {
@@ -386,15 +387,9 @@ void copy_any(Kind kind, const uint8_t* block, int64_t block_w, int spp, int64_t
 enum class Mode : uint8_t { k8, k16, kMapped, kPalette };
 
 uint64_t file_identity(const struct stat& st) {
-  uint64_t h = 1469598103934665603ull;
-  for (uint64_t v : {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), uint64_t(st.st_mtim.tv_sec),
-                     uint64_t(st.st_mtim.tv_nsec)}) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= (v >> (8 * i)) & 0xFF;
-      h *= 1099511628211ull;
-    }
-  }
-  return h;
+  const uint64_t fields[] = {uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size),
+                             uint64_t(st.st_mtim.tv_sec), uint64_t(st.st_mtim.tv_nsec)};
+  return fnv1a(fields, sizeof(fields));
 }
 
 }  // namespace

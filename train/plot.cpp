@@ -63,6 +63,11 @@ MetricsLog read_metrics(const std::string& path) {
       p.iteration = static_cast<uint64_t>(iter);
       number("data_share", p.data_share);
       number("images_per_s", p.images_per_s);
+      number("time_s", p.time_s);
+      number("data_s", p.data_s);
+      number("comm_s", p.comm_s);
+      double world = 1;
+      if (number("world_size", world)) p.world_size = static_cast<uint64_t>(world);
       for (auto field : obj) {
         const std::string key(field.key);
         double v = 0;

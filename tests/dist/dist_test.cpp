@@ -189,6 +189,8 @@ TEST(ProcessGroupCollectives, FileStoreRendezvous) {
   });
   EXPECT_EQ(sums[0], 3.0);
   EXPECT_EQ(sums[1], 3.0);
+  // c10d's FileStore removes its file when the last rank leaves (the README says so).
+  EXPECT_FALSE(std::filesystem::exists(config.store_file));
 }
 
 // ---------------------------------------------------------------- gradient reducer

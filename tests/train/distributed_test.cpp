@@ -265,6 +265,8 @@ pid_t rank_pid(pid_t parent, int rank) {
 TEST(DistributedCli, KillingOneRankEndsTheOtherWithAnErrorNamingItWithinTheTimeout) {
   TempDir dir;
   const std::string out = dir.str("run");
+  const std::string annotations = std::string(PASTEFLOW_SAMPLE_DATA) + "/annotations.json";
+  const std::string before = pasteflow::testing::read_file(annotations);
   const std::string cmd = "exec " + train_command(out, "solver.max_iter=500 dist.timeout_s=20") + " --nproc 2 2>" +
                           dir.str("err");
   const pid_t launcher = fork();
@@ -290,6 +292,12 @@ TEST(DistributedCli, KillingOneRankEndsTheOtherWithAnErrorNamingItWithinTheTimeo
   const std::string err = pasteflow::testing::read_file(dir.str("err"));
   EXPECT_NE(err.find("[rank 0] [error] rank 1 stopped before"), std::string::npos) << err;
   EXPECT_NE(err.find("rank 1 failed first"), std::string::npos) << err;
+  // The failed run only read its inputs, and wrote only inside its output directory.
+  EXPECT_EQ(pasteflow::testing::read_file(annotations), before);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name == "run" || name == "err") << name;
+  }
 }
 
 // Ctrl-C on the launcher: every rank stops at the same iteration, rank 0

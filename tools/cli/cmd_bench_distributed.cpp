@@ -18,20 +18,18 @@
 // outputs go to a fresh temporary directory that is removed at the end.
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "cli.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/dist/launch.hpp"
 #include "pasteflow/train/config.hpp"
+#include "pasteflow/train/plot.hpp"
 
 namespace pasteflow::cli {
 
@@ -57,47 +55,27 @@ struct RunFigures {
   size_t iterations = 0;
 };
 
-/// The number after "key": in a metrics.jsonl line (NaN when absent).
-double number_after(const std::string& line, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  const size_t at = line.find(k);
-  if (at == std::string::npos) return std::nan("");
-  return std::strtod(line.c_str() + at + k.size(), nullptr);
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-std::string self_exe() {
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) throw Error("cannot_launch", "cannot find this program (/proc/self/exe)");
-  return std::string(exe, static_cast<size_t>(n));
-}
-
-/// The figures of a metrics.jsonl after the warm-up.
+/// The figures of a metrics.jsonl (train::read_metrics) after the warm-up.
 RunFigures read_figures(const BenchDistributedArgs& a, const fs::path& metrics) {
   RunFigures f;
-  std::ifstream in(metrics);
-  std::string line;
-  double time = 0.0, comm = 0.0, data = 0.0;
-  while (std::getline(in, line)) {
-    if (line.find("\"type\":\"train\"") == std::string::npos) continue;
-    if (number_after(line, "iter") <= a.warmup) continue;
-    time += number_after(line, "time_s");
-    data += number_after(line, "data_s");
-    const double c = number_after(line, "comm_s");
-    comm += std::isnan(c) ? 0.0 : c;
+  for (const train::TrainPoint& p : train::read_metrics(metrics.string()).train) {
+    if (p.iteration <= static_cast<uint64_t>(a.warmup)) continue;
+    f.s_per_iter += p.time_s;
+    f.data_s += p.data_s;
+    f.comm_s += p.comm_s;
     ++f.iterations;
   }
   if (f.iterations == 0) throw Error("bench_failed", "no iterations after the warm-up in " + metrics.string());
   const double n = static_cast<double>(f.iterations);
-  f.s_per_iter = time / n;
-  f.comm_s = comm / n;
-  f.data_s = data / n;
+  f.s_per_iter /= n;
+  f.data_s /= n;
+  f.comm_s /= n;
   return f;
 }
 
@@ -110,7 +88,7 @@ RunFigures run_training(const BenchDistributedArgs& a, int ranks, int batch, boo
   dist::LocalLaunch l;
   l.nproc = ranks;
   l.independent = independent;
-  l.program = self_exe();
+  l.program = dist::this_program();
   l.args = {"--log-level", "warn", "train", "--config", a.config, "--threads", "1",
             "solver.max_iter=" + std::to_string(a.iters), "log_period=1",
             "eval.period=0", "eval.at_end=false", "checkpoint.period=1000000",

@@ -7,10 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
-#include <thread>
-
 #include "cli.hpp"
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/dist/dist.hpp"
@@ -62,13 +58,8 @@ train::TrainConfig load(const TrainArgs& a) {
 void launch_ranks(const TrainArgs& a) {
   dist::LocalLaunch l;
   l.nproc = a.nproc;
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) throw Error("cannot_launch", "cannot find this program (/proc/self/exe)");
-  l.program = std::string(exe, static_cast<size_t>(n));
-  const int total = a.threads_opt != nullptr && a.threads_opt->count() > 0 && a.run.threads > 0
-                        ? a.run.threads
-                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  l.program = dist::this_program();
+  const int total = resolve_threads(a.threads_opt != nullptr && a.threads_opt->count() > 0 ? a.run.threads : 0);
   const int per_rank = std::max(1, total / a.nproc);
   l.args = {"train", "--config", a.config, "--threads", std::to_string(per_rank)};
   if (a.seed_opt != nullptr && a.seed_opt->count() > 0) {

@@ -47,6 +47,10 @@ struct LaunchReport {
 /// A free TCP port on 127.0.0.1 (bound to port 0, read, closed).
 int free_port();
 
+/// The path of this program's executable (/proc/self/exe): what
+/// `train --nproc` and `bench distributed` launch. Throws Error "cannot_launch".
+std::string this_program();
+
 /// Starts the ranks and waits for all of them. While `stop` is non-null and
 /// becomes true, `stop_signal()` is forwarded once to every live child.
 /// Throws Error "cannot_launch" when a child cannot be started.

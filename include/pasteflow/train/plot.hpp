@@ -19,6 +19,10 @@ struct TrainPoint {
   std::map<std::string, double> losses;  ///< loss_* members
   double data_share = 0.0;
   double images_per_s = 0.0;
+  double time_s = 0.0;   ///< mean wall time per iteration
+  double data_s = 0.0;   ///< mean wait for the batch per iteration
+  double comm_s = 0.0;   ///< distributed: mean gradient all-reduce wait (0 when absent)
+  uint64_t world_size = 1;
 };
 
 /// One "eval" line.

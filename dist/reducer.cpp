@@ -119,7 +119,9 @@ void GradientReducer::prepare() {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> lock(im.mu);
   for (Impl::Bucket& b : im.buckets) {
-    b.flat = at::zeros({b.numel}, at::TensorOptions().dtype(b.dtype).device(b.device));
+    // Allocated once and never cleared: every slot is overwritten by its
+    // gradient, and finish() zeroes the slots of those that got none.
+    if (!b.flat.defined()) b.flat = at::empty({b.numel}, at::TensorOptions().dtype(b.dtype).device(b.device));
     b.pending = b.params.size();
     b.work.reset();
     b.io.clear();
@@ -137,6 +139,13 @@ GradientReducer::Sync GradientReducer::finish(int stop) {
   c10::intrusive_ptr<c10d::Work> control_work;
   {
     std::lock_guard<std::mutex> lock(im.mu);
+    {
+      // A parameter without a gradient contributes zeros (its bucket is not launched yet).
+      torch::NoGradGuard no_grad;
+      for (size_t k = 0; k < im.params.size(); ++k) {
+        if (!im.got[k]) im.buckets[im.slots[k].bucket].flat.narrow(0, im.slots[k].offset, im.params[k].numel()).zero_();
+      }
+    }
     im.launch_in_order(true);
     // Which parameters got a gradient on any rank, and the stop request.
     control = at::zeros({static_cast<int64_t>(im.params.size()) + 1}, at::kFloat);

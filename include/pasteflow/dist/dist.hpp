@@ -140,7 +140,9 @@ void verify_same_weights(ProcessGroup& group, const torch::nn::Module& module, c
 /// buckets always in the same order on every rank. finish() launches the
 /// rest, waits, and sets each parameter's gradient to the mean over ranks
 /// (a rank without a gradient for it contributes zeros); a parameter no rank
-/// got a gradient for keeps an undefined gradient, as in one process.
+/// got a gradient for keeps an undefined gradient, as in one process. The
+/// gradients are views into the buckets (PyTorch's gradient_as_bucket_view),
+/// valid until the next prepare().
 class GradientReducer {
  public:
   struct Sync {

@@ -3,7 +3,15 @@
 //
 //   model_vs_torchvision [--iters N] [--threads T] [--side both|ours|torchvision]
 //                        (ours: the Python side only makes the weights)
+//                        [--ours fp32,fp32_cl,bf16,bf16_cl] [--torchvision fp32,bf16_cl]
 //                        [--python /usr/bin/python3] [--script bench/model_vs_torchvision.py] [--dir DIR]
+//
+// Settings (each its own copy of the model and optimizer, all from the same
+// weights): fp32 (NCHW), fp32_cl (model.channels_last), bf16 (solver.amp
+// bf16: LibTorch's CPU autocast), bf16_cl (both); torchvision's fp32 and
+// bf16_cl (torch.autocast("cpu", torch.bfloat16) + channels-last, with the
+// fp32 rule for its roi_align / nms that torchvision 0.14 lacks on CPU; see
+// the script).
 //
 // The model: ResNet-50-FPN Mask R-CNN with torchvision's defaults (num_classes
 // 91, FrozenBatchNorm2d, 3 trainable layers), min_size 512, max_size 853,
@@ -31,9 +39,19 @@
 //
 // The last stdout line is JSON:
 //   {"ours_s_per_iter": x, "torchvision_s_per_iter": y, "ratio": x / y,
-//    "ours_eval_images_per_s": ..., "torchvision_eval_images_per_s": ...}
-// (per-iteration figures are means over the N timed iterations; a side not
-// run reports 0 and the ratio 0).
+//    "ours_eval_images_per_s": ..., "torchvision_eval_images_per_s": ...,
+//    (the fp32 NCHW settings, as before settings existed)
+//    "ours_<setting>_s_per_iter": ..., "ours_<setting>_eval_images_per_s": ...,
+//    "torchvision_<setting>_s_per_iter": ..., "torchvision_<setting>_eval_images_per_s": ...,
+//    "ours_best_s_per_iter": ..., "ours_best_setting": "...",
+//    "torchvision_fp32_s_per_iter": ..., "torchvision_best_s_per_iter": ...,
+//    "torchvision_best_setting": "...",
+//    "best_vs_torchvision_fp32": ours best / torchvision fp32 (train step),
+//    "best_vs_torchvision_best": ours best / torchvision best,
+//    "ours_best_eval_images_per_s": ..., "ours_best_eval_setting": "...",
+//    "best_eval_vs_torchvision_fp32": ours best eval images/s / torchvision fp32's}
+// (per-iteration figures are means over the N timed iterations; a side or
+// setting not run reports 0 and its ratios 0).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +60,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -74,6 +93,8 @@ struct Args {
   int iters = 3;
   int threads = 2;
   std::string side = "both";
+  std::vector<std::string> ours{"fp32", "fp32_cl", "bf16", "bf16_cl"};
+  std::vector<std::string> torchvision{"fp32", "bf16_cl"};
   std::string python = "/usr/bin/python3";
   std::string script = PASTEFLOW_BENCH_SCRIPT;
   std::string dir;
@@ -82,9 +103,21 @@ struct Args {
 [[noreturn]] void usage(const char* msg) {
   std::fprintf(stderr,
                "%s\nusage: model_vs_torchvision [--iters N] [--threads T] [--side both|ours|torchvision] "
+               "[--ours fp32,fp32_cl,bf16,bf16_cl] [--torchvision fp32,bf16_cl] "
                "[--python PATH] [--script PATH] [--dir DIR]\n",
                msg);
   std::exit(2);
+}
+
+std::vector<std::string> split_list(const std::string& text, const std::vector<std::string>& allowed) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (std::find(allowed.begin(), allowed.end(), item) == allowed.end()) usage(("unknown setting " + item).c_str());
+    if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
+  }
+  return out;
 }
 
 Args parse(int argc, char** argv) {
@@ -101,6 +134,10 @@ Args parse(int argc, char** argv) {
       a.threads = std::atoi(value().c_str());
     } else if (k == "--side") {
       a.side = value();
+    } else if (k == "--ours") {
+      a.ours = split_list(value(), {"fp32", "fp32_cl", "bf16", "bf16_cl"});
+    } else if (k == "--torchvision") {
+      a.torchvision = split_list(value(), {"fp32", "bf16_cl"});
     } else if (k == "--python") {
       a.python = value();
     } else if (k == "--script") {
@@ -282,9 +319,13 @@ class PythonSide {
 /// Our side: the same batch, the same optimizer settings.
 class OursSide {
  public:
-  OursSide(const ModelConfig& cfg, const std::string& weights, const std::vector<BenchImage>& batch, double cls_scale)
+  OursSide(const ModelConfig& cfg, const std::string& weights, const std::vector<BenchImage>& batch, double cls_scale,
+           const std::string& setting)
       : net_(cfg), cls_scale_(cls_scale) {
     pasteflow::model::load_weights(*net_, weights);
+    // What solver.amp and model.channels_last set in the trainer.
+    net_->set_channels_last(setting.find("_cl") != std::string::npos);
+    net_->set_amp(setting.rfind("bf16", 0) == 0 ? pasteflow::model::Amp::kBf16 : pasteflow::model::Amp::kOff);
     for (const BenchImage& im : batch) {
       images_.push_back(im.pixels.permute({2, 0, 1}).contiguous().to(at::kFloat) / 255);
       targets_.push_back(im.target);
@@ -385,58 +426,75 @@ int main(int argc, char** argv) {
   manifest << "]}\n";
   std::ofstream(dir / "manifest.json") << manifest.str();
 
-  SideTimes tv, ours;
+  // One entry per (side, setting), in the order calls alternate.
+  struct Run {
+    bool torchvision = false;
+    std::string setting;
+    std::unique_ptr<OursSide> ours;
+    SideTimes times;
+    std::string name() const { return std::string(torchvision ? "torchvision" : "ours") + "_" + setting; }
+  };
+  std::vector<Run> runs;
   {
     std::vector<std::string> py{a.python, a.script, dir.string(), "--threads", std::to_string(a.threads)};
     if (a.side == "ours") py.push_back("--prepare-only");
     PythonSide python(py);
     std::string line;
     while ((line = python.line()) != "ready") std::fprintf(stderr, "torchvision: %s\n", line.c_str());
-    std::unique_ptr<OursSide> our;
-    if (a.side != "torchvision") our = std::make_unique<OursSide>(cfg, weights.string(), batch, kClsScale);
-    const bool with_tv = a.side != "ours";
+    // fp32 pairs first, then the channels-last / bf16 ones.
+    auto add_tv = [&](const std::string& setting) {
+      if (a.side == "ours") return;
+      if (std::find(a.torchvision.begin(), a.torchvision.end(), setting) == a.torchvision.end()) return;
+      runs.push_back(Run{true, setting, nullptr, {}});
+    };
+    auto add_ours = [&](const std::string& setting) {
+      if (a.side == "torchvision") return;
+      if (std::find(a.ours.begin(), a.ours.end(), setting) == a.ours.end()) return;
+      runs.push_back(Run{false, setting, std::make_unique<OursSide>(cfg, weights.string(), batch, kClsScale, setting), {}});
+    };
+    add_tv("fp32");
+    add_ours("fp32");
+    add_ours("fp32_cl");
+    add_tv("bf16_cl");
+    add_ours("bf16");
+    add_ours("bf16_cl");
 
-    // Eval first (both sides on the identical initial weights), then training;
-    // the two models alternate call by call so that load changes hit both.
+    // Eval first (every copy on the identical initial weights), then
+    // training; the copies alternate call by call so that load changes hit all.
     for (const char* mode : {"eval", "train"}) {
       const bool train = std::strcmp(mode, "train") == 0;
       for (int it = 0; it <= a.iters; ++it) {
         const char* tag = it == 0 ? "warm-up" : "timed";
-        if (with_tv) {
-          const std::string r = python.request(mode);
-          const double dt = json_number(r, train ? "train_s" : "eval_s");
-          if (!std::isfinite(dt)) {
-            std::fprintf(stderr, "bad reply from the torchvision side: %s\n", r.c_str());
-            return 1;
-          }
-          if (it > 0) (train ? tv.train_s : tv.eval_s).push_back(dt);
-          std::fprintf(stderr, "torchvision %s %s %.3f s: %s\n", mode, tag, dt, r.c_str());
-        }
-        if (our) {
-          std::ostringstream o;
+        for (Run& run : runs) {
           double dt = 0;
-          if (train) {
+          std::ostringstream o;
+          if (run.torchvision) {
+            const std::string r = python.request(std::string(mode) + " " + run.setting);
+            dt = json_number(r, train ? "train_s" : "eval_s");
+            if (!std::isfinite(dt)) {
+              std::fprintf(stderr, "bad reply from the torchvision side: %s\n", r.c_str());
+              return 1;
+            }
+            o << " " << r;
+          } else if (train) {
             std::map<std::string, double> losses;
-            dt = our->train(losses);
+            dt = run.ours->train(losses);
             for (const auto& [k, v] : losses) o << " " << k << " " << v;
           } else {
             std::vector<int64_t> dets;
-            dt = our->eval(dets);
+            dt = run.ours->eval(dets);
             o << " detections";
             for (int64_t n : dets) o << " " << n;
           }
-          if (it > 0) (train ? ours.train_s : ours.eval_s).push_back(dt);
-          std::fprintf(stderr, "ours        %s %s %.3f s:%s\n", mode, tag, dt, o.str().c_str());
+          if (it > 0) (train ? run.times.train_s : run.times.eval_s).push_back(dt);
+          std::fprintf(stderr, "%-20s %s %s %.3f s:%s\n", run.name().c_str(), mode, tag, dt, o.str().c_str());
         }
       }
     }
   }
-  if (a.side != "ours") {
-    std::printf("torchvision: train s/iter %s; eval s/batch %s\n", list(tv.train_s).c_str(), list(tv.eval_s).c_str());
-  }
-  if (a.side != "torchvision") {
-    std::printf("ours:        train s/iter %s; eval s/batch %s\n", list(ours.train_s).c_str(),
-                list(ours.eval_s).c_str());
+  for (const Run& run : runs) {
+    std::printf("%-20s train s/iter %s; eval s/batch %s\n", run.name().c_str(), list(run.times.train_s).c_str(),
+                list(run.times.eval_s).c_str());
   }
   if (remove_dir) {
     std::error_code ec;
@@ -444,11 +502,47 @@ int main(int argc, char** argv) {
   }
 
   const double images = static_cast<double>(batch.size());
-  const double x = mean(ours.train_s), y = mean(tv.train_s);
-  const double ex = mean(ours.eval_s), ey = mean(tv.eval_s);
-  std::printf(
-      "{\"ours_s_per_iter\": %.4f, \"torchvision_s_per_iter\": %.4f, \"ratio\": %.4f, "
-      "\"ours_eval_images_per_s\": %.4f, \"torchvision_eval_images_per_s\": %.4f}\n",
-      x, y, (x > 0 && y > 0) ? x / y : 0.0, ex > 0 ? images / ex : 0.0, ey > 0 ? images / ey : 0.0);
+  auto find = [&](bool torchvision, const std::string& setting) -> const Run* {
+    for (const Run& r : runs) {
+      if (r.torchvision == torchvision && r.setting == setting) return &r;
+    }
+    return nullptr;
+  };
+  auto train_s = [&](const Run* r) { return r ? mean(r->times.train_s) : 0.0; };
+  auto eval_ips = [&](const Run* r) {
+    const double e = r ? mean(r->times.eval_s) : 0.0;
+    return e > 0 ? images / e : 0.0;
+  };
+  auto ratio = [](double x, double y) { return (x > 0 && y > 0) ? x / y : 0.0; };
+  // Best = fastest train step / most eval images per second of each side.
+  std::string ours_best, tv_best, ours_best_eval;
+  for (const Run& r : runs) {
+    std::string& best = r.torchvision ? tv_best : ours_best;
+    if (best.empty() || train_s(&r) < train_s(find(r.torchvision, best))) best = r.setting;
+    if (!r.torchvision && (ours_best_eval.empty() || eval_ips(&r) > eval_ips(find(false, ours_best_eval)))) {
+      ours_best_eval = r.setting;
+    }
+  }
+  const double x = train_s(find(false, "fp32")), y = train_s(find(true, "fp32"));
+  const double ob = train_s(find(false, ours_best)), tb = train_s(find(true, tv_best));
+  const double obe = eval_ips(find(false, ours_best_eval));
+  std::ostringstream json;
+  json.precision(4);
+  json << std::fixed << "{\"ours_s_per_iter\": " << x << ", \"torchvision_s_per_iter\": " << y
+       << ", \"ratio\": " << ratio(x, y) << ", \"ours_eval_images_per_s\": " << eval_ips(find(false, "fp32"))
+       << ", \"torchvision_eval_images_per_s\": " << eval_ips(find(true, "fp32"));
+  for (const Run& r : runs) {
+    json << ", \"" << r.name() << "_s_per_iter\": " << train_s(&r) << ", \"" << r.name()
+         << "_eval_images_per_s\": " << eval_ips(&r);
+  }
+  // torchvision_fp32_s_per_iter is among the per-setting keys when that setting ran.
+  if (find(true, "fp32") == nullptr) json << ", \"torchvision_fp32_s_per_iter\": " << y;
+  json << ", \"ours_best_s_per_iter\": " << ob << ", \"ours_best_setting\": \"" << ours_best << "\""
+       << ", \"torchvision_best_s_per_iter\": " << tb
+       << ", \"torchvision_best_setting\": \"" << tv_best << "\""
+       << ", \"best_vs_torchvision_fp32\": " << ratio(ob, y) << ", \"best_vs_torchvision_best\": " << ratio(ob, tb)
+       << ", \"ours_best_eval_images_per_s\": " << obe << ", \"ours_best_eval_setting\": \"" << ours_best_eval << "\""
+       << ", \"best_eval_vs_torchvision_fp32\": " << ratio(obe, eval_ips(find(true, "fp32"))) << "}";
+  std::printf("%s\n", json.str().c_str());
   return 0;
 }

@@ -19,14 +19,26 @@ format (a plain dict; the C++ side loads them strictly) before any timing.
 With --prepare-only the script stops there.
 
 Then it prints "ready" and serves commands read from stdin, one per line,
-so that the C++ side can alternate the two models call by call:
-  eval   one eval-mode (no_grad) forward of the batch
-         -> {"eval_s": seconds, "detections": [n per image]}
-  train  one forward + backward + SGD step (lr 0.0025, momentum 0.9, weight
-         decay 1e-4, zero_grad(set_to_none)) on the batch
-         -> {"train_s": seconds, "forward_s", "backward_s", "step_s": its parts,
-             "losses": {...}}
+so that the C++ side can alternate the models call by call:
+  eval SETTING   one eval-mode (no_grad) forward of the batch
+                 -> {"eval_s": seconds, "detections": [n per image]}
+  train SETTING  one forward + backward + SGD step (lr 0.0025, momentum 0.9,
+                 weight decay 1e-4, zero_grad(set_to_none)) on the batch
+                 -> {"train_s": seconds, "forward_s", "backward_s", "step_s":
+                     its parts, "losses": {...}}
   anything else (or EOF) ends it.
+SETTING is "fp32" (the model as built) or "bf16_cl": a second copy of the
+same weights in channels-last memory format whose forward runs under
+torch.autocast("cpu", dtype=torch.bfloat16), the losses summed and the
+backward outside it (torchvision's references' --amp). Each setting has its
+own model and optimizer, so both start from the same weights.
+
+torchvision 0.14 registers no CPU autocast rule for its roi_align and nms
+kernels, which reject bf16 ("roi_align ... CPUBFloat16Type does not equal
+torch.FloatTensor", "nms_kernel not implemented for 'BFloat16'"), so the
+bf16 setting could not run at all. This script patches in the rule
+torchvision's CUDA autocast (and later versions' CPU autocast) applies:
+both ops in fp32, roi_align's result cast back to the input's dtype.
 """
 import argparse
 import json
@@ -34,12 +46,37 @@ import os
 import sys
 import time
 
+import copy
+
 import numpy as np
 import torch
+import torchvision.models.detection.roi_heads as tv_roi_heads
+import torchvision.ops.boxes as tv_boxes
+import torchvision.ops.poolers as tv_poolers
 from torchvision.models import resnet
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.detection.mask_rcnn import MaskRCNN
 from torchvision.ops import misc as misc_nn_ops
+
+
+def patch_autocast_rules():
+    """torchvision's autocast rules for roi_align and nms, on CPU too."""
+    low = (torch.bfloat16, torch.float16)
+    roi_align, nms = tv_poolers.roi_align, tv_boxes.nms
+
+    def roi_align_fp32(input, boxes, *args, **kwargs):
+        if input.dtype not in low:
+            return roi_align(input, boxes, *args, **kwargs)
+        boxes = boxes.float() if isinstance(boxes, torch.Tensor) else [b.float() for b in boxes]
+        with torch.autocast("cpu", enabled=False):
+            return roi_align(input.float(), boxes, *args, **kwargs).to(input.dtype)
+
+    def nms_fp32(boxes, scores, iou_threshold):
+        return nms(boxes.float(), scores.float(), iou_threshold)
+
+    tv_poolers.roi_align = roi_align_fp32
+    tv_roi_heads.roi_align = roi_align_fp32
+    tv_boxes.nms = nms_fp32
 
 
 def read(path, dtype, shape):
@@ -95,27 +132,37 @@ def main():
     if a.prepare_only:
         return
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.0025, momentum=0.9, weight_decay=1e-4)
-    trained = False
+    patch_autocast_rules()
+    models = {"fp32": model, "bf16_cl": copy.deepcopy(model).to(memory_format=torch.channels_last)}
+    opts, trained = {}, set()
+    for name, m in models.items():
+        params = [p for p in m.parameters() if p.requires_grad]
+        opts[name] = torch.optim.SGD(params, lr=0.0025, momentum=0.9, weight_decay=1e-4)
     for line in sys.stdin:
-        cmd = line.strip()
+        words = line.split()
+        if len(words) != 2 or words[1] not in models:
+            break
+        cmd, setting = words
+        model, opt = models[setting], opts[setting]
+        amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting == "bf16_cl")
         if cmd == "eval":
             model.eval()
             with torch.no_grad():
                 t0 = time.perf_counter()
-                out = model(images)
+                with amp:
+                    out = model(images)
                 dt = time.perf_counter() - t0
             reply = {"eval_s": dt, "detections": [int(o["boxes"].shape[0]) for o in out]}
         elif cmd == "train":
-            if not trained:  # training starts from the unscaled class scores (scaled ones diverge)
+            if setting not in trained:  # training starts from the unscaled class scores (scaled ones diverge)
                 with torch.no_grad():
                     model.roi_heads.box_predictor.cls_score.weight.div_(float(manifest["cls_scale"]))
-                trained = True
+                trained.add(setting)
             model.train()
             t0 = time.perf_counter()
-            loss_dict = model(images, targets)
-            loss = sum(loss_dict.values())
+            with amp:
+                loss_dict = model(images, targets)
+            loss = sum(v.float() for v in loss_dict.values())
             t1 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss.backward()

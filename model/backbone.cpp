@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 
 namespace pasteflow::model {
 
@@ -37,13 +38,23 @@ at::Tensor FrozenBatchNorm2dImpl::forward(const at::Tensor& x) {
   const at::Tensor rm = running_mean.reshape({1, -1, 1, 1});
   const at::Tensor scale = w * (rv + eps).rsqrt();
   const at::Tensor shift = b - rm * scale;
+  if (is_reduced_precision(x.scalar_type())) {
+    // Autocast: the affine map in the activations' precision (fp32 buffers
+    // would promote every bf16 activation back to fp32 between convolutions).
+    return x * scale.to(x.scalar_type()) + shift.to(x.scalar_type());
+  }
   return x * scale + shift;
+}
+
+at::Tensor GroupNorm2dImpl::forward(const at::Tensor& x) {
+  if (!is_reduced_precision(x.scalar_type())) return torch::nn::GroupNormImpl::forward(x);
+  return torch::nn::GroupNormImpl::forward(x.to(at::kFloat)).to(x.scalar_type());
 }
 
 torch::nn::AnyModule make_norm(const BackboneConfig& config, int64_t channels) {
   if (config.norm == "frozen_bn") return torch::nn::AnyModule(FrozenBatchNorm2d(channels, config.norm_eps));
   if (config.norm == "group_norm") {
-    return torch::nn::AnyModule(torch::nn::GroupNorm(
+    return torch::nn::AnyModule(GroupNorm2d(
         torch::nn::GroupNormOptions(config.group_norm_groups, channels).eps(config.norm_eps)));
   }
   Location where;

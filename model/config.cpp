@@ -122,6 +122,8 @@ void ModelConfig::describe(config::Describer<ModelConfig>& d) {
   d.field("sampler", &ModelConfig::sampler,
           "positive/negative sampling: random (torch::randperm) or deterministic (for comparisons)")
       .one_of({"random", "deterministic"});
+  d.field("channels_last", &ModelConfig::channels_last,
+          "convolution weights and input batch in channels-last (NHWC) memory format");
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 
 namespace pasteflow::model {
 
@@ -82,7 +83,10 @@ std::vector<at::Tensor> AnchorGenerator::operator()(const ImageList& images,
   }
   // set_cell_anchors(dtype, device) then grid_anchors.
   AnchorGenerator moved = *this;
-  for (at::Tensor& c : moved.cell_anchors_) c = c.to(features.at(0).options());
+  // Anchors are fp32 even when autocast makes the features bf16 / fp16.
+  const at::TensorOptions opts =
+      features.at(0).options().dtype(full_precision_dtype(features.at(0).scalar_type()));
+  for (at::Tensor& c : moved.cell_anchors_) c = c.to(opts);
   const std::vector<at::Tensor> per_level = moved.grid_anchors(grids, strides);
   const at::Tensor all = at::cat(per_level);
   return std::vector<at::Tensor>(images.image_sizes.size(), all);

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "pasteflow/model/weights.hpp"
 #include "pasteflow/stages/rcnn_transform.hpp"
 
@@ -33,6 +34,29 @@ MaskRCNNImpl::MaskRCNNImpl(const ModelConfig& config) : config_(config), device_
   roi_heads = register_module("roi_heads", RoIHeads(config_, backbone->out_channels()));
   set_permutation(permutation_by_name(config_.sampler));
   to(device_);
+  if (config_.channels_last) set_channels_last(true);
+}
+
+void MaskRCNNImpl::set_amp(Amp amp) {
+  if (!amp_supported(amp, device_.type())) {
+    Location where;
+    where.key = "solver.amp";
+    throw ConfigError("unsupported", "amp " + amp_name(amp) + " needs a CUDA device; on " + device_.str() +
+                                         " LibTorch 1.13 autocasts to bf16 only",
+                      where);
+  }
+  amp_ = amp;
+}
+
+void MaskRCNNImpl::set_channels_last(bool on) {
+  const at::MemoryFormat format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  auto convert = [&](at::Tensor& t) {
+    if (t.defined() && t.dim() == 4 && !t.is_contiguous(format)) t.set_data(t.contiguous(format));
+  };
+  for (auto& p : parameters(/*recurse=*/true)) convert(p);
+  for (auto& b : buffers(/*recurse=*/true)) convert(b);
+  channels_last_ = on;
 }
 
 MaskRCNN load_model(const ModelConfig& config) {
@@ -149,9 +173,21 @@ MaskRCNNOutput MaskRCNNImpl::forward_batch(const ImageList& images, const std::v
     check_targets(targets);
     t = &targets;
   }
-  const std::vector<at::Tensor> features = backbone->forward(images.tensors);
-  RpnOutput proposals = rpn->forward(images, features, t);
-  RoIHeadsOutput heads = roi_heads->forward(features, proposals.boxes, images.image_sizes, t);
+  RpnOutput proposals;
+  RoIHeadsOutput heads;
+  {
+    // Mixed precision covers the network; its outputs leave the RPN and the
+    // RoI heads in fp32 (model/precision.hpp).
+    const AutocastGuard autocast(device_.type(), amp_);
+    std::vector<at::Tensor> features;
+    if (channels_last_ && images.tensors.dim() == 4) {
+      features = backbone->forward(images.tensors.contiguous(at::MemoryFormat::ChannelsLast));
+    } else {
+      features = backbone->forward(images.tensors);
+    }
+    proposals = rpn->forward(images, features, t);
+    heads = roi_heads->forward(features, proposals.boxes, images.image_sizes, t);
+  }
 
   MaskRCNNOutput out;
   if (training) {

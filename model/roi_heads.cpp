@@ -8,6 +8,7 @@
 #include <torch/nn/modules/activation.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "pasteflow/model/backbone.hpp"
 
 namespace pasteflow::model {
@@ -142,8 +143,33 @@ MaskRCNNPredictorImpl::MaskRCNNPredictorImpl(int64_t in_channels, int64_t dim_re
   torch::nn::init::kaiming_normal_(mask_fcn_logits->weight, 0.0, torch::kFanOut, torch::kReLU);
 }
 
+namespace {
+
+/// ConvTranspose2d with kernel 2, stride 2 and no padding as one matrix
+/// product: the 2x2 output blocks do not overlap, so every output pixel is a
+/// sum over the input channels alone, the sum slow_conv_transpose2d's GEMM
+/// forms. LibTorch 1.13 has no oneDNN path for transposed convolutions on the
+/// CPU (slow_conv_transpose2d: im2col + GEMM, col2im in backward, fp32 and
+/// bf16 alike); a matmul gets oneDNN / BLAS and autocast's bf16. The result
+/// keeps the input's memory format.
+at::Tensor conv_transpose_2x2(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t n = x.size(0), ci = x.size(1), h = x.size(2), w = x.size(3), co = weight.size(1);
+  const at::Tensor y = at::matmul(x.permute({0, 2, 3, 1}), weight.reshape({ci, co * 4}));  // [N, H, W, Co*2*2]
+  at::Tensor out;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+    // [N, H, 2, W, 2, Co] -> NHWC storage, NCHW view
+    out = y.view({n, h, w, co, 2, 2}).permute({0, 1, 4, 2, 5, 3}).reshape({n, 2 * h, 2 * w, co}).permute({0, 3, 1, 2});
+  } else {
+    out = y.view({n, h, w, co, 2, 2}).permute({0, 3, 1, 4, 2, 5}).reshape({n, co, 2 * h, 2 * w});
+  }
+  return bias.defined() ? out + bias.view({1, -1, 1, 1}).to(out.scalar_type()) : out;
+}
+
+}  // namespace
+
 at::Tensor MaskRCNNPredictorImpl::forward(const at::Tensor& x) {
-  at::Tensor y = conv5_mask(x);
+  // conv5_mask is built above with kernel 2, stride 2, no padding, one group.
+  at::Tensor y = x.dim() == 4 ? conv_transpose_2x2(x, conv5_mask->weight, conv5_mask->bias) : conv5_mask(x);
   return mask_fcn_logits(at::relu_(y));
 }
 
@@ -335,8 +361,15 @@ std::vector<Detection> RoIHeadsImpl::postprocess_detections(const at::Tensor& cl
   return out;
 }
 
-RoIHeadsOutput RoIHeadsImpl::forward(const std::vector<at::Tensor>& features, const std::vector<at::Tensor>& proposals_in,
+RoIHeadsOutput RoIHeadsImpl::forward(const std::vector<at::Tensor>& features_in,
+                                     const std::vector<at::Tensor>& proposals_in,
                                      const std::vector<Size2>& image_shapes, const std::vector<Target>* targets) {
+  // RoIAlign computes in fp32 on NCHW maps (ops::roi_align's autocast rule;
+  // its kernels read contiguous input): bf16 / fp16 or channels-last feature
+  // maps are converted once here for both poolers, and their gradients
+  // summed in fp32 before the one conversion back. fp32 NCHW maps pass as is.
+  std::vector<at::Tensor> features = features_in;
+  for (at::Tensor& f : features) f = full_precision(f).contiguous();
   if (targets != nullptr) {
     for (const Target& t : *targets) {
       if (!t.boxes.defined() || !at::isFloatingType(t.boxes.scalar_type())) {
@@ -364,8 +397,9 @@ RoIHeadsOutput RoIHeadsImpl::forward(const std::vector<at::Tensor>& features, co
   at::Tensor box_features = box_roi_pool(features, proposals, image_shapes);
   box_features = box_head->forward(box_features);
   auto predicted = box_predictor->forward(box_features);
-  const at::Tensor& class_logits = predicted.first;
-  const at::Tensor& box_regression = predicted.second;
+  // Autocast: the predictions leave the heads in fp32 (losses, decoding, NMS).
+  const at::Tensor class_logits = full_precision(predicted.first);
+  const at::Tensor box_regression = full_precision(predicted.second);
 
   RoIHeadsOutput out;
   if (training) {
@@ -389,7 +423,7 @@ RoIHeadsOutput RoIHeadsImpl::forward(const std::vector<at::Tensor>& features, co
     }
     at::Tensor mask_features = mask_roi_pool(features, mask_proposals, image_shapes);
     mask_features = mask_head->forward(mask_features);
-    const at::Tensor mask_logits = mask_predictor->forward(mask_features);
+    const at::Tensor mask_logits = full_precision(mask_predictor->forward(mask_features));
     if (training) {
       std::vector<at::Tensor> gt_masks, gt_labels;
       for (const Target& t : *targets) {

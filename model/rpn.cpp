@@ -7,6 +7,7 @@
 #include <torch/nn/modules/activation.h>
 
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "pasteflow/model/backbone.hpp"
 
 namespace pasteflow::model {
@@ -195,6 +196,11 @@ std::pair<at::Tensor, at::Tensor> RegionProposalNetworkImpl::compute_loss(
 RpnOutput RegionProposalNetworkImpl::forward(const ImageList& images, const std::vector<at::Tensor>& features,
                                              const std::vector<Target>* targets) {
   auto head_out = head->forward(features);
+  // Under autocast the head's outputs are bf16 / fp16: proposals, their NMS
+  // and the losses are computed in fp32.
+  for (auto* outputs : {&head_out.first, &head_out.second}) {
+    for (at::Tensor& t : *outputs) t = full_precision(t);
+  }
   std::vector<at::Tensor>& objectness_levels = head_out.first;
   const std::vector<at::Tensor> anchors = anchor_generator(images, features);
 

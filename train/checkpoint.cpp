@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -262,6 +263,10 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model, co
   dict.insert("trainer.best", double_tensor({state.best_metric, static_cast<double>(state.best_iteration)}));
   dict.insert("trainer.lr", double_tensor({state.lr}));
   dict.insert("trainer.config", bytes_tensor(state.config_yaml));
+  if (state.grad_scaler) {
+    dict.insert("trainer.grad_scaler", double_tensor({state.grad_scaler->scale,
+                                                      static_cast<double>(state.grad_scaler->growth_tracker)}));
+  }
   if (state.world_size > 1) {
     dict.insert("trainer.world_size", int64_tensor({static_cast<int64_t>(state.world_size)}));
     for (size_t r = 0; r < state.rank_rng.size(); ++r) {
@@ -311,6 +316,19 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model, to
   s.best_iteration = static_cast<uint64_t>(best.data_ptr<double>()[1]);
   s.lr = need(all, path, "trainer.lr", at::kDouble, 1).item<double>();
   s.config_yaml = tensor_bytes(need(all, path, "trainer.config", at::kByte, -1));
+  if (all.count("trainer.grad_scaler")) {
+    const at::Tensor g = need(all, path, "trainer.grad_scaler", at::kDouble, 2).contiguous();
+    GradScalerState gs;
+    gs.scale = g.data_ptr<double>()[0];
+    const double tracker = g.data_ptr<double>()[1];
+    if (!(gs.scale > 0.0) || !std::isfinite(gs.scale) || !(tracker >= 0.0) || tracker > 9.0e15 ||
+        tracker != std::floor(tracker)) {
+      bad(path, "trainer.grad_scaler", "loss scale " + std::to_string(gs.scale) + ", growth tracker " +
+                                           std::to_string(tracker));
+    }
+    gs.growth_tracker = static_cast<int64_t>(tracker);
+    s.grad_scaler = gs;
+  }
   if (all.count("trainer.world_size")) {
     const int64_t w = need(all, path, "trainer.world_size", at::kLong, 1).item<int64_t>();
     if (w < 1) bad(path, "trainer.world_size", "world size " + std::to_string(w));

@@ -7,6 +7,7 @@
 
 #include "pasteflow/config/config.hpp"
 #include "pasteflow/core/error.hpp"
+#include "pasteflow/model/precision.hpp"
 
 namespace pasteflow::train {
 
@@ -52,6 +53,11 @@ void SolverConfig::describe(config::Describer<SolverConfig>& d) {
   d.field("clip_grad_norm", &SolverConfig::clip_grad_norm,
           "clip the global L2 norm of the gradients to this (0 = no clipping)")
       .range(0.0, 1e12);
+  d.field("amp", &SolverConfig::amp,
+          "mixed precision of the forward pass: off (fp32), bf16 (CPU with AVX-512 BF16 / AMX, or CUDA), "
+          "fp16 (CUDA only, with dynamic loss scaling)")
+      .one_of({"off", "bf16", "fp16"});
+  d.field("scaler", &SolverConfig::scaler, "dynamic loss scaling of solver.amp fp16 (torch GradScaler)");
 }
 
 void CheckpointConfig::describe(config::Describer<CheckpointConfig>& d) {
@@ -157,6 +163,12 @@ void validate(const TrainConfig& c, const std::string& file) {
     (void)device;
   } catch (const std::exception&) {
     fail("device", file, "'" + c.device + "' is not a LibTorch device (cpu, cuda, cuda:N)");
+  }
+  if (!model::amp_supported(model::parse_amp(c.solver.amp), c10::Device(c.device).type())) {
+    fail("solver.amp", file,
+         "amp " + c.solver.amp + " needs a CUDA device; on '" + c.device +
+             "' LibTorch 1.13 autocasts to bf16 only (use solver.amp: bf16)",
+         "unsupported");
   }
   if (c.model.device != "cpu" && c.model.device != c.device) {
     fail("model.device", file,

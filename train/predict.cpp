@@ -104,6 +104,7 @@ struct Setup {
   std::string train_annotations;  ///< a training config's data.train_annotations
   int eval_batch_size = 0;
   std::string device = "cpu";
+  std::string amp = "off";  ///< a training config's solver.amp
   int torch_threads = 0;
   std::string source;
 };
@@ -115,6 +116,7 @@ Setup setup_from_train(const TrainConfig& t, const std::string& source) {
   s.train_annotations = t.data.train_annotations;
   s.eval_batch_size = t.eval.batch_size;
   s.device = t.device;
+  s.amp = t.solver.amp;
   s.torch_threads = t.torch_threads;
   s.source = source;
   return s;
@@ -321,6 +323,16 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   Setup s = load_setup(o, weights);
   report.config_source = s.source;
   if (!o.device.empty()) s.device = o.device;
+  if (!o.amp.empty()) s.amp = o.amp;
+  const std::string amp_key = o.amp.empty() ? "solver.amp" : "--amp";
+  const model::Amp amp = model::parse_amp(s.amp, amp_key);
+  if (!model::amp_supported(amp, c10::Device(s.device).type())) {
+    Location where;
+    where.key = amp_key;
+    throw ConfigError("unsupported", "amp " + s.amp + " needs a CUDA device; on " + s.device +
+                                         " LibTorch 1.13 autocasts to bf16 only",
+                      where);
+  }
   if (!o.on_error.empty()) s.pipeline.loader.on_error = o.on_error;
   const bool skip = parse_error_policy(s.pipeline.loader.on_error) == ErrorPolicy::kSkip;
   const int threads = o.threads > 0 ? o.threads : s.torch_threads;
@@ -385,6 +397,8 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
     throw InputError(e.reason(), e.detail(), where);
   }
   net->to(c10::Device(s.device));
+  net->set_amp(amp);
+  if (amp != model::Amp::kOff) note("inference in " + model::amp_name(amp) + " (autocast)");
   note("model from " + s.source + ", weights " + o.weights + (weights.checkpoint ? " (trainer checkpoint)" : ""));
 
   const io::CocoDataset dataset =

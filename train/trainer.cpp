@@ -159,6 +159,7 @@ struct Trainer::Impl {
   stages::CategoryMap categories;
   model::MaskRCNN net{nullptr};
   std::unique_ptr<torch::optim::SGD> optimizer;
+  GradScaler scaler{GradScalerConfig{}, false};  ///< enabled by solver.amp fp16
   c10::Device device{c10::kCPU};
   int batch_size = 1;    ///< images per iteration on this rank
   int global_batch = 1;  ///< images per iteration over all ranks (the learning rate's batch)
@@ -276,6 +277,15 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
   }
   im.net->to(im.device);
   im.net->train();
+  const model::Amp amp = model::parse_amp(im.config.solver.amp);
+  im.net->set_amp(amp);
+  const std::string& scaling = im.config.solver.scaler.enabled;
+  im.scaler = GradScaler(im.config.solver.scaler, scaling == "on" || (scaling == "auto" && amp == model::Amp::kFp16));
+  if (amp != model::Amp::kOff || im.config.model.channels_last) {
+    im.log(std::string("mixed precision: ") + model::amp_name(amp) +
+           (im.scaler.enabled() ? " with dynamic loss scaling" : "") + ", memory format: " +
+           (im.config.model.channels_last ? "channels-last" : "contiguous"));
+  }
   im.optimizer = make_optimizer(*im.net, im.config.solver, train::learning_rate(im.config.solver, im.global_batch, 0));
   if (im.group) {
     if (im.rank != 0) torch::manual_seed(derive_seed(seed, {kTorchSeedTag, rank}));
@@ -382,6 +392,13 @@ std::string Trainer::resume(const std::string& checkpoint) {
     im.net->rng().set_state(mine.model);
     restore_torch_rng(mine);
   }
+  if (im.scaler.enabled()) {
+    if (s.grad_scaler) {
+      im.scaler.load_state(*s.grad_scaler);
+    } else {
+      im.log("the checkpoint has no loss scale (its run did not use fp16): starting at solver.scaler.init_scale");
+    }
+  }
   im.loader->seek(s.epoch, s.batch);
   im.last_checkpoint = path;
   im.last_checkpoint_iteration = s.iteration;
@@ -442,7 +459,8 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
     for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
   }
   if (im.reducer) im.reducer->prepare();
-  total.backward();
+  // fp16: the scaled loss (GradScaler); the gradients are unscaled below.
+  im.scaler.scale(total).backward();
   if (im.reducer) {
     // The mean gradient over ranks, and the stop request they agree on.
     int stop = 0;
@@ -465,14 +483,24 @@ IterationRecord Trainer::step(const stages::Batch& batch) {
     k = 1;
     for (auto& [name, v] : rec.losses) v = m[k++] * inv;
   }
-  if (im.config.solver.clip_grad_norm > 0.0) {
-    std::vector<at::Tensor> params;
+  std::vector<at::Tensor> params;
+  if (im.scaler.enabled() || im.config.solver.clip_grad_norm > 0.0) {
     for (auto& group : im.optimizer->param_groups()) {
       for (auto& p : group.params()) params.push_back(p);
     }
+  }
+  // fp16: unscale, and skip the step when a gradient overflowed (every rank
+  // sees the same all-reduced gradients, so all ranks agree).
+  const bool finite = im.scaler.enabled() ? im.scaler.unscale(params) : true;
+  if (finite && im.config.solver.clip_grad_norm > 0.0) {
     rec.grad_norm = torch::nn::utils::clip_grad_norm_(params, im.config.solver.clip_grad_norm);
   }
-  im.optimizer->step();
+  if (finite) im.optimizer->step();
+  if (im.scaler.enabled()) {
+    rec.loss_scale = im.scaler.current_scale();
+    rec.skipped_step = !finite;
+    im.scaler.update(finite);
+  }
   ++im.iteration;
   if (im.group && im.config.dist.verify_period > 0 && im.iteration % im.config.dist.verify_period == 0) {
     dist::verify_same_weights(*im.group, *im.net, "after iteration " + std::to_string(im.iteration));
@@ -525,6 +553,7 @@ std::string Trainer::save_checkpoint() {
   s.best_iteration = im.best_iteration;
   s.lr = im.last_lr;
   s.config_yaml = im.config_yaml;
+  if (im.scaler.enabled()) s.grad_scaler = im.scaler.state();
   train::save_checkpoint(path, *im.net, *im.optimizer, s);
   write_file_atomic((im.checkpoint_dir() / "last_checkpoint").string(), checkpoint_file_name(im.iteration) + "\n");
   for (const std::string& removed : prune_checkpoints(im.checkpoint_dir().string(), im.config.checkpoint.keep_last)) {
@@ -573,6 +602,10 @@ std::string window_json(const MetricsWindow& w) {
   j.field("images_per_s", w.images_per_s);
   j.field("world_size", static_cast<uint64_t>(w.world_size));
   if (w.world_size > 1) j.field("comm_s", w.comm_s);
+  if (w.loss_scale > 0.0) {
+    j.field("loss_scale", w.loss_scale);
+    j.field("skipped_steps", w.skipped_steps);
+  }
   j.end_object();
   return j.take();
 }
@@ -776,6 +809,10 @@ TrainSummary Trainer::train(uint64_t until) {
     window.time_s += iter_s;
     window.data_s += data_s;
     window.comm_s += rec.comm_s;
+    if (rec.loss_scale > 0.0) {
+      window.loss_scale = rec.loss_scale;
+      window.skipped_steps += rec.skipped_step ? 1 : 0;
+    }
     summary.comm_wait_s += rec.comm_s;
     window_images += static_cast<double>(rec.images) * im.world;
     if (im.hooks.on_iteration) im.hooks.on_iteration(rec);

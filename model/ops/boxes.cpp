@@ -7,6 +7,7 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "require.hpp"
 
 namespace pasteflow::model::ops {
@@ -148,6 +149,11 @@ at::Tensor BoxCoder::decode_single(const at::Tensor& rel_codes, const at::Tensor
   require_boxes(boxes_in, "BoxCoder::decode_single: boxes");
   require(rel_codes.defined() && rel_codes.dim() == 2 && rel_codes.size(1) % 4 == 0,
           "BoxCoder::decode_single: rel_codes must be a [N,4*K] tensor");
+  if (is_reduced_precision(rel_codes.scalar_type())) {
+    // Decoding exponentiates the deltas and adds them to pixel coordinates:
+    // always in fp32 (bf16 coordinates are off by up to 4 px at 1000 px).
+    return decode_single(rel_codes.to(at::kFloat), boxes_in);
+  }
   const at::Tensor boxes = boxes_in.to(rel_codes.scalar_type());
 
   const at::Tensor widths = boxes.select(1, 2) - boxes.select(1, 0);

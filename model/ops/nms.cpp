@@ -9,6 +9,7 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "require.hpp"
 
 namespace pasteflow::model::ops {
@@ -79,6 +80,11 @@ at::Tensor nms_cpu(const at::Tensor& dets, const at::Tensor& scores, double iou_
 at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
   require(boxes.defined() && boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be a [N,4] tensor");
   require(scores.defined() && scores.dim() == 1, "nms: scores must be a 1-D tensor");
+  if (is_reduced_precision(boxes.scalar_type()) || is_reduced_precision(scores.scalar_type())) {
+    // torchvision's nms_autocast: both in fp32 (areas and IoUs of bf16
+    // coordinates would round to 8 bits).
+    return nms(boxes.to(at::kFloat), scores.to(at::kFloat), iou_threshold);
+  }
   require(boxes.size(0) == scores.size(0), "nms: boxes and scores must have the same number of rows");
   require(boxes.scalar_type() == scores.scalar_type(), "nms: boxes and scores must have the same dtype");
   require(boxes.scalar_type() == at::kFloat || boxes.scalar_type() == at::kDouble,
@@ -91,6 +97,11 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
 at::Tensor batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const at::Tensor& idxs,
                        double iou_threshold) {
   require(boxes.defined(), "batched_nms: boxes is undefined");
+  if (is_reduced_precision(boxes.scalar_type()) || (scores.defined() && is_reduced_precision(scores.scalar_type()))) {
+    // The coordinate trick offsets boxes by up to max coordinate * classes:
+    // in bf16 that alone would merge neighbouring boxes.
+    return batched_nms(boxes.to(at::kFloat), scores.to(at::kFloat), idxs, iou_threshold);
+  }
   // Benchmarks that drove these thresholds: pytorch/vision issue 1311.
   const int64_t threshold = boxes.device().is_cpu() ? 4000 : 20000;
   if (boxes.numel() > threshold) return batched_nms_vanilla(boxes, scores, idxs, iou_threshold);

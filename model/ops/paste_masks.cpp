@@ -10,6 +10,7 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "require.hpp"
 
 namespace pasteflow::model::ops {
@@ -89,6 +90,11 @@ at::Tensor paste_masks_in_image(const at::Tensor& masks_in, const at::Tensor& bo
               boxes_in.size(0) == masks_in.size(0),
           "paste_masks_in_image: boxes must be [N,4] with one box per mask");
   require(im_h >= 0 && im_w >= 0, "paste_masks_in_image: negative image size");
+  if (is_reduced_precision(masks_in.scalar_type())) {
+    // Pasting interpolates; bf16 / fp16 mask logits or probabilities are
+    // pasted in fp32 and the result stays fp32.
+    return paste_masks_in_image(masks_in.to(at::kFloat), boxes_in, im_h, im_w, padding);
+  }
   const auto [masks, scale] = expand_masks(masks_in, padding);
   const at::Tensor boxes = expand_boxes(boxes_in, scale).to(at::kLong);
   const int64_t n = masks.size(0);

@@ -14,6 +14,7 @@
 
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/model/ops.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "require.hpp"
 
 namespace pasteflow::model::ops {
@@ -392,6 +393,14 @@ at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, int64_t ou
   require(rois.defined() && rois.dim() == 2 && rois.size(1) == 5,
           "roi_align: rois must have shape [K,5] (batch_index, x1, y1, x2, y2)");
   require(input.device() == rois.device(), "roi_align: input and rois must be on the same device");
+  if (is_reduced_precision(input.scalar_type()) || is_reduced_precision(rois.scalar_type())) {
+    // torchvision's roi_align_autocast: the kernel in fp32, the result back in
+    // the input's precision; autograd casts the gradient back through both.
+    const at::ScalarType out = input.scalar_type();
+    return RoIAlignFunction::apply(full_precision(input), rois.to(full_precision_dtype(input.scalar_type())),
+                                   spatial_scale, output_height, output_width, sampling_ratio, aligned)
+        .to(out);
+  }
   return RoIAlignFunction::apply(input, rois, spatial_scale, output_height, output_width, sampling_ratio, aligned);
 }
 

@@ -126,6 +126,33 @@ TEST(RoIPooling, MultiScaleEqualsRoIAlignOnTheMappedLevel) {
   EXPECT_THROW(pool(features, {b0}, {}), InputError);
 }
 
+// The mask predictor's ConvTranspose2d (kernel 2, stride 2) runs as one
+// matrix product (roi_heads.cpp): it must equal the module's own
+// transposed convolution, forward and backward, in both memory formats.
+TEST(MaskPredictor, TransposedConvolutionAsMatmulEqualsTheModule) {
+  torch::manual_seed(4);
+  MaskRCNNPredictor p(16, 8, 3);
+  for (const bool channels_last : {false, true}) {
+    at::Tensor x = at::randn({5, 16, 7, 7});
+    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor a_in = x.clone().requires_grad_(true), b_in = x.clone().requires_grad_(true);
+    const at::Tensor ours = p->forward(a_in);
+    const at::Tensor module = p->mask_fcn_logits(at::relu(p->conv5_mask(b_in)));
+    ASSERT_EQ(ours.sizes(), (at::IntArrayRef{5, 3, 14, 14}));
+    EXPECT_LE((ours - module).abs().max().item<double>(), 1e-5) << "channels_last " << channels_last;
+    EXPECT_EQ(ours.is_contiguous(at::MemoryFormat::ChannelsLast) && !ours.is_contiguous(), channels_last);
+    const at::Tensor w = at::randn_like(ours);
+    p->zero_grad();
+    (ours * w).sum().backward();
+    const at::Tensor gw = p->conv5_mask->weight.grad().clone(), gb = p->conv5_mask->bias.grad().clone();
+    p->zero_grad();
+    (module * w).sum().backward();
+    EXPECT_LE((a_in.grad() - b_in.grad()).abs().max().item<double>(), 1e-5);
+    EXPECT_LE((gw - p->conv5_mask->weight.grad()).abs().max().item<double>(), 1e-4);
+    EXPECT_LE((gb - p->conv5_mask->bias.grad()).abs().max().item<double>(), 1e-4);
+  }
+}
+
 TEST(RoIHeadsLosses, FastRcnnLossByHand) {
   const at::Tensor logits = at::zeros({2, 3});
   at::Tensor regression = at::zeros({2, 12});

@@ -161,6 +161,8 @@ TEST(TrainConfig, ShippedConfigsLoad) {
   EXPECT_DOUBLE_EQ(learning_rate(paper.solver, paper.pipeline.loader.batch_size, 30000), 0.001);
   EXPECT_EQ(paper.model.backbone.depth, 50);
   EXPECT_EQ(paper.device, "cuda");
+  EXPECT_EQ(paper.solver.amp, "off") << "YAML 1.1 reads a bare off as false; the key keeps the word";
+  EXPECT_TRUE(paper.model.channels_last);
 
   const TrainConfig tiny = load_train_config(kSource + "/configs/train/sample_tiny.yaml");
   EXPECT_EQ(tiny.model.backbone.depth, 18);

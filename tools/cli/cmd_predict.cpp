@@ -140,6 +140,9 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--batch-size", o.batch_size, "images per batch (0: the config's eval.batch_size / loader's)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N (default: the config's)");
+  cmd->add_option("--amp", o.amp, "mixed-precision inference: off, bf16 (CPU or CUDA), fp16 (CUDA) "
+                                   "(default: the training config's solver.amp)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   cmd->add_option("--on-error", o.on_error, "strict: stop at a bad image; skip: leave it out and count it")
       ->check(CLI::IsMember({"strict", "skip"}));
   cmd->add_flag("--no-overlays", args->no_overlays, "write results.json only");

@@ -15,6 +15,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
 #include "pasteflow/model/config.hpp"
@@ -45,8 +46,19 @@ struct FrozenBatchNorm2dImpl : torch::nn::Module {
 };
 TORCH_MODULE(FrozenBatchNorm2d);
 
+/// torch::nn::GroupNorm that runs under autocast: bf16 / fp16 activations
+/// are normalised in fp32 and returned in their own dtype (torch.autocast's
+/// fp32 rule for group_norm on CUDA; LibTorch 1.13's CPU autocast has no rule
+/// and group_norm rejects bf16 input with fp32 weights). Same parameters,
+/// same state_dict keys, identical in fp32.
+struct GroupNorm2dImpl : torch::nn::GroupNormImpl {
+  using torch::nn::GroupNormImpl::GroupNormImpl;
+  at::Tensor forward(const at::Tensor& x);
+};
+TORCH_MODULE(GroupNorm2d);
+
 /// The norm layer of the body, chosen by BackboneConfig::norm:
-/// FrozenBatchNorm2d or torch::nn::GroupNorm(groups, channels, eps).
+/// FrozenBatchNorm2d or GroupNorm2d(groups, channels, eps).
 torch::nn::AnyModule make_norm(const BackboneConfig& config, int64_t channels);
 
 /// torchvision BasicBlock (expansion 1): conv1 3x3 (stride), bn1, relu,

@@ -107,6 +107,9 @@ struct ModelConfig {
   /// How the balanced positive/negative samplers pick: random (torch::randperm,
   /// as torchvision) or deterministic (hash_permutation, for comparisons).
   std::string sampler = "random";
+  /// Convolution weights, their gradients and the input batch in
+  /// channels-last (NHWC) memory format (oneDNN's native layout on CPU).
+  bool channels_last = false;
 
   static void describe(config::Describer<ModelConfig>& d);
 };

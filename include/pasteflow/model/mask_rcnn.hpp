@@ -32,6 +32,7 @@
 #include "pasteflow/model/backbone.hpp"
 #include "pasteflow/model/config.hpp"
 #include "pasteflow/model/det_utils.hpp"
+#include "pasteflow/model/precision.hpp"
 #include "pasteflow/model/roi_heads.hpp"
 #include "pasteflow/model/rpn.hpp"
 
@@ -75,6 +76,19 @@ struct MaskRCNNImpl : torch::nn::Module {
   void postprocess(std::vector<Detection>& detections, const std::vector<Size2>& image_sizes,
                    const std::vector<Size2>& original_sizes) const;
 
+  /// Mixed precision of forward / forward_batch (solver.amp): the backbone
+  /// and heads run under an AutocastGuard on the model's device; outputs,
+  /// losses and detections stay fp32. Throws ConfigError "unsupported" when
+  /// the device cannot autocast to `amp` (fp16 on CPU). Default: off.
+  void set_amp(Amp amp);
+  Amp amp() const { return amp_; }
+  /// Every 4-D parameter and buffer to channels-last (true) or contiguous
+  /// (false) memory format in place (Tensor::set_data, so optimizers and
+  /// hooks keep their references); forward_batch then gives the backbone a
+  /// channels-last batch. The constructor applies config.channels_last.
+  void set_channels_last(bool on);
+  bool channels_last() const { return channels_last_; }
+
   /// Permutation used by both samplers (RPN anchors, RoI proposals).
   void set_permutation(const PermutationFn& permutation);
   /// The generator of the training min-size choice.
@@ -90,6 +104,8 @@ struct MaskRCNNImpl : torch::nn::Module {
   ModelConfig config_;
   c10::Device device_{c10::kCPU};
   Rng rng_{0};
+  Amp amp_ = Amp::kOff;
+  bool channels_last_ = false;
 };
 TORCH_MODULE(MaskRCNN);
 

@@ -15,6 +15,7 @@
 //   trainer.format                          int64 [1]: kCheckpointFormat
 //   trainer.world_size                      int64 [1]: processes of the run (absent: 1)
 //   trainer.rank.<r>.rng.model / .rng.torch_cpu   rank r's generators (r >= 1, distributed runs)
+//   trainer.grad_scaler                     float64 [2]: (loss scale, growth tracker) of solver.amp fp16 runs
 // Files are written atomically: a temporary file in the same directory,
 // flushed and fsync'ed, renamed over the target, then the directory fsync'ed.
 #pragma once
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +34,7 @@
 #include <torch/optim/sgd.h>
 
 #include "pasteflow/core/random.hpp"
+#include "pasteflow/train/grad_scaler.hpp"
 
 namespace pasteflow::train {
 
@@ -63,6 +66,8 @@ struct TrainState {
   /// ranks 1 .. world_size - 1 (rank 0's are `rng`).
   uint64_t world_size = 1;
   std::vector<RngStates> rank_rng;
+  /// solver.amp fp16: the dynamic loss scaler (absent otherwise).
+  std::optional<GradScalerState> grad_scaler;
 };
 
 /// "model_0000100.pt" (7 digits, more when needed).

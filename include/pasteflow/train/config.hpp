@@ -19,6 +19,7 @@
 #include "pasteflow/config/describe.hpp"
 #include "pasteflow/dist/config.hpp"
 #include "pasteflow/model/config.hpp"
+#include "pasteflow/train/grad_scaler.hpp"
 #include "pasteflow/pipeline/config.hpp"
 
 namespace pasteflow::train {
@@ -62,6 +63,11 @@ struct SolverConfig {
   double gamma = 0.1;
   uint64_t max_iter = 36000;
   double clip_grad_norm = 0.0;  ///< > 0: clip the global L2 norm of the gradients to this
+  /// Mixed precision of the forward pass (model/precision.hpp): off, bf16
+  /// (CPU and CUDA) or fp16 (CUDA only, with the dynamic loss `scaler`).
+  /// Evaluation during training uses it too.
+  std::string amp = "off";
+  GradScalerConfig scaler;  ///< fp16 loss scaling (unused by off and bf16)
 
   static void describe(config::Describer<SolverConfig>& d);
 };

@@ -103,6 +103,7 @@ struct PredictOptions {
   double mask_threshold = 0.5;         ///< pasted mask probabilities > this are the object
   int batch_size = 0;                  ///< 0: eval.batch_size of a training config, else the loader's
   std::string device;                  ///< "" = the config's
+  std::string amp;                     ///< off | bf16 | fp16 ("" = a training config's solver.amp, else off)
   int threads = 0;                     ///< > 0: LibTorch intra-op and loader threads
   std::string on_error;                ///< strict | skip ("" = the config's pipeline.loader.on_error)
   bool overlays = true;

@@ -66,6 +66,10 @@ struct IterationRecord {
   double step_s = 0.0;     ///< forward + backward + update
   double comm_s = 0.0;     ///< distributed: time waiting for the gradient all-reduce after backward
   double data_s = 0.0;     ///< waiting for the batch (train() only)
+  /// solver.amp fp16: the loss scale the backward used (0: no loss scaling),
+  /// and whether its gradients overflowed, so the update was skipped.
+  double loss_scale = 0.0;
+  bool skipped_step = false;
 };
 
 /// Means over the iterations of one metrics.jsonl "train" line.
@@ -82,6 +86,8 @@ struct MetricsWindow {
   double images_per_s = 0.0;  ///< over all ranks
   int world_size = 1;       ///< processes training together
   double comm_s = 0.0;      ///< mean wait for the gradient all-reduce per iteration
+  double loss_scale = 0.0;  ///< fp16: loss scale of the last iteration (0: no loss scaling)
+  uint64_t skipped_steps = 0;  ///< fp16: updates skipped for overflowing gradients in the window
 };
 
 /// A checkpoint Trainer::resume() passed over, and why.

@@ -159,7 +159,7 @@ struct Trainer::Impl {
   stages::CategoryMap categories;
   model::MaskRCNN net{nullptr};
   std::unique_ptr<torch::optim::SGD> optimizer;
-  GradScaler scaler{GradScalerConfig{}, false};  ///< enabled by solver.amp fp16
+  GradScaler scaler{GradScalerConfig{}, false};  ///< solver.scaler: on, or auto with solver.amp fp16
   c10::Device device{c10::kCPU};
   int batch_size = 1;    ///< images per iteration on this rank
   int global_batch = 1;  ///< images per iteration over all ranks (the learning rate's batch)
@@ -281,6 +281,10 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
   im.net->set_amp(amp);
   const std::string& scaling = im.config.solver.scaler.enabled;
   im.scaler = GradScaler(im.config.solver.scaler, scaling == "on" || (scaling == "auto" && amp == model::Amp::kFp16));
+  if (amp == model::Amp::kBf16 && im.device.is_cpu() && !model::cpu_has_native_bf16()) {
+    im.log("warning: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo): oneDNN emulates "
+           "it, and solver.amp bf16 is likely slower than off");
+  }
   if (amp != model::Amp::kOff || im.config.model.channels_last) {
     im.log(std::string("mixed precision: ") + model::amp_name(amp) +
            (im.scaler.enabled() ? " with dynamic loss scaling" : "") + ", memory format: " +

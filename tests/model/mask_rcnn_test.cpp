@@ -23,28 +23,8 @@
 namespace pasteflow::model {
 namespace {
 
-ModelConfig small_config() {
-  ModelConfig c;
-  c.backbone.depth = 18;
-  c.backbone.fpn_channels = 32;
-  c.box.representation_size = 64;
-  c.mask.layers = {32, 32};
-  c.mask.dim_reduced = 32;
-  c.num_classes = 5;
-  c.transform.min_size = {128};
-  c.transform.max_size = 192;
-  c.rpn.pre_nms_top_n_test = 300;
-  c.rpn.post_nms_top_n_test = 100;
-  c.rpn.pre_nms_top_n_train = 300;
-  c.rpn.post_nms_top_n_train = 100;
-  c.box.score_thresh = 0.0;  // random weights: class scores near 1 / num_classes
-  c.box.detections_per_img = 15;
-  c.box.batch_size_per_image = 64;
-  c.sampler = "deterministic";
-  return c;
-}
-
 using testing::load_image;
+using testing::small_config;
 using testing::make_target;
 
 class MaskRCNNSmall : public ::testing::Test {

@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include "pasteflow/model/config.hpp"
 #include "pasteflow/model/det_utils.hpp"
 
 namespace pasteflow::model::testing {
@@ -22,6 +23,35 @@ inline at::Tensor load_image(const std::string& path) {
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kUInt8).permute({2, 0, 1}).to(torch::kFloat) /
          255;
+}
+
+/// A small ResNet-18 Mask R-CNN (128-192 px, 5 classes, deterministic
+/// samplers, every detection kept): frozen BN with 3 trainable layers, or
+/// GroupNorm (16 groups) with all layers trainable.
+inline ModelConfig small_config(const std::string& norm = "frozen_bn") {
+  ModelConfig c;
+  c.backbone.depth = 18;
+  c.backbone.norm = norm;
+  if (norm == "group_norm") {
+    c.backbone.group_norm_groups = 16;
+    c.backbone.trainable_layers = 5;
+  }
+  c.backbone.fpn_channels = 32;
+  c.box.representation_size = 64;
+  c.mask.layers = {32, 32};
+  c.mask.dim_reduced = 32;
+  c.num_classes = 5;
+  c.transform.min_size = {128};
+  c.transform.max_size = 192;
+  c.rpn.pre_nms_top_n_test = 300;
+  c.rpn.post_nms_top_n_test = 100;
+  c.rpn.pre_nms_top_n_train = 300;
+  c.rpn.post_nms_top_n_train = 100;
+  c.box.score_thresh = 0.0;  // random weights: class scores near 1 / num_classes
+  c.box.detections_per_img = 15;
+  c.box.batch_size_per_image = 64;
+  c.sampler = "deterministic";
+  return c;
 }
 
 /// Two instances drawn on an h x w image: a rectangle (label 1) and a disc (label 3).

@@ -199,30 +199,7 @@ TEST_F(OpsBf16, PasteComputesInFp32AndReturnsFp32) {
 
 // ------------------------------------------------------------ whole model
 
-ModelConfig small_config(const std::string& norm) {
-  ModelConfig c;
-  c.backbone.depth = 18;
-  c.backbone.norm = norm;
-  c.backbone.group_norm_groups = 16;
-  c.backbone.trainable_layers = norm == "group_norm" ? 5 : 3;
-  c.backbone.fpn_channels = 32;
-  c.box.representation_size = 64;
-  c.mask.layers = {32, 32};
-  c.mask.dim_reduced = 32;
-  c.num_classes = 5;
-  c.transform.min_size = {128};
-  c.transform.max_size = 192;
-  c.rpn.pre_nms_top_n_train = 300;
-  c.rpn.post_nms_top_n_train = 100;
-  c.rpn.pre_nms_top_n_test = 300;
-  c.rpn.post_nms_top_n_test = 100;
-  c.box.score_thresh = 0.0;
-  c.box.detections_per_img = 15;
-  c.box.batch_size_per_image = 64;
-  c.sampler = "deterministic";
-  return c;
-}
-
+using testing::small_config;
 using testing::make_target;
 
 struct Step {

@@ -1,8 +1,5 @@
 #include "pasteflow/model/precision.hpp"
 
-#include <fstream>
-#include <string>
-
 #include <ATen/autocast_mode.h>
 
 #include "pasteflow/core/error.hpp"
@@ -83,17 +80,6 @@ AutocastGuard::~AutocastGuard() {
     at::autocast::set_cpu_enabled(prev_enabled_);
     at::autocast::set_autocast_cpu_dtype(prev_dtype_);
   }
-}
-
-bool cpu_has_native_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    line += ' ';
-    return line.find(" avx512_bf16 ") != std::string::npos || line.find(" amx_bf16 ") != std::string::npos;
-  }
-  return false;
 }
 
 at::ScalarType full_precision_dtype(at::ScalarType dtype) {

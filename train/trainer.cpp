@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "pasteflow/config/config.hpp"
+#include "pasteflow/core/cpu.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/core/random.hpp"
 #include "pasteflow/core/short_number.hpp"
@@ -281,7 +282,7 @@ Trainer::Trainer(TrainConfig config, TrainerHooks hooks, std::shared_ptr<dist::P
   im.net->set_amp(amp);
   const std::string& scaling = im.config.solver.scaler.enabled;
   im.scaler = GradScaler(im.config.solver.scaler, scaling == "on" || (scaling == "auto" && amp == model::Amp::kFp16));
-  if (amp == model::Amp::kBf16 && im.device.is_cpu() && !model::cpu_has_native_bf16()) {
+  if (amp == model::Amp::kBf16 && im.device.is_cpu() && !cpu_has_native_bf16()) {
     im.log("warning: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo): oneDNN emulates "
            "it, and solver.amp bf16 is likely slower than off");
   }

@@ -21,7 +21,7 @@
 
 #include "common/command.hpp"
 #include "common/metrics.hpp"
-#include "pasteflow/model/precision.hpp"
+#include "pasteflow/core/cpu.hpp"
 
 namespace pasteflow::testing::e2e {
 
@@ -86,7 +86,7 @@ inline LearningRun train_shapes(const fs::path& dir, const std::string& amp) {
 /// Why the bf16 run is skipped here ("" when it runs): without native bf16
 /// oneDNN emulates it, many times slower than fp32, beyond the suite's budget.
 inline std::string bf16_skip_reason() {
-  return pasteflow::model::cpu_has_native_bf16()
+  return pasteflow::cpu_has_native_bf16()
              ? std::string()
              : "this CPU has no native bf16 (avx512_bf16 / amx_bf16): the bf16 learning run is skipped";
 }

@@ -197,6 +197,22 @@ TEST_F(OpsBf16, PasteComputesInFp32AndReturnsFp32) {
   EXPECT_LE(max_abs_diff(out, ops::paste_masks_in_image(masks, boxes, 427, 640)), 0.004);
 }
 
+// fp16 inputs (what CUDA autocast produces) take the same fp32 paths; on the
+// CPU they are only converted, so they can be tested here.
+TEST_F(OpsBf16, Fp16InputsTakeTheSameFp32Paths) {
+  const at::Tensor f16 = features_.to(at::kHalf);
+  const at::Tensor out = ops::roi_align(f16, rois_, 7, 7, 0.5, 2, true);
+  EXPECT_EQ(out.scalar_type(), at::kHalf);
+  EXPECT_TRUE(at::equal(out, ops::roi_align(f16.to(at::kFloat), rois_, 7, 7, 0.5, 2, true).to(at::kHalf)));
+  const at::Tensor boxes = rois_.slice(1, 1), scores = at::tensor({0.9f, 0.8f, 0.7f, 0.6f});
+  EXPECT_TRUE(at::equal(ops::nms(boxes.to(at::kHalf), scores.to(at::kHalf), 0.5),
+                        ops::nms(boxes.to(at::kHalf).to(at::kFloat), scores.to(at::kHalf).to(at::kFloat), 0.5)));
+  const at::Tensor masks = at::rand({4, 1, 28, 28}).to(at::kHalf);
+  const at::Tensor pasted = ops::paste_masks_in_image(masks, boxes, 427, 640);
+  EXPECT_EQ(pasted.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(pasted, ops::paste_masks_in_image(masks.to(at::kFloat), boxes, 427, 640)));
+}
+
 // ------------------------------------------------------------ whole model
 
 using testing::small_config;

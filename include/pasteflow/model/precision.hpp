@@ -36,12 +36,6 @@ at::ScalarType amp_dtype(Amp amp);
 /// autocast takes bf16 only).
 bool amp_supported(Amp amp, c10::DeviceType device);
 
-/// Whether this CPU computes bf16 natively (the avx512_bf16 or amx_bf16 flag
-/// of /proc/cpuinfo): Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4
-/// and later. Elsewhere oneDNN emulates bf16, slower than fp32. False when
-/// /proc/cpuinfo cannot be read.
-bool cpu_has_native_bf16();
-
 /// Autocast to `amp` on `device` for the guard's lifetime (Amp::kOff: the
 /// guard does nothing, and autocast already on stays on). Restores the
 /// previous state on exit and clears LibTorch's cast-weight cache when the

@@ -38,13 +38,7 @@ MaskRCNNImpl::MaskRCNNImpl(const ModelConfig& config) : config_(config), device_
 }
 
 void MaskRCNNImpl::set_amp(Amp amp) {
-  if (!amp_supported(amp, device_.type())) {
-    Location where;
-    where.key = "solver.amp";
-    throw ConfigError("unsupported", "amp " + amp_name(amp) + " needs a CUDA device; on " + device_.str() +
-                                         " LibTorch 1.13 autocasts to bf16 only",
-                      where);
-  }
+  require_amp_supported(amp, device_.type(), "solver.amp");
   amp_ = amp;
 }
 

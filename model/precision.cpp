@@ -45,13 +45,20 @@ bool amp_supported(Amp amp, c10::DeviceType device) {
   return device == c10::kCPU && amp == Amp::kBf16;
 }
 
+void require_amp_supported(Amp amp, c10::DeviceType device, const std::string& key) {
+  if (amp_supported(amp, device)) return;
+  Location where;
+  where.key = key;
+  throw ConfigError("unsupported",
+                    "amp " + amp_name(amp) + " needs a CUDA device: on " +
+                        c10::DeviceTypeName(device, /*lower_case=*/true) +
+                        " LibTorch 1.13 autocasts to bf16 only (use bf16 or off)",
+                    where);
+}
+
 AutocastGuard::AutocastGuard(c10::DeviceType device, Amp amp) {
   if (amp == Amp::kOff) return;
-  if (!amp_supported(amp, device)) {
-    throw ConfigError("unsupported", "autocast to " + amp_name(amp) + " is not available on " +
-                                         c10::DeviceTypeName(device, /*lower_case=*/true) +
-                                         " (LibTorch 1.13's CPU autocast takes bf16 only)");
-  }
+  require_amp_supported(amp, device, "");
   active_ = true;
   cuda_ = device == c10::kCUDA;
   if (cuda_) {

@@ -164,12 +164,9 @@ void validate(const TrainConfig& c, const std::string& file) {
   } catch (const std::exception&) {
     fail("device", file, "'" + c.device + "' is not a LibTorch device (cpu, cuda, cuda:N)");
   }
-  if (!model::amp_supported(model::parse_amp(c.solver.amp), c10::Device(c.device).type())) {
-    fail("solver.amp", file,
-         "amp " + c.solver.amp + " needs a CUDA device; on '" + c.device +
-             "' LibTorch 1.13 autocasts to bf16 only (use solver.amp: bf16)",
-         "unsupported");
-  }
+  prefixed("solver", file, [&] {
+    model::require_amp_supported(model::parse_amp(c.solver.amp, "amp"), c10::Device(c.device).type(), "amp");
+  });
   if (c.model.device != "cpu" && c.model.device != c.device) {
     fail("model.device", file,
          "the model trains on `device` ('" + c.device + "'); model.device ('" + c.model.device +

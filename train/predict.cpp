@@ -326,13 +326,7 @@ PredictReport predict(const PredictOptions& o, const std::function<void(const st
   if (!o.amp.empty()) s.amp = o.amp;
   const std::string amp_key = o.amp.empty() ? "solver.amp" : "--amp";
   const model::Amp amp = model::parse_amp(s.amp, amp_key);
-  if (!model::amp_supported(amp, c10::Device(s.device).type())) {
-    Location where;
-    where.key = amp_key;
-    throw ConfigError("unsupported", "amp " + s.amp + " needs a CUDA device; on " + s.device +
-                                         " LibTorch 1.13 autocasts to bf16 only",
-                      where);
-  }
+  model::require_amp_supported(amp, c10::Device(s.device).type(), amp_key);
   if (!o.on_error.empty()) s.pipeline.loader.on_error = o.on_error;
   const bool skip = parse_error_policy(s.pipeline.loader.on_error) == ErrorPolicy::kSkip;
   const int threads = o.threads > 0 ? o.threads : s.torch_threads;

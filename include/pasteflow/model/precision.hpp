@@ -35,6 +35,9 @@ at::ScalarType amp_dtype(Amp amp);
 /// always; bf16 on CPU and CUDA; fp16 on CUDA only (LibTorch 1.13's CPU
 /// autocast takes bf16 only).
 bool amp_supported(Amp amp, c10::DeviceType device);
+/// Throws ConfigError "unsupported" naming `key` (the config key or flag that
+/// chose `amp`) unless amp_supported(amp, device).
+void require_amp_supported(Amp amp, c10::DeviceType device, const std::string& key);
 
 /// Autocast to `amp` on `device` for the guard's lifetime (Amp::kOff: the
 /// guard does nothing, and autocast already on stays on). Restores the

@@ -548,7 +548,9 @@ struct Loader::Impl {
       try {
         const at::Tensor planned = images.front().slot.images;
         item.batch = stages::collate(std::move(images), config.batch, group.front().group);
-        if (!planned.defined() || !item.batch->images.is_same(planned)) ++batches_copied;
+        if (item.batch->images.defined() && (!planned.defined() || !item.batch->images.is_same(planned))) {
+          ++batches_copied;
+        }
       } catch (...) {
         CaughtError caught = CaughtError::current();
         if (policy == ErrorPolicy::kSkip) {
@@ -621,7 +623,7 @@ struct Loader::Impl {
         m.epoch_last = m.group_last && feed_pos + n == feed_tickets.size();
         batch_msgs.push_back(std::move(m));
       }
-      if (output == Output::kBatches) plan_group(batch_msgs.end() - static_cast<std::ptrdiff_t>(n), batch_msgs.end());
+      if (output == Output::kBatches && config.batch.output == "model") plan_group(batch_msgs.end() - static_cast<std::ptrdiff_t>(n), batch_msgs.end());
       feed_pos += n;
       {
         std::lock_guard<std::mutex> lock(mutex);

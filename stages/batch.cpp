@@ -48,6 +48,8 @@ Choice draw_choice(const BatchConfig& config, Rng& rng) {
 }
 
 /// Whether `slot` is a CPU float [N, 3, H, W] place with room for an image of `size`.
+bool torchvision_output(const BatchConfig& config) { return config.output == "torchvision"; }
+
 bool fits(const BatchSlot& slot, const rcnn::Size2& size) {
   if (!slot.defined()) return false;
   const at::Tensor& t = slot.images;
@@ -95,6 +97,10 @@ void validate(const BatchConfig& config) {
     }
   }
   parse_device(config.device);
+  if (config.output != "model" && config.output != "torchvision") {
+    throw ConfigError("bad_choice", "output must be model or torchvision, not '" + config.output + "'",
+                      config_key("output"));
+  }
 }
 
 // ------------------------------------------------------------- CategoryMap
@@ -240,9 +246,35 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
     }
   }
 
+  PreparedImage out;
+  out.flipped = flip;
+  out.min_size = min_size;
+  out.seq = sample.seq;
+  out.epoch = sample.epoch;
+  Target& t = out.target;
+  t.labels = std::move(labels);
+  t.iscrowd = std::move(iscrowd);
+  t.area = std::move(area);
+  t.annotation_ids = std::move(ann_ids);
+  t.original_size = {H, W};
+  t.image_id = sample.image_id;
+
+  if (torchvision_output(config)) {
+    // 3. ToTensor / ConvertImageDtype only: [0, 1] (mean 0, std 1 is x / 255
+    // or x / 65535 exactly), mirrored in the same pass; no resize.
+    try {
+      out.image = rcnn::normalized_image_tensor(sample.image, {0.0, 0.0, 0.0}, {1.0, 1.0, 1.0}, flip);
+    } catch (const InputError& e) {
+      throw InputError(e.reason(), e.detail(), sample_where(sample));
+    }
+    t.boxes = std::move(boxes);
+    t.masks = masks.defined() && flip ? masks.flip(-1) : std::move(masks);
+    t.image_size = {H, W};
+    return out;
+  }
+
   // 3-4. ToTensor, GeneralizedRCNNTransform.normalize; 5. resize (the masks
   // are mirrored while they are resized, also in one pass).
-  PreparedImage out;
   rcnn::Size2 new_size = rcnn::resized_size(H, W, static_cast<double>(min_size), static_cast<double>(config.max_size));
   try {
     if (fits(slot, new_size)) {
@@ -280,20 +312,9 @@ PreparedImage prepare(const Sample& sample, const BatchConfig& config, const Cat
     resized_masks = same ? masks : rcnn::resize_masks_nearest(masks, new_size, flip);
   }
 
-  out.flipped = flip;
-  out.min_size = min_size;
-  out.seq = sample.seq;
-  out.epoch = sample.epoch;
-  Target& t = out.target;
   t.boxes = rcnn::resize_boxes(boxes, {H, W}, new_size);
-  t.labels = std::move(labels);
   t.masks = std::move(resized_masks);
-  t.iscrowd = std::move(iscrowd);
-  t.area = std::move(area);
-  t.annotation_ids = std::move(ann_ids);
   t.image_size = new_size;
-  t.original_size = {H, W};
-  t.image_id = sample.image_id;
   return out;
 }
 
@@ -332,9 +353,13 @@ Batch collate(std::vector<PreparedImage>&& images, const BatchConfig& config, ui
   Batch batch;
   batch.index = index;
   batch.epoch = images.front().epoch;
-  batch.images = (filled_batch(images, config) ? images.front().slot.images
+  if (torchvision_output(config)) {
+    for (at::Tensor& p : pixels) batch.image_list.push_back(p.to(device));
+  } else {
+    batch.images = (filled_batch(images, config) ? images.front().slot.images
                                               : rcnn::batch_images(pixels, config.size_divisible))
-                     .to(device);
+                       .to(device);
+  }
   pixels.clear();
   batch.targets.reserve(images.size());
   for (PreparedImage& p : images) {

@@ -138,6 +138,12 @@ void validate(const TrainConfig& c, const std::string& file) {
   prefixed("pipeline", file, [&] { pipeline::validate_pipeline_config(c.pipeline, file); });
   prefixed("model", file, [&] { model::validate(c.model, "model"); });
 
+  if (c.pipeline.batch.output != "model") {
+    fail("pipeline.batch.output", file,
+         "the trainer's model takes the normalised, padded batch tensor: output must be model, not '" +
+             c.pipeline.batch.output + "'",
+         "bad_choice");
+  }
   if (c.data.train_annotations.empty()) {
     fail("data.train_annotations", file, "the training set's annotation file is required", "missing_key");
   }

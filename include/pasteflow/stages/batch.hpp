@@ -23,6 +23,12 @@
 // allocates each batch's tensor before its images are prepared (sizes
 // planned from the annotation file), so the stacking is usually free.
 //
+// output "torchvision" stops after step 3: each image stays a float32
+// [3, H, W] tensor in [0, 1] at its augmented size, targets in that frame
+// (flip applied), and collate() neither pads nor stacks (Batch::image_list):
+// what torchvision's detection models take, since they normalise and resize
+// themselves (GeneralizedRCNNTransform). The random draws are the same.
+//
 // Randomness: Rng(seed, {epoch, seq, kBatchRngTag}); first draw
 // uniform() < 0.5 decides the flip (drawn even when hflip is off, so the size
 // choice does not depend on it), then, when train_min_sizes has values, the
@@ -56,6 +62,9 @@ struct BatchConfig {
   bool keep_masks = true;   ///< masks in the targets; false for boxes-only datasets
   bool drop_crowd = true;   ///< drop iscrowd instances (else kept with iscrowd = 1)
   std::string device = "cpu";  ///< where collate() puts the tensors ("cpu", "cuda", "cuda:1")
+  /// "model": normalised, resized, padded NCHW batch (pasteflow's model);
+  /// "torchvision": unnormalised [0, 1] images at their own sizes, a list.
+  std::string output = "model";
 
   /// Config keys under "batch.".
   template <class Describer>
@@ -74,6 +83,9 @@ struct BatchConfig {
     d.field("keep_masks", &BatchConfig::keep_masks, "put instance masks in the targets (off for boxes-only data)");
     d.field("drop_crowd", &BatchConfig::drop_crowd, "drop crowd instances from the targets (else kept with iscrowd = 1)");
     d.field("device", &BatchConfig::device, "where batches are put: cpu, cuda or cuda:N");
+    d.field("output", &BatchConfig::output,
+            "model: normalised, resized, padded batch tensor; torchvision: list of [0, 1] images at their own sizes")
+        .one_of({"model", "torchvision"});
   }
 };
 
@@ -139,7 +151,8 @@ struct PreparedImage {
 };
 
 struct Batch {
-  at::Tensor images;  ///< float32 [N, 3, H, W], H and W multiples of size_divisible
+  at::Tensor images;  ///< float32 [N, 3, H, W], H and W multiples of size_divisible (output "model")
+  std::vector<at::Tensor> image_list;  ///< output "torchvision": float32 [3, h, w] in [0, 1] each; `images` undefined
   std::vector<Target> targets;
   std::vector<rcnn::Size2> image_sizes;  ///< resized {h, w} of each image (ImageList.image_sizes)
   std::vector<uint64_t> seqs;            ///< Sample::seq of each image
@@ -183,7 +196,8 @@ at::Tensor allocate_batch(const std::vector<rcnn::Size2>& sizes, const BatchConf
 PreparedImage prepare(const Sample& sample, const BatchConfig& config, const CategoryMap& categories,
                       Rng rng, const BatchSlot& slot = {});
 
-/// Pads and stacks prepared images (in the given order) and moves images
+/// Output "torchvision": the images (no padding, no stacking) in
+/// Batch::image_list. Otherwise pads and stacks prepared images (in the given order) and moves images
 /// and targets to config.device. `epoch` is taken from the first image.
 /// When the images are slots 0..N-1 of one allocate_batch() tensor of
 /// exactly the padded size, that tensor is the batch (no copy); otherwise

@@ -3,7 +3,7 @@
 #   ./run.sh demo           install what is missing, build, run the main job on data/dsb_sample
 #   ./run.sh test           install what is missing, build, run every test (ctest), then the
 #                           sanitizer and fuzz phases: ASan+UBSan unit tests, TSan stage
-#                           and pipeline tests, 20 s of each fuzz target (FUZZ_SECONDS)
+#                           and pipeline tests, 10 s of each fuzz target (FUZZ_SECONDS)
 #   ./run.sh huge           a huge image end to end on data/sample: generate mosaic, slice, train on
 #                           views read by windows, sliced predict, eval (tools/huge_demo.sh, runs/huge/)
 #   ./run.sh test-quick     the main tests without those labelled `slow`, no sanitizer/fuzz phases
@@ -11,7 +11,7 @@
 #   ./run.sh sanitize       build and run only the ASan+UBSan and TSan phases
 #   ./run.sh fuzz [SECONDS] build the fuzz targets and run each SECONDS (default 600), two at once
 # Environment: BUILD_DIR (default build), JOBS (default nproc), CI=true adds -Werror;
-# ASAN_BUILD_DIR (build-asan), TSAN_BUILD_DIR (build-tsan), FUZZ_SECONDS (20).
+# ASAN_BUILD_DIR (build-asan), TSAN_BUILD_DIR (build-tsan), FUZZ_SECONDS (10).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +22,7 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(build-essential cmake ninja-build pkg-config
   libtbb-dev libopencv-dev libsimdjson-dev libtiff-dev libtorch-dev libgloo-dev
   libgtest-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libbenchmark-dev
-  python3 python3-torchvision python3-numpy libopenblas0-pthread
+  python3 python3-dev pybind11-dev python3-torchvision python3-numpy libopenblas0-pthread
   clang-14 libclang-rt-14-dev libvips-tools)
 # The fuzz targets (fuzz/CMakeLists.txt), in the order they run.
 FUZZ_TARGETS=(fuzz_coco fuzz_results fuzz_config fuzz_decode fuzz_rle_string fuzz_polygon fuzz_tiff fuzz_slice fuzz_masks fuzz_shard)
@@ -160,7 +160,7 @@ case "$cmd" in
     timed build build
     timed tests ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
     sanitize_phases
-    timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-20}"
+    timed fuzz-smoke run_fuzz "${FUZZ_SECONDS:-10}"
     ;;
   test-quick)
     install_missing; build

@@ -218,6 +218,32 @@ class PyLoader {
     return py::make_tuple(to_torch(batch->images), targets);
   }
 
+  /// The C++ consumer, for benchmarks: takes up to `max_batches` batches of
+  /// the current epoch in C++ (no conversion to Python objects, GIL
+  /// released) and drops them; returns the number of images. Advances the
+  /// stream as next_batch() does.
+  uint64_t consume(uint64_t max_batches) {
+    if (!loader_) throw Error("closed", "the loader was closed");
+    uint64_t images = 0;
+    uint64_t taken = 0;
+    {
+      py::gil_scoped_release release;
+      while (taken < max_batches) {
+        std::optional<stages::Batch> batch = loader_->next_batch();
+        if (!batch) {
+          ++epoch_;
+          batch_ = 0;
+          break;
+        }
+        ++batch_;
+        ++taken;
+        images += batch->targets.size();
+      }
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    return images;
+  }
+
   /// Positions the stream at batch `batch` of epoch `epoch` (a new graph).
   void seek(uint64_t epoch, uint64_t batch) {
     if (epoch == epoch_ && batch == batch_ && loader_) return;
@@ -310,6 +336,7 @@ void bind_loader(py::module_& m) {
            py::arg("annotations"), py::arg("images"))
       .def("next_batch", &PyLoader::next_batch)
       .def("seek", &PyLoader::seek, py::arg("epoch"), py::arg("batch"))
+      .def("consume", &PyLoader::consume, py::arg("max_batches"))
       .def("close", &PyLoader::close)
       .def_property_readonly("epoch", &PyLoader::epoch)
       .def_property_readonly("batch", &PyLoader::batch)

@@ -362,6 +362,48 @@ TEST(Prepare, FlipMirrorsPixelsBoxesAndMasksConsistently) {
   EXPECT_GT(kept, 16);
 }
 
+TEST(Prepare, TorchvisionOutputKeepsTheAugmentedSizeInUnitRangeWithTheSameDraws) {
+  // output "torchvision": steps 1-3 only (no normalisation, no resize); the
+  // flip decision is the same draw as for the model's batch.
+  const cv::Rect object(30, 20, 40, 25);
+  BatchConfig model_cfg;
+  model_cfg.hflip = true;
+  BatchConfig tv_cfg = model_cfg;
+  tv_cfg.output = "torchvision";
+  const CategoryMap map({7});
+  int flipped = 0;
+  for (uint64_t seq = 0; seq < 16; ++seq) {
+    Sample s = rect_sample(120, 160, object, seq);
+    const PreparedImage p = prepare(s, tv_cfg, map, batch_rng(5, s));
+    const PreparedImage m = prepare(s, model_cfg, map, batch_rng(5, s));
+    EXPECT_EQ(p.flipped, m.flipped);
+    flipped += p.flipped ? 1 : 0;
+    ASSERT_EQ(p.image.sizes(), (std::vector<int64_t>{3, 120, 160}));
+    EXPECT_EQ(p.target.image_size, (rcnn::Size2{120, 160}));
+    // Pixels are x / 255 of the (mirrored) sample: green 20 outside, 240 inside the object.
+    const at::Tensor expected_mask = p.target.masks[0].to(at::kBool);
+    EXPECT_TRUE(at::equal((p.image[1] - 240.0f / 255.0f).abs() < 1e-6f, expected_mask)) << "seq " << seq;
+    EXPECT_TRUE(at::equal((p.image[1] - 20.0f / 255.0f).abs() < 1e-6f, expected_mask.logical_not())) << "seq " << seq;
+    const float* b = p.target.boxes.data_ptr<float>();
+    EXPECT_EQ(b[0], p.flipped ? 160.0f - 70.0f : 30.0f);
+    EXPECT_EQ(b[1], 20.0f);
+    EXPECT_EQ(b[3], 45.0f);
+  }
+  EXPECT_GT(flipped, 0);
+  EXPECT_LT(flipped, 16);
+
+  // collate: a list of the images at their own sizes, no padding, no batch tensor.
+  std::vector<PreparedImage> images;
+  images.push_back(prepare(rect_sample(120, 160, object, 0), tv_cfg, map, Rng(1)));
+  images.push_back(prepare(rect_sample(90, 70, cv::Rect(5, 5, 20, 20), 1), tv_cfg, map, Rng(2)));
+  const Batch batch = collate(std::move(images), tv_cfg, 3);
+  EXPECT_FALSE(batch.images.defined());
+  ASSERT_EQ(batch.image_list.size(), 2u);
+  EXPECT_EQ(batch.image_list[1].sizes(), (std::vector<int64_t>{3, 90, 70}));
+  EXPECT_EQ(batch.image_sizes[1], (rcnn::Size2{90, 70}));
+  EXPECT_EQ(batch.index, 3u);
+}
+
 TEST(Prepare, MultiScalePicksFromListDeterministically) {
   BatchConfig cfg;
   cfg.train_min_sizes = {480, 640, 800};
@@ -747,6 +789,14 @@ TEST(BatchConfigValidate, RejectsBadValues) {
   c = BatchConfig{};
   c.size_divisible = 0;
   EXPECT_THROW(validate(c), ConfigError);
+  c = BatchConfig{};
+  c.output = "detectron2";
+  try {
+    validate(c);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.where().key, "batch.output");
+  }
   c = BatchConfig{};
   c.device = "cuda:1";  // parses even without a GPU
   EXPECT_NO_THROW(validate(c));

@@ -105,6 +105,9 @@ TEST(TrainConfig, CrossFieldErrorsNameTheKey) {
   EXPECT_EQ(error_key({"model.backbone.depth=42"}), "model.backbone.depth");
   EXPECT_EQ(error_key({"pipeline.nope=1"}, &reason), "pipeline.nope");
   EXPECT_EQ(reason, "unknown_key");
+  // The trainer's model takes the padded batch, not torchvision's image list.
+  EXPECT_EQ(error_key({"pipeline.batch.output=torchvision"}, &reason), "pipeline.batch.output");
+  EXPECT_EQ(reason, "bad_choice");
   // The training set is required.
   try {
     parse_train_config("", "<test>");

@@ -8,7 +8,8 @@ consumer vs torchvision's DataLoader + SimpleCopyPaste, in one run.
         [--batch-size 2] [--threads 2] [--max-images N] [--json] [--out FILE]
 
 Variants (each measured once per round; rounds interleave them, the order
-rotated every round, because the machine is shared and noisy):
+rotated every two rounds and reversed every other round, because the
+machine is shared and noisy):
 
   pf_torchvision_py   pasteflow.Loader(output="torchvision"), iterated in
                       Python: (list of float32 [3, h, w] in [0, 1], targets)
@@ -28,8 +29,8 @@ pasteflow's config: --config plus the overrides loader.threads=--threads,
 loader.batch_size=--batch-size, sampler.aug_mode=replace (every image's copy
 augmented), augment.strategy=all (paste every eligible small object), and
 any --set KEY=VALUE. torchvision's pipeline: a map-style dataset over the
-same COCO json (all its images, in the same order as pasteflow's epoch is
-drawn from), PIL decode + convert("RGB") (as torchvision.datasets.
+same COCO json (every image, reshuffled each epoch: shuffle=True, as
+pasteflow's sampler; drop_last=False), PIL decode + convert("RGB") (as torchvision.datasets.
 CocoDetection), ConvertCocoPolysToMask (references/detection/coco_utils.py,
 with pasteflow.mask standing in for pycocotools.mask), PILToTensor,
 ConvertImageDtype(float), batch collated by SimpleCopyPaste(blending=True,
@@ -593,8 +594,13 @@ def main():
 
     per = {v: [] for v in variants}
     for rnd in range(args.rounds):
-        k = rnd % len(variants)
+        # Rotated every round and reversed every other round, so that each
+        # Python/C++ pair runs in both orders (exactly balanced for even
+        # --rounds) and no variant always follows the same neighbour.
+        k = (rnd // 2) % len(variants)
         order = variants[k:] + variants[:k]
+        if rnd % 2 == 1:
+            order = order[::-1]
         for v in order:
             fn, obj = runners[v]
             r = fn(obj, args.seconds)

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,6 +24,7 @@
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/io/coco.hpp"
 #include "pasteflow/io/select.hpp"
+#include "pasteflow/pipeline/allocator.hpp"
 #include "pasteflow/pipeline/config.hpp"
 #include "pasteflow/pipeline/loader.hpp"
 #include "pasteflow/train/config.hpp"
@@ -174,6 +176,14 @@ class PyLoader {
     }
     dataset_ = std::move(ds);
     torchvision_ = output == "torchvision";
+    // The CLI's allocator policy for processes that run the loader (unless
+    // the user set glibc's malloc tunables): without it every image's
+    // buffers are faulted in again (pipeline/allocator.hpp).
+    static const bool tuned = [] {
+      pipeline::tune_allocator_for_pipeline();
+      return true;
+    }();
+    (void)tuned;
     start(0, 0);
   }
 
@@ -185,10 +195,12 @@ class PyLoader {
     if (_Py_IsFinalizing() != 0 || PyGILState_Check() == 0) {
       // Interpreter shutdown (or no thread state): nothing else can run
       // Python now, so the graph drains without giving the GIL away.
+      std::lock_guard<std::mutex> lock(mutex_);
       loader_.reset();
       return;
     }
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
     loader_.reset();
   }
 
@@ -199,6 +211,8 @@ class PyLoader {
     std::optional<stages::Batch> batch;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);  // one consumer at a time (Python threads)
+      if (!loader_) throw Error("closed", "the loader was closed");
       batch = loader_->next_batch();
     }
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C while waiting
@@ -228,6 +242,8 @@ class PyLoader {
     uint64_t taken = 0;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!loader_) throw Error("closed", "the loader was closed");
       while (taken < max_batches) {
         std::optional<stages::Batch> batch = loader_->next_batch();
         if (!batch) {
@@ -315,6 +331,7 @@ class PyLoader {
     py::gil_scoped_release release;
     auto loader = std::make_unique<pipeline::Loader>(*dataset_, config_);
     if (epoch != 0 || batch != 0) loader->seek(epoch, batch);
+    std::lock_guard<std::mutex> lock(mutex_);
     loader_ = std::move(loader);
     epoch_ = epoch;
     batch_ = batch;
@@ -323,6 +340,10 @@ class PyLoader {
   pipeline::PipelineConfig config_;
   std::shared_ptr<const io::CocoDataset> dataset_;
   std::unique_ptr<pipeline::Loader> loader_;
+  /// Held while a Python thread waits in next_batch() / consume() (with the
+  /// GIL released) and while the loader is replaced: pipeline::Loader has one
+  /// consumer.
+  std::mutex mutex_;
   bool torchvision_ = false;
   uint64_t epoch_ = 0;  ///< the epoch the next batch belongs to
   uint64_t batch_ = 0;  ///< batches of epoch_ delivered so far

@@ -1,11 +1,9 @@
 #include "pipeline_args.hpp"
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -70,14 +68,6 @@ io::CocoDataset load_dataset_args(const PipelineArgs& args, const pipeline::Pipe
     spdlog::warn("skipped {} annotation record(s): {} (first: {})", n, reason, ds.skipped.first_messages().at(reason));
   }
   return ds;
-}
-
-void tune_allocator_for_pipeline() {
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  if (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) return;
-  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) return;
-  mallopt(M_MMAP_THRESHOLD, kAllocatorMmapThreshold);
-  mallopt(M_TRIM_THRESHOLD, kAllocatorTrimThreshold);
 }
 
 }  // namespace pasteflow::cli

@@ -47,9 +47,10 @@ Choice draw_choice(const BatchConfig& config, Rng& rng) {
   return c;
 }
 
-/// Whether `slot` is a CPU float [N, 3, H, W] place with room for an image of `size`.
+/// Whether the config asks for torchvision's input (a list of [0, 1] images, no resize).
 bool torchvision_output(const BatchConfig& config) { return config.output == "torchvision"; }
 
+/// Whether `slot` is a CPU float [N, 3, H, W] place with room for an image of `size`.
 bool fits(const BatchSlot& slot, const rcnn::Size2& size) {
   if (!slot.defined()) return false;
   const at::Tensor& t = slot.images;

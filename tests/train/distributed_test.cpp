@@ -114,7 +114,11 @@ std::map<std::string, at::Tensor> model_entries(const std::string& checkpoint) {
 // weights (3e-8 to 7e-5 after 3 steps over a dozen other random starts: float
 // differences between a batch of one and of two, grown where a discrete
 // choice such as top-k, NMS or an IoU threshold flips); from the seed's it
-// is 1.5e-8.
+// was 1.5e-8 on the VM of issue 13, and 1.6e-5 after 2 steps, 1.05e-4 after
+// 3 on the VM of issue 15 (another EPYC: LibTorch's kernels round
+// differently, and a discrete choice flipped). So the first step, where no
+// flip has had a step to grow, must agree within 1e-5 (a wrong reduction,
+// a sum for a mean, is off by a whole update); the later ones within 1e-3.
 TEST(DistributedTrainer, TwoRanksOfOneImageTrainAsOneProcessOnTheCombinedBatch) {
   constexpr int kSteps = 3;
   TempDir dir;
@@ -142,7 +146,7 @@ TEST(DistributedTrainer, TwoRanksOfOneImageTrainAsOneProcessOnTheCombinedBatch) 
       const at::Tensor& theirs = ranks.at(p.key());
       const double d = (p.value().detach() - theirs).abs().max().item<double>();
       worst = std::max(worst, d);
-      EXPECT_LT(d, 1e-5) << "step " << s << " " << p.key();
+      EXPECT_LT(d, s == 1 ? 1e-5 : 1e-3) << "step " << s << " " << p.key();
       ++compared;
     }
     EXPECT_GT(compared, 50u);

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "pasteflow/config/config.hpp"
 #include "pasteflow/core/error.hpp"
 #include "pasteflow/core/json_writer.hpp"
 #include "pasteflow/io/coco.hpp"
@@ -23,42 +22,12 @@
 #include "pasteflow/stages/instances.hpp"
 #include "pasteflow/stages/paste.hpp"
 #include "pasteflow/stats/table2.hpp"
-#include "pasteflow/train/config.hpp"
 
 namespace py = pybind11;
 
 namespace pasteflow::python {
 
 namespace {
-
-/// The pipeline config of `path` (a pipeline or a training config; "" =
-/// the defaults) with `overrides`, relative to the pipeline section.
-pipeline::PipelineConfig pipeline_config(const std::string& path, const std::vector<std::string>& overrides) {
-  if (path.empty()) {
-    pipeline::PipelineConfig c = config::parse_config_string<pipeline::PipelineConfig>("", "<defaults>", overrides);
-    pipeline::validate_pipeline_config(c, "<defaults>");
-    c.derive();
-    return c;
-  }
-  try {
-    pipeline::PipelineConfig c = pipeline::load_pipeline_config(path, overrides);
-    c.derive();
-    return c;
-  } catch (const ConfigError& e) {
-    if (e.reason() != "unknown_key") throw;
-    const std::string root = e.where().key.substr(0, e.where().key.find('.'));
-    if (root != "pipeline" && root != "data" && root != "model" && root != "solver" && root != "checkpoint" &&
-        root != "eval" && root != "dist" && root != "output_dir" && root != "device") {
-      throw;
-    }
-  }
-  std::vector<std::string> prefixed;
-  for (const std::string& o : overrides) prefixed.push_back("pipeline." + o);
-  train::TrainConfig t = config::load_config<train::TrainConfig>(path, prefixed);
-  pipeline::validate_pipeline_config(t.pipeline, path);
-  t.pipeline.derive();
-  return t.pipeline;
-}
 
 int cv_type(const py::dtype& dtype, int channels) {
   if (dtype.is(py::dtype::of<uint8_t>())) return CV_MAKETYPE(CV_8U, channels);
@@ -113,7 +82,8 @@ py::tuple augment_one(const py::array& image, const std::string& coco_json, cons
   const int cols = static_cast<int>(image.shape(1));
   if (rows <= 0 || cols <= 0) throw InputError("bad_image", "the image is empty");
 
-  pipeline::PipelineConfig config = pipeline_config(config_path, overrides);
+  pipeline::PipelineConfig config = load_pipeline_section(config_path, overrides);
+  config.derive();
   const io::CocoDataset ds = io::parse_coco(coco_json, "<annotations>");
   if (ds.images.size() != 1) throw InputError("bad_annotations", "augment takes the annotations of one image");
   // Pasted copies get ids above id_base, as the loader numbers them above

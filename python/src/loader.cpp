@@ -115,6 +115,19 @@ Source load_source(const std::string& path, const std::vector<std::string>& over
   return s;
 }
 
+}  // namespace
+
+pipeline::PipelineConfig load_pipeline_section(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) {
+    pipeline::PipelineConfig c = config::parse_config_string<pipeline::PipelineConfig>("", "<defaults>", overrides);
+    pipeline::validate_pipeline_config(c, "<defaults>");
+    return c;
+  }
+  return load_source(path, overrides).config;
+}
+
+namespace {
+
 py::dict target_dict(const stages::Target& t, bool torchvision) {
   py::dict d;
   d["boxes"] = to_torch(t.boxes);

@@ -656,8 +656,16 @@ def main():
     print(f"load average start {facts['loadavg_start']} end {facts['loadavg_end']}", flush=True)
     text = json.dumps(out, sort_keys=True)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        # Atomically: a temporary file beside it, then a rename (no half-written file).
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+        fd, part = tempfile.mkstemp(prefix=".python_loader.", dir=out_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text + "\n")
+            os.replace(part, args.out)
+        except BaseException:
+            os.unlink(part)
+            raise
     if args.json:
         print(text)
     tmp.cleanup()
